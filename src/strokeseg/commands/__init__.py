@@ -1,0 +1,5 @@
+"""Subcommands of the ``strokeseg`` command line, listed explicitly in the order of ``--help``."""
+
+from __future__ import annotations
+
+COMMANDS: tuple = ()

@@ -1,0 +1,215 @@
+"""The paper's method: multi-task UNet++ with a lesion-edge auxiliary task.
+
+Liu et al., "Multi-task learning improves the brain stroke lesion segmentation"
+(see ``docs/method.md``). Names follow the paper so the code can be read beside it:
+
+- ``f_whole``: the segmentation network's last decoder map (UNet++ X(0,4)); the mask head
+  (1x1 conv, sigmoid in the loss) reads it.
+- ``lffgm``: the low-frequency feature generation module (Sec. 2.2) on the deepest map
+  X(4,0); its output, resized to ``f_whole``'s size, is ``f_low``.
+- Eq. 1: ``f_edge = f_whole - f_low``; the edge head (1x1 conv) reads it.
+- Eq. 2-4: ``SegmentLoss`` = alpha * soft Dice loss + beta * binary cross-entropy.
+- Eq. 5: ``loss_lap`` = mean |Lap(p) - Lap(y)| with a fixed 3x3 Laplacian kernel.
+- Eq. 6: ``MultiTaskLoss`` = gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
+
+The edge branch exists only while training: in eval mode ``forward`` returns the mask
+logits of the backbone alone, and :meth:`MultiTaskNet.inference_network` hands back the
+backbone, whose state dict is exactly that of the single-task UNet++.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from strokeseg.models.registry import register_model
+from strokeseg.models.unetpp import UNetPlusPlus
+
+LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LFFGM(nn.Module):
+    """Low-frequency feature generation module (Sec. 2.2, Fig. 1).
+
+    A small U shape on the deepest feature map: two [2x2 max-pool, 3x3 conv, BN, ReLU]
+    steps down, two [x2 bilinear upsample, 3x3 conv, BN, ReLU] steps up (each upsample to
+    the exact size of the matching map, so odd sizes work), a skip concatenation with the
+    module input, and a 1x1 conv to ``out_channels`` (the channels of F_whole).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int = 32):
+        super().__init__()
+        self.pool = nn.MaxPool2d(2)
+        self.down1 = conv_bn_relu(in_channels, hidden)
+        self.down2 = conv_bn_relu(hidden, hidden)
+        self.up1 = conv_bn_relu(hidden, hidden)
+        self.up2 = conv_bn_relu(hidden, hidden)
+        self.fuse = nn.Conv2d(in_channels + hidden, out_channels, 1)
+
+    def forward(self, deepest: torch.Tensor) -> torch.Tensor:
+        d1 = self.down1(self.pool(deepest))
+        d2 = self.down2(self.pool(d1))
+        u1 = self.up1(upsample_to(d2, d1))
+        u2 = self.up2(upsample_to(u1, deepest))
+        return self.fuse(torch.cat([u2, deepest], dim=1))
+
+
+def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of ``x`` to the spatial size of ``like``."""
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class MultiTaskNet(nn.Module):
+    """A segmentation backbone with an edge head used only in training.
+
+    ``aux="lffgm"``: Eq. 1, ``f_edge = f_whole - f_low``. ``aux="edge"``: the edge head reads
+    ``f_whole`` directly (Table 2, "simple edge segmentation head"). ``consistency_loss``
+    tells the training loss whether to add Eq. 5. The backbone must provide
+    ``features(x) -> (f_whole, deepest)``, ``head``, ``f_whole_channels`` and
+    ``deepest_channels``.
+    """
+
+    def __init__(self, backbone: UNetPlusPlus, aux: str = "lffgm", consistency_loss: bool = True):
+        super().__init__()
+        if aux not in ("edge", "lffgm"):
+            raise ValueError(f"aux must be 'edge' or 'lffgm', got {aux!r}")
+        self.backbone = backbone
+        c = backbone.f_whole_channels
+        self.lffgm = LFFGM(backbone.deepest_channels, c, hidden=c) if aux == "lffgm" else None
+        self.edge_head = nn.Conv2d(c, 1, 1)
+        self.consistency_loss = consistency_loss
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        if not self.training:
+            return self.backbone(x)
+        f_whole, deepest = self.backbone.features(x)
+        f_edge = f_whole
+        if self.lffgm is not None:
+            f_low = upsample_to(self.lffgm(deepest), f_whole)
+            f_edge = f_whole - f_low
+        return {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
+
+    def inference_network(self) -> nn.Module:
+        return self.backbone
+
+
+def edge_target(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Lesion-edge ground truth: pixels whose (2r+1)^2 neighbourhood holds lesion and background.
+
+    For ``radius=1`` this is a two-pixel band across the boundary (one pixel each side).
+    Pixels outside the image do not count as background.
+    """
+    k = 2 * radius + 1
+    dilated = F.max_pool2d(mask, k, stride=1, padding=radius)
+    eroded = -F.max_pool2d(-mask, k, stride=1, padding=radius)
+    return dilated - eroded
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """Eq. 4 over the whole batch: 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), p = sigmoid."""
+    p = torch.sigmoid(logits)
+    intersection = (p * target).sum()
+    return 1 - (2 * intersection + smooth) / (p.sum() + target.sum() + smooth)
+
+
+class SegmentLoss(nn.Module):
+    """Eq. 2: alpha * DiceLoss + beta * CE (binary cross-entropy on logits, mean over pixels)."""
+
+    def __init__(self, alpha: float = 1.0, beta: float = 1.0, smooth: float = 1e-5):
+        super().__init__()
+        self.alpha, self.beta, self.smooth = alpha, beta, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        dice = soft_dice_loss(logits, target, self.smooth)
+        ce = F.binary_cross_entropy_with_logits(logits, target)
+        return self.alpha * dice + self.beta * ce
+
+
+class LaplacianLoss(nn.Module):
+    """Eq. 5: mean over pixels of |Lap(p) - Lap(y)|, p = sigmoid(logits), fixed 3x3 kernel."""
+
+    def __init__(self):
+        super().__init__()
+        kernel = torch.tensor(LAPLACIAN_KERNEL).view(1, 1, 3, 3)
+        self.register_buffer("kernel", kernel, persistent=False)
+
+    def laplacian(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.kernel.to(x.dtype), padding=1)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        diff = self.laplacian(torch.sigmoid(logits)) - self.laplacian(target)
+        return diff.abs().mean()
+
+
+class MultiTaskLoss(nn.Module):
+    """Eq. 6: gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
+
+    ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}``. The
+    edge term is used when the model predicts an edge; the Laplacian term when
+    ``consistency`` is set. Returns the total and each term (detached) for logging.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 1.0,
+        lam: float = 1.0,
+        delta: float = 10.0,
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        smooth: float = 1e-5,
+        edge_radius: int = 1,
+        consistency: bool = True,
+    ):
+        super().__init__()
+        self.gamma, self.lam, self.delta = gamma, lam, delta
+        self.edge_radius = edge_radius
+        self.consistency = consistency
+        self.segment = SegmentLoss(alpha, beta, smooth)
+        self.loss_lap = LaplacianLoss()
+
+    def forward(
+        self, outputs: torch.Tensor | dict[str, torch.Tensor], mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        if isinstance(outputs, torch.Tensor):
+            outputs = {"mask": outputs}
+        terms = {"loss_mask": self.segment(outputs["mask"], mask)}
+        total = self.gamma * terms["loss_mask"]
+        if "edge" in outputs:
+            terms["loss_edge"] = self.segment(outputs["edge"], edge_target(mask, self.edge_radius))
+            total = total + self.lam * terms["loss_edge"]
+        if self.consistency:
+            terms["loss_lap"] = self.loss_lap(outputs["mask"], mask)
+            total = total + self.delta * terms["loss_lap"]
+        return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
+
+
+def build_loss(model: nn.Module, **weights) -> MultiTaskLoss:
+    """The training loss a model asks for: Eq. 5 only for models with ``consistency_loss``."""
+    return MultiTaskLoss(consistency=getattr(model, "consistency_loss", False), **weights)
+
+
+@register_model("unetpp_edge")
+def unetpp_edge(**kwargs) -> MultiTaskNet:
+    """Table 2, row 2: UNet++ + an edge head directly on F_whole (no LFFGM, no Eq. 5)."""
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="edge", consistency_loss=False)
+
+
+@register_model("unetpp_lffgm")
+def unetpp_lffgm(**kwargs) -> MultiTaskNet:
+    """Table 2, row 3: UNet++ + LFFGM edge branch (Eq. 1), no Laplacian consistency loss."""
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm", consistency_loss=False)
+
+
+@register_model("unetpp_mtl")
+def unetpp_mtl(**kwargs) -> MultiTaskNet:
+    """Table 2, row 4 (the proposed method): LFFGM edge branch + Laplacian consistency loss."""
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm", consistency_loss=True)

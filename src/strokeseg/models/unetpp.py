@@ -1,0 +1,93 @@
+"""UNet++: the nested U-Net of Zhou et al., DLMIA 2018 (https://arxiv.org/abs/1807.10165).
+
+Built as the official Keras ``Nest_Net`` (MrGiovanni/UNetPlusPlus, ``model_logic.py``):
+filters (32, 64, 128, 256, 512), every node two 3x3 conv + ReLU each followed by dropout 0.5,
+no normalisation, 2x2 max-pool down, 2x2 stride-2 transposed conv up, dense skips, no deep
+supervision. With 1 input and 1 output channel it has exactly 9,041,601 parameters.
+
+Node X(i, j) sits at depth i (resolution 1/2**i) and column j; X(i, 0) is the backbone and
+X(i, j>0) takes ``up(X(i+1, j-1))`` concatenated with X(i, 0..j-1). ``features`` returns
+F_whole = X(0, 4) and the deepest map X(4, 0), which the multi-task wrapper consumes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from strokeseg.models.registry import register_model
+
+DEPTH = 5
+
+
+def scaled_filters(width: float, base: int = 32) -> list[int]:
+    """Channel widths per depth: ``base * 2**i`` scaled by ``width`` (at least 1 channel)."""
+    return [max(1, round(base * width * 2**i)) for i in range(DEPTH)]
+
+
+class StandardUnit(nn.Sequential):
+    """Two 3x3 convolutions with ReLU; dropout after each (original) or BatchNorm (``batch``)."""
+
+    def __init__(self, in_ch: int, out_ch: int, norm: str = "none", dropout: float = 0.5):
+        layers: list[nn.Module] = []
+        for c_in in (in_ch, out_ch):
+            layers.append(nn.Conv2d(c_in, out_ch, 3, padding=1, bias=norm == "none"))
+            if norm == "batch":
+                layers += [nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+            else:
+                layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        super().__init__(*layers)
+
+
+class UNetPlusPlus(nn.Module):
+    """UNet++ (L=4) with a 1x1 mask head on X(0, 4); forward returns mask logits."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        width: float = 1.0,
+        norm: str = "none",
+        dropout: float = 0.5,
+    ):
+        super().__init__()
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+        f = scaled_filters(width)
+        self.filters = f
+        self.pool = nn.MaxPool2d(2)
+        nodes: dict[str, nn.Module] = {}
+        ups: dict[str, nn.Module] = {}
+        for i in range(DEPTH):
+            nodes[f"x{i}_0"] = StandardUnit(in_channels if i == 0 else f[i - 1], f[i], norm, dropout)
+        for j in range(1, DEPTH):
+            for i in range(DEPTH - j):
+                ups[f"up{i}_{j}"] = nn.ConvTranspose2d(f[i + 1], f[i], 2, stride=2)
+                nodes[f"x{i}_{j}"] = StandardUnit((j + 1) * f[i], f[i], norm, dropout)
+        self.nodes = nn.ModuleDict(nodes)
+        self.ups = nn.ModuleDict(ups)
+        self.head = nn.Conv2d(f[0], out_channels, 1)
+        self.f_whole_channels = f[0]
+        self.deepest_channels = f[-1]
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (F_whole = X(0,4), deepest = X(4,0)). H and W must be multiples of 16."""
+        if x.shape[-2] % 16 or x.shape[-1] % 16:
+            raise ValueError(f"UNet++ needs H and W divisible by 16, got {tuple(x.shape[-2:])}")
+        grid: list[list[torch.Tensor]] = [[] for _ in range(DEPTH)]
+        for i in range(DEPTH):
+            grid[i].append(self.nodes[f"x{i}_0"](x if i == 0 else self.pool(grid[i - 1][0])))
+        for j in range(1, DEPTH):
+            for i in range(DEPTH - j):
+                up = self.ups[f"up{i}_{j}"](grid[i + 1][j - 1])
+                grid[i].append(self.nodes[f"x{i}_{j}"](torch.cat([*grid[i][:j], up], dim=1)))
+        return grid[0][DEPTH - 1], grid[DEPTH - 1][0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)[0])
+
+
+@register_model("unetpp")
+def unetpp(**kwargs) -> UNetPlusPlus:
+    """Single-task UNet++ (Table 2, row 1): the network every multi-task variant deploys to."""
+    return UNetPlusPlus(**kwargs)
