@@ -1,0 +1,84 @@
+"""One shared test over the whole registry: every model joins it by being registered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import strokeseg
+from strokeseg.models.multitask import build_loss
+
+# Tiny settings per model so the whole registry runs in seconds on a CPU. A model that
+# needs other settings than the default gets its own entry.
+DEFAULT_TINY = {"width": 0.125}
+TINY_KWARGS: dict[str, dict] = {}
+SIZES = [(64, 64), (80, 48)]
+
+
+def tiny(name: str) -> torch.nn.Module:
+    return strokeseg.create_model(name, **TINY_KWARGS.get(name, DEFAULT_TINY))
+
+
+def mask_logits(out) -> torch.Tensor:
+    return out["mask"] if isinstance(out, dict) else out
+
+
+@pytest.fixture(params=strokeseg.list_models())
+def name(request):
+    return request.param
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="unetpp_mtl"):
+        strokeseg.create_model("no_such_model")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_output_shape_and_finite(name, size):
+    model = tiny(name).eval()
+    x = torch.randn(2, 1, *size)
+    with torch.no_grad():
+        y = model(x)
+    assert isinstance(y, torch.Tensor), "eval-mode forward returns mask logits"
+    assert y.shape == (2, 1, *size)
+    assert torch.isfinite(y).all()
+
+
+def test_every_parameter_gets_a_gradient(name):
+    model = tiny(name).train()
+    x = torch.randn(2, 1, 64, 64)
+    y = (torch.rand(2, 1, 64, 64) > 0.7).float()
+    losses = build_loss(model)(model(x), y)
+    losses["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing[:5]}"
+    nan = [n for n, p in model.named_parameters() if not torch.isfinite(p.grad).all()]
+    assert not nan, f"non-finite gradient for {nan[:5]}"
+
+
+def test_eval_is_deterministic(name):
+    model = tiny(name).eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
+def test_state_dict_round_trip(name, tmp_path):
+    model = tiny(name).eval()
+    path = tmp_path / "model.pt"
+    torch.save(model.state_dict(), path)
+    clone = tiny(name)
+    clone.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    clone.eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), clone(x))
+
+
+def test_deploy_equals_training_model_mask_output(name):
+    model = tiny(name).eval()
+    deployed = strokeseg.deploy(model)
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(mask_logits(model(x)), deployed(x))
+    assert not hasattr(deployed, "edge_head") and not hasattr(deployed, "lffgm")
