@@ -56,6 +56,11 @@ class LFFGM(nn.Module):
         self.fuse = nn.Conv2d(in_channels + hidden, out_channels, 1)
 
     def forward(self, deepest: torch.Tensor) -> torch.Tensor:
+        if min(deepest.shape[-2:]) < 4:
+            raise ValueError(
+                f"LFFGM pools twice: the deepest map must be at least 4x4 (an input of at least "
+                f"64x64), got {tuple(deepest.shape[-2:])}"
+            )
         d1 = self.down1(self.pool(deepest))
         d2 = self.down2(self.pool(d1))
         u1 = self.up1(upsample_to(d2, d1))
