@@ -119,7 +119,9 @@ def edge_target(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
     return dilated - eroded
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5
+) -> torch.Tensor:
     """Eq. 4 over the whole batch: 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), p = sigmoid."""
     p = torch.sigmoid(logits)
     intersection = (p * target).sum()

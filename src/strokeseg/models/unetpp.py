@@ -59,7 +59,9 @@ class UNetPlusPlus(nn.Module):
         nodes: dict[str, nn.Module] = {}
         ups: dict[str, nn.Module] = {}
         for i in range(DEPTH):
-            nodes[f"x{i}_0"] = StandardUnit(in_channels if i == 0 else f[i - 1], f[i], norm, dropout)
+            nodes[f"x{i}_0"] = StandardUnit(
+                in_channels if i == 0 else f[i - 1], f[i], norm, dropout
+            )
         for j in range(1, DEPTH):
             for i in range(DEPTH - j):
                 ups[f"up{i}_{j}"] = nn.ConvTranspose2d(f[i + 1], f[i], 2, stride=2)
