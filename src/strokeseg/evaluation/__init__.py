@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure functions), per-subject/summary reports, and figures."""

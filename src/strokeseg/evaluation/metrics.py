@@ -1,0 +1,181 @@
+"""Segmentation metrics as pure functions on boolean numpy masks (3D volumes or 2D slices).
+
+Definitions (see ``docs/metrics.md``):
+
+- Dice = 2|P&G| / (|P|+|G|), IoU = |P&G| / |P|G|, computed on the whole mask (3D per subject).
+- Empty policy: when a ratio is 0/0 because both masks are empty, the result is 1.0
+  (``empty="one"``, the default: correctly predicting "no lesion" is perfect), NaN
+  (``empty="nan"``: the case is left out of means) or 0.0 (``empty="zero"``).
+- Lesions are connected components with full connectivity: 26-neighbourhood in 3D, 8 in 2D
+  (two voxels touching only at a corner belong to one lesion).
+- A ground-truth lesion is detected when at least one of its voxels is predicted; a predicted
+  lesion is a true positive when at least one of its voxels is in the ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+EmptyPolicy = Literal["one", "nan", "zero"]
+EMPTY_POLICIES: tuple[str, ...] = ("one", "nan", "zero")
+
+
+def empty_value(empty: str) -> float:
+    """The value of a 0/0 ratio (both masks empty) under ``empty``."""
+    values = {"one": 1.0, "nan": float("nan"), "zero": 0.0}
+    if empty not in values:
+        raise ValueError(f"empty policy must be one of {EMPTY_POLICIES}, got {empty!r}")
+    return values[empty]
+
+
+def _pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from ground truth {gt.shape}")
+    return pred, gt
+
+
+def _ratio(numerator: float, denominator: float, empty: str) -> float:
+    return float(numerator) / float(denominator) if denominator else empty_value(empty)
+
+
+def dice(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
+    """Dice coefficient 2|P&G| / (|P|+|G|); both masks empty follows ``empty``."""
+    pred, gt = _pair(pred, gt)
+    intersection = np.count_nonzero(pred & gt)
+    return _ratio(2 * intersection, np.count_nonzero(pred) + np.count_nonzero(gt), empty)
+
+
+def iou(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
+    """Intersection over union |P&G| / |P|G| (Jaccard); both masks empty follows ``empty``."""
+    pred, gt = _pair(pred, gt)
+    return _ratio(np.count_nonzero(pred & gt), np.count_nonzero(pred | gt), empty)
+
+
+def volume_ml(mask: np.ndarray, voxel_volume_mm3: float) -> float:
+    """Lesion volume in millilitres (1 mL = 1000 mm3)."""
+    return float(np.count_nonzero(mask)) * float(voxel_volume_mm3) / 1000.0
+
+
+def abs_volume_difference_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3: float) -> float:
+    """|V(P) - V(G)| in mL: how far the predicted lesion load is from the true one."""
+    pred, gt = _pair(pred, gt)
+    voxels = abs(int(np.count_nonzero(pred)) - int(np.count_nonzero(gt)))
+    return voxels * float(voxel_volume_mm3) / 1000.0
+
+
+def connectivity_structure(ndim: int) -> np.ndarray:
+    """Full-connectivity structuring element: 26-neighbourhood in 3D, 8 in 2D."""
+    return np.ones((3,) * ndim, dtype=bool)
+
+
+def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components of ``mask`` with full connectivity; returns (labels, count)."""
+    mask = np.asarray(mask, dtype=bool)
+    labels, count = ndimage.label(mask, structure=connectivity_structure(mask.ndim))
+    return labels, int(count)
+
+
+@dataclass(frozen=True)
+class LesionCounts:
+    """Lesion-wise detection counts for one subject.
+
+    ``detected`` counts ground-truth lesions touched by the prediction (true positives),
+    ``missed`` the others (false negatives); ``false_positive`` counts predicted lesions that
+    touch no ground truth. One predicted blob covering two true lesions detects both.
+    """
+
+    n_gt: int
+    n_pred: int
+    detected: int
+    false_positive: int
+
+    @property
+    def missed(self) -> int:
+        return self.n_gt - self.detected
+
+    def _undefined(self, empty: str) -> float:
+        # 0/0 ratio: perfect agreement when neither side has a lesion, a failure otherwise.
+        return empty_value(empty) if self.n_gt == 0 and self.n_pred == 0 else 0.0
+
+    def precision(self, empty: EmptyPolicy = "one") -> float:
+        """Share of predicted lesions that overlap the ground truth."""
+        if self.n_pred == 0:
+            return self._undefined(empty)
+        return (self.n_pred - self.false_positive) / self.n_pred
+
+    def recall(self, empty: EmptyPolicy = "one") -> float:
+        """Share of ground-truth lesions that are detected (at least one voxel overlaps)."""
+        return self.detected / self.n_gt if self.n_gt else self._undefined(empty)
+
+    def f1(self, empty: EmptyPolicy = "one") -> float:
+        """Lesion-wise F1 = 2TP / (2TP + FP + FN), TP = detected GT lesions."""
+        denominator = 2 * self.detected + self.false_positive + self.missed
+        return 2 * self.detected / denominator if denominator else self._undefined(empty)
+
+    @property
+    def count_difference(self) -> int:
+        """|number of predicted lesions - number of ground-truth lesions|."""
+        return abs(self.n_pred - self.n_gt)
+
+
+def lesion_counts(pred: np.ndarray, gt: np.ndarray) -> LesionCounts:
+    """Count detected, missed and false-positive lesions (full connectivity, 1-voxel overlap)."""
+    pred, gt = _pair(pred, gt)
+    gt_labels, n_gt = label_lesions(gt)
+    pred_labels, n_pred = label_lesions(pred)
+    detected = np.unique(gt_labels[pred & gt]).size
+    true_positive_pred = np.unique(pred_labels[pred & gt]).size
+    return LesionCounts(
+        n_gt=n_gt, n_pred=n_pred, detected=detected, false_positive=n_pred - true_positive_pred
+    )
+
+
+def lesion_f1(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
+    """Lesion-wise F1 of ``pred`` against ``gt`` (see :class:`LesionCounts`)."""
+    return lesion_counts(pred, gt).f1(empty)
+
+
+def per_slice_dice(pred: np.ndarray, gt: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Dice of each slice along ``axis`` that contains ground-truth lesion.
+
+    Slices without lesion in the ground truth are left out (their Dice is 0 or 0/0 and would
+    only measure false positives), so the mean of this array is the usual "per-slice Dice on
+    lesion slices" that 2D papers report. Returns an empty array when no slice has lesion.
+    """
+    pred, gt = _pair(pred, gt)
+    reduce_axes = tuple(a for a in range(gt.ndim) if a != axis % gt.ndim)
+    gt_size = np.count_nonzero(gt, axis=reduce_axes)
+    pred_size = np.count_nonzero(pred, axis=reduce_axes)
+    intersection = np.count_nonzero(pred & gt, axis=reduce_axes)
+    lesion = gt_size > 0
+    return 2.0 * intersection[lesion] / (pred_size[lesion] + gt_size[lesion])
+
+
+@dataclass
+class PooledOverlap:
+    """Accumulates voxel counts over subjects for pooled (global) Dice and IoU.
+
+    Pooled Dice treats the whole test set as one big volume, so large lesions dominate it;
+    the per-subject mean weighs every subject equally. Both are reported, labelled.
+    """
+
+    intersection: int = 0
+    union: int = 0
+    size_sum: int = 0
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        pred, gt = _pair(pred, gt)
+        self.intersection += int(np.count_nonzero(pred & gt))
+        self.union += int(np.count_nonzero(pred | gt))
+        self.size_sum += int(np.count_nonzero(pred) + np.count_nonzero(gt))
+
+    def dice(self, empty: EmptyPolicy = "one") -> float:
+        return _ratio(2 * self.intersection, self.size_sum, empty)
+
+    def iou(self, empty: EmptyPolicy = "one") -> float:
+        return _ratio(self.intersection, self.union, empty)

@@ -1,0 +1,195 @@
+"""Per-subject metric rows, a cohort summary, and their CSV/JSON files.
+
+The headline is the per-subject 3D Dice (and IoU) as mean and standard deviation over
+subjects; pooled (global) Dice/IoU and per-slice Dice on lesion slices are reported beside
+it under their own names (see ``docs/metrics.md``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from strokeseg.data.io import atomic_target
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation import metrics
+from strokeseg.evaluation.metrics import EmptyPolicy
+
+Case = tuple[str, np.ndarray, np.ndarray, float]
+"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3)."""
+
+ROW_FIELDS: tuple[str, ...] = (
+    "subject",
+    "dice",
+    "iou",
+    "gt_volume_ml",
+    "pred_volume_ml",
+    "abs_volume_difference_ml",
+    "n_gt_lesions",
+    "n_pred_lesions",
+    "lesions_detected",
+    "lesions_missed",
+    "false_positive_lesions",
+    "lesion_precision",
+    "lesion_recall",
+    "lesion_f1",
+    "lesion_count_difference",
+    "slice_dice_mean",
+    "n_lesion_slices",
+)
+REPORT_FILES: tuple[str, ...] = ("per_subject.csv", "summary.json")
+SUMMARIZED: tuple[str, ...] = (
+    "dice",
+    "iou",
+    "lesion_f1",
+    "lesion_precision",
+    "lesion_recall",
+    "abs_volume_difference_ml",
+    "lesion_count_difference",
+)
+
+
+def evaluate_subject(
+    subject: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    voxel_volume_mm3: float,
+    empty: EmptyPolicy = "one",
+    slice_axis: int = 2,
+) -> dict:
+    """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`)."""
+    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
+    if pred.ndim != 3 or pred.shape != gt.shape:
+        raise ValueError(f"{subject}: need two 3D masks of one shape, got {pred.shape}, {gt.shape}")
+    lesions = metrics.lesion_counts(pred, gt)
+    slices = metrics.per_slice_dice(pred, gt, axis=slice_axis)
+    return {
+        "subject": subject,
+        "dice": metrics.dice(pred, gt, empty),
+        "iou": metrics.iou(pred, gt, empty),
+        "gt_volume_ml": metrics.volume_ml(gt, voxel_volume_mm3),
+        "pred_volume_ml": metrics.volume_ml(pred, voxel_volume_mm3),
+        "abs_volume_difference_ml": metrics.abs_volume_difference_ml(pred, gt, voxel_volume_mm3),
+        "n_gt_lesions": lesions.n_gt,
+        "n_pred_lesions": lesions.n_pred,
+        "lesions_detected": lesions.detected,
+        "lesions_missed": lesions.missed,
+        "false_positive_lesions": lesions.false_positive,
+        "lesion_precision": lesions.precision(empty),
+        "lesion_recall": lesions.recall(empty),
+        "lesion_f1": lesions.f1(empty),
+        "lesion_count_difference": lesions.count_difference,
+        "slice_dice_mean": float(slices.mean()) if slices.size else float("nan"),
+        "n_lesion_slices": int(slices.size),
+    }
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and population std (ddof=0) over the non-NaN values; NaN when none are left."""
+    finite = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    return float(finite.mean()), float(finite.std())
+
+
+def evaluate(
+    cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2
+) -> tuple[list[dict], dict]:
+    """Evaluate (id, pred, gt, voxel mm3) cases one at a time; returns (rows, summary).
+
+    ``cases`` may be a generator, so only one subject's volumes are held in memory.
+    """
+    metrics.empty_value(empty)  # reject an unknown policy before any work
+    rows: list[dict] = []
+    pooled = metrics.PooledOverlap()
+    slice_dices: list[np.ndarray] = []
+    n_both_empty = 0
+    for subject, pred, gt, voxel_volume_mm3 in cases:
+        rows.append(evaluate_subject(subject, pred, gt, voxel_volume_mm3, empty, slice_axis))
+        pooled.add(pred, gt)
+        slice_dices.append(metrics.per_slice_dice(pred, gt, axis=slice_axis))
+        n_both_empty += not (np.any(pred) or np.any(gt))
+    summary: dict = {"n_subjects": len(rows), "empty_policy": empty}
+    for name in SUMMARIZED:
+        values = [float(row[name]) for row in rows]
+        summary[f"{name}_mean"], summary[f"{name}_std"] = _mean_std(values)
+        summary[f"{name}_n"] = sum(not math.isnan(v) for v in values)
+    summary["dice_pooled"] = pooled.dice(empty)
+    summary["iou_pooled"] = pooled.iou(empty)
+    all_slices = np.concatenate(slice_dices) if slice_dices else np.zeros(0)
+    summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
+    summary["n_lesion_slices"] = int(all_slices.size)
+    summary["n_both_empty"] = int(n_both_empty)
+    summary["connectivity"] = "full: 26-neighbourhood in 3D, 8 in 2D"
+    summary["std"] = "population standard deviation over subjects (ddof=0)"
+    return rows, summary
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` via a temporary sibling file and os.replace, so no partial file is left.
+
+    An existing ``path`` is refused unless ``overwrite``.
+    """
+    path = Path(path)
+    tmp = atomic_target(path, overwrite)
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _cell(value: object) -> object:
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else value
+
+
+def per_subject_csv(rows: list[dict]) -> str:
+    """The per-subject rows as CSV text (floats at full precision, NaN as ``nan``)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ROW_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row[key]) for key in ROW_FIELDS})
+    return buffer.getvalue()
+
+
+def summary_json(summary: dict) -> str:
+    """The summary as strict JSON text: NaN (nothing to average) becomes ``null``."""
+    clean = {
+        key: None if isinstance(value, float) and math.isnan(value) else value
+        for key, value in summary.items()
+    }
+    return json.dumps(clean, indent=2) + "\n"
+
+
+def check_writable(out_dir: str | Path, *, overwrite: bool = False) -> None:
+    """Refuse (StrokesegError) when a report file already exists in ``out_dir`` and not overwrite.
+
+    Called before any work and again before writing, so a refusal leaves no partial output.
+    """
+    for name in REPORT_FILES:
+        path = Path(out_dir) / name
+        if path.exists() and not overwrite:
+            raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
+
+
+def write_report(
+    rows: list[dict], summary: dict, out_dir: str | Path, *, overwrite: bool = False
+) -> list[Path]:
+    """Write OUT/per_subject.csv and OUT/summary.json; refuse existing files unless overwrite.
+
+    Both targets are checked before either is written.
+    """
+    out_dir = Path(out_dir)
+    texts = (per_subject_csv(rows), summary_json(summary))
+    targets = {out_dir / name: text for name, text in zip(REPORT_FILES, texts, strict=True)}
+    check_writable(out_dir, overwrite=overwrite)
+    return [write_atomic(path, text, overwrite=True) for path, text in targets.items()]

@@ -1,0 +1,180 @@
+"""Metrics against values counted by hand on tiny masks, plus algebraic properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from strokeseg.evaluation import metrics
+from strokeseg.evaluation.report import evaluate
+
+
+def box(shape, *slices) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[slices] = True
+    return mask
+
+
+def test_dice_iou_2d_hand_counted():
+    gt = box((6, 6), slice(1, 3), slice(1, 4))  # rows 1-2, cols 1-3: 6 pixels
+    pred = box((6, 6), slice(2, 4), slice(2, 5))  # rows 2-3, cols 2-4: 6 pixels
+    # overlap: row 2, cols 2-3 = 2 pixels; union 10
+    assert metrics.dice(pred, gt) == pytest.approx(4 / 12)
+    assert metrics.iou(pred, gt) == pytest.approx(2 / 10)
+
+
+def test_dice_iou_volume_3d_hand_counted():
+    gt = box((4, 4, 4), slice(0, 2), slice(0, 2), slice(0, 2))  # 8 voxels
+    pred = box((4, 4, 4), slice(1, 4), slice(0, 2), slice(0, 2))  # 12 voxels, 4 shared
+    assert metrics.dice(pred, gt) == pytest.approx(0.4)  # 2*4 / (12+8)
+    assert metrics.iou(pred, gt) == pytest.approx(0.25)  # 4 / 16
+    # voxels of 2 mm3: 12 vs 8 voxels -> 24 vs 16 mm3 -> |0.024 - 0.016| mL
+    assert metrics.volume_ml(pred, 2.0) == pytest.approx(0.024)
+    assert metrics.abs_volume_difference_ml(pred, gt, 2.0) == pytest.approx(0.008)
+
+
+def test_properties_on_random_masks():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.random((7, 8, 9)) > 0.6
+        b = rng.random((7, 8, 9)) > 0.5
+        assert metrics.dice(a, a) == 1.0
+        assert metrics.iou(a, a) == 1.0
+        assert metrics.dice(a, b) == metrics.dice(b, a)
+        d = metrics.dice(a, b)
+        assert metrics.iou(a, b) == pytest.approx(d / (2 - d))
+        assert metrics.dice(a, ~a) == 0.0
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="shape"):
+        metrics.dice(np.zeros((3, 3)), np.zeros((3, 4)))
+
+
+def test_one_false_positive_and_one_missed_lesion():
+    shape = (8, 8, 8)
+    lesion_a = box(shape, slice(0, 2), slice(0, 2), slice(0, 2))
+    lesion_b = box(shape, slice(5, 7), slice(5, 7), slice(5, 7))
+    gt = lesion_a | lesion_b
+    hit_a = box(shape, slice(1, 3), slice(0, 2), slice(0, 2))  # overlaps lesion A
+    false_positive = box(shape, slice(0, 2), slice(6, 8), slice(0, 1))  # far from any GT
+    pred = hit_a | false_positive  # lesion B is missed
+    counts = metrics.lesion_counts(pred, gt)
+    assert (counts.n_gt, counts.n_pred, counts.detected, counts.missed) == (2, 2, 1, 1)
+    assert counts.false_positive == 1
+    assert counts.f1() == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))  # 0.5
+    assert counts.precision() == pytest.approx(0.5)
+    assert counts.recall() == pytest.approx(0.5)
+    assert counts.count_difference == 0
+    # a second false positive: F1 = 2 / (2 + 2 + 1), one more predicted lesion than GT
+    pred2 = pred | box(shape, slice(7, 8), slice(0, 1), slice(7, 8))
+    counts2 = metrics.lesion_counts(pred2, gt)
+    assert counts2.f1() == pytest.approx(0.4)
+    assert counts2.precision() == pytest.approx(1 / 3)
+    assert counts2.count_difference == 1
+    assert metrics.lesion_f1(pred2, gt) == pytest.approx(0.4)
+
+
+def test_one_predicted_blob_covering_two_lesions_detects_both():
+    gt = box((5, 5, 1), slice(0, 1), slice(None), slice(None))
+    gt |= box((5, 5, 1), slice(2, 3), slice(None), slice(None))
+    pred = box((5, 5, 1), slice(0, 3), slice(None), slice(None))
+    counts = metrics.lesion_counts(pred, gt)
+    assert (counts.n_gt, counts.n_pred, counts.detected, counts.false_positive) == (2, 1, 2, 0)
+    assert counts.f1() == 1.0
+    assert counts.count_difference == 1
+
+
+def test_corner_touching_voxels_are_one_lesion_with_26_connectivity():
+    gt = np.zeros((3, 3, 3), dtype=bool)
+    gt[0, 0, 0] = gt[1, 1, 1] = True
+    assert metrics.label_lesions(gt)[1] == 1
+    assert ndimage.label(gt)[1] == 2  # scipy's default 6-connectivity splits them
+    pred = np.zeros_like(gt)
+    pred[0, 0, 0] = True
+    counts = metrics.lesion_counts(pred, gt)
+    assert (counts.n_gt, counts.detected) == (1, 1)
+    assert counts.recall() == 1.0  # with 6-connectivity it would be 1/2
+    flat = np.eye(3, dtype=bool)  # 2D diagonal: one lesion with 8-connectivity
+    assert metrics.label_lesions(flat)[1] == 1
+
+
+@pytest.mark.parametrize(("empty", "expected"), [("one", 1.0), ("zero", 0.0)])
+def test_empty_policy_both_empty(empty, expected):
+    none = np.zeros((4, 4, 4), dtype=bool)
+    assert metrics.dice(none, none, empty) == expected
+    assert metrics.iou(none, none, empty) == expected
+    assert metrics.lesion_f1(none, none, empty) == expected
+    counts = metrics.lesion_counts(none, none)
+    assert counts.precision(empty) == expected
+    assert counts.recall(empty) == expected
+
+
+def test_empty_policy_nan_and_default_and_invalid():
+    none = np.zeros((4, 4), dtype=bool)
+    assert math.isnan(metrics.dice(none, none, "nan"))
+    assert math.isnan(metrics.iou(none, none, "nan"))
+    assert math.isnan(metrics.lesion_f1(none, none, "nan"))
+    assert metrics.dice(none, none) == 1.0  # default "one"
+    with pytest.raises(ValueError, match="empty policy"):
+        metrics.dice(none, none, "maybe")
+
+
+def test_one_side_empty_is_a_failure_under_every_policy():
+    none = np.zeros((4, 4), dtype=bool)
+    some = box((4, 4), slice(1, 2), slice(1, 2))
+    for empty in metrics.EMPTY_POLICIES:
+        assert metrics.dice(some, none, empty) == 0.0
+        assert metrics.dice(none, some, empty) == 0.0
+        assert metrics.lesion_f1(some, none, empty) == 0.0
+        false_alarm = metrics.lesion_counts(some, none)
+        assert (false_alarm.precision(empty), false_alarm.recall(empty)) == (0.0, 0.0)
+        missed = metrics.lesion_counts(none, some)
+        assert (missed.precision(empty), missed.recall(empty)) == (0.0, 0.0)
+
+
+def test_per_slice_dice_uses_only_slices_with_lesion():
+    gt = np.zeros((4, 4, 3), dtype=bool)
+    pred = np.zeros_like(gt)
+    gt[0, 0:2, 0] = pred[0, 0:2, 0] = True  # slice 0: perfect, Dice 1
+    gt[1, 0:2, 1] = True
+    pred[1, 0, 1] = pred[3, 3, 1] = True  # slice 1: 1 shared of 2 + 2 -> Dice 0.5
+    pred[2, 0:3, 2] = True  # slice 2: false positives only, no GT -> left out
+    np.testing.assert_allclose(metrics.per_slice_dice(pred, gt, axis=2), [1.0, 0.5])
+    assert metrics.per_slice_dice(np.zeros_like(gt), np.zeros_like(gt)).size == 0
+
+
+def test_pooled_differs_from_mean_hand_counted():
+    big = box((4, 4, 4), slice(0, 2), slice(0, 2), slice(0, 2))  # 8 voxels, predicted exactly
+    small_gt = box((4, 4, 4), slice(3, 4), slice(3, 4), slice(0, 2))  # 2 voxels
+    small_pred = box((4, 4, 4), slice(3, 4), slice(3, 4), slice(2, 4))  # 2 voxels, no overlap
+    pooled = metrics.PooledOverlap()
+    pooled.add(big, big)
+    pooled.add(small_pred, small_gt)
+    # pooled: intersection 8, sizes 8+8+2+2 = 20, union 8+4 = 12
+    assert pooled.dice() == pytest.approx(0.8)
+    assert pooled.iou() == pytest.approx(8 / 12)
+    rows, summary = evaluate([("big", big, big, 1.0), ("small", small_pred, small_gt, 1.0)])
+    assert [row["dice"] for row in rows] == [1.0, 0.0]
+    assert summary["dice_mean"] == pytest.approx(0.5)  # per-subject mean
+    assert summary["dice_std"] == pytest.approx(0.5)  # population std of (1, 0)
+    assert summary["dice_pooled"] == pytest.approx(0.8)
+    assert summary["iou_pooled"] == pytest.approx(2 / 3)
+
+
+def test_nan_policy_excludes_empty_subjects_from_means():
+    empty = np.zeros((3, 3, 3), dtype=bool)
+    half_gt = box((3, 3, 3), slice(0, 1), slice(0, 2), slice(0, 1))  # 2 voxels
+    half_pred = box((3, 3, 3), slice(0, 1), slice(0, 1), slice(0, 1))  # 1 of them
+    cases = [("a", half_pred, half_gt, 1.0), ("e", empty, empty, 1.0)]
+    _, with_nan = evaluate(cases, empty="nan")
+    assert with_nan["dice_mean"] == pytest.approx(2 / 3)  # only subject a: 2*1/(1+2)
+    assert with_nan["dice_n"] == 1
+    assert with_nan["n_both_empty"] == 1
+    _, with_one = evaluate(cases, empty="one")
+    assert with_one["dice_mean"] == pytest.approx((2 / 3 + 1) / 2)
+    _, with_zero = evaluate(cases, empty="zero")
+    assert with_zero["dice_mean"] == pytest.approx(1 / 3)
