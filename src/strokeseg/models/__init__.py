@@ -6,7 +6,14 @@ import copy
 
 from torch import nn
 
-from strokeseg.models import multitask, unetpp  # noqa: F401  (registration)
+from strokeseg.models import (  # noqa: F401  (registration)
+    attention_unet,
+    deeplabv3plus,
+    multitask,
+    segnet,
+    unet,
+    unetpp,
+)
 from strokeseg.models.registry import create_model, list_models, register_model
 
 __all__ = ["create_model", "deploy", "list_models", "register_model"]
