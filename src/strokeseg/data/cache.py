@@ -1,0 +1,213 @@
+"""A slice cache: every volume decoded once into memory-mapped arrays, then 2D training samples.
+
+Decoding an ATLAS .nii.gz costs about a second; a training epoch reads every slice, so the
+volumes are decoded once (load_subject -> normalize -> to_slices) into one folder per subject
+under ``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]), ``mask.npy`` (uint8)
+and ``meta.json`` (the key, the RAS shape, lesion voxels per slice). The key hashes the source
+files' paths, sizes and modification times and the settings, so a changed file or setting makes
+a new entry; an entry is written to a temporary folder and renamed, so it is complete or absent.
+The arrays are opened with ``np.load(mmap_mode="r")`` lazily in each DataLoader worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import WeightedRandomSampler
+
+from strokeseg.data.intensity import normalize
+from strokeseg.data.layouts import Dataset, Subject, load_subject
+from strokeseg.data.slices import to_slices
+from strokeseg.errors import StrokesegError
+
+CACHE_VERSION = 1
+
+
+def _stat(path: Path) -> list:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def _key(subject: Subject, modality: str, window: str, multiple: int) -> str:
+    content = {
+        "version": CACHE_VERSION,
+        "id": subject.id,
+        "image": _stat(subject.image),
+        "masks": [_stat(m) for m in subject.masks],
+        "modality": modality,
+        "window": window,
+        "multiple": multiple,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _write_entry(
+    subject: Subject, modality: str, window: str, multiple: int, folder: Path, key: str
+) -> None:
+    image, mask = load_subject(subject)
+    if mask is None:
+        raise StrokesegError(f"{subject.image}: subject {subject.id} has no mask to train on")
+    images = to_slices(normalize(image.data, modality, window), multiple).astype(np.float16)
+    masks = to_slices(mask, multiple)
+    meta = {
+        "key": key,
+        "id": subject.id,
+        "shape_ras": list(image.data.shape),
+        "lesion_voxels": masks.reshape(len(masks), -1).sum(axis=1, dtype=np.int64).tolist(),
+    }
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / "image.npy", images)
+    np.save(tmp / "mask.npy", masks)
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+class SliceCache:
+    """Cached slices of several subjects; ``index`` rows are (subject position, slice)."""
+
+    def __init__(self, folders: list[Path]):
+        self.folders = [Path(f) for f in folders]
+        self.meta = [json.loads((f / "meta.json").read_text()) for f in self.folders]
+        self.subject_ids = [m["id"] for m in self.meta]
+        rows = [(i, z) for i, m in enumerate(self.meta) for z in range(len(m["lesion_voxels"]))]
+        self.index = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        self.lesion_voxels = np.array(
+            [v for m in self.meta for v in m["lesion_voxels"]], dtype=np.int64
+        )
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def build(
+        cls,
+        dataset: Dataset,
+        subject_ids: list[str],
+        cache_dir: str | Path,
+        window: str = "brain",
+        multiple: int = 16,
+    ) -> SliceCache:
+        """Decode the listed subjects that are not cached yet (valid entries are re-used)."""
+        by_id = {s.id: s for s in dataset.subjects}
+        unknown = [i for i in subject_ids if i not in by_id]
+        if unknown:
+            raise StrokesegError(f"{dataset.root}: unknown subject ids {', '.join(unknown[:5])}")
+        folders = []
+        for sid in subject_ids:
+            subject = by_id[sid]
+            key = _key(subject, dataset.modality, window, multiple)
+            folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
+            meta = folder / "meta.json"
+            if not (meta.is_file() and json.loads(meta.read_text()).get("key") == key):
+                _write_entry(subject, dataset.modality, window, multiple, folder, key)
+            folders.append(folder)
+        return cls(folders)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def arrays(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """Memory-mapped (images, masks) of subject ``position``, opened once per process."""
+        if position not in self._arrays:
+            folder = self.folders[position]
+            self._arrays[position] = (
+                np.load(folder / "image.npy", mmap_mode="r"),
+                np.load(folder / "mask.npy", mmap_mode="r"),
+            )
+        return self._arrays[position]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_arrays": {}}  # workers re-open the maps instead of copying
+
+
+def light_augmentation():
+    """MONAI dictionary transforms, kept light: left-right flip, small affine, intensity jitter."""
+    from monai.transforms import (
+        Compose,
+        RandAffined,
+        RandFlipd,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    keys = ["image", "mask"]
+    return Compose(
+        [
+            RandFlipd(keys, prob=0.5, spatial_axis=1),  # W = left-right
+            RandAffined(
+                keys,
+                prob=0.3,
+                rotate_range=(np.pi / 18,),  # +-10 degrees
+                scale_range=(0.05, 0.05),
+                translate_range=(8, 8),
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
+            RandScaleIntensityd("image", factors=0.1, prob=0.3),
+            RandShiftIntensityd("image", offsets=0.05, prob=0.3),
+        ]
+    )
+
+
+class SliceDataset(torch.utils.data.Dataset):
+    """2D samples ``{"image", "mask"}`` (float32, (1, H, W)) from a :class:`SliceCache`."""
+
+    def __init__(
+        self,
+        cache: SliceCache,
+        subject_ids: list[str] | None = None,
+        augment: bool = False,
+        lesion_fraction: float | None = None,
+    ):
+        if lesion_fraction is not None and not 0 < lesion_fraction < 1:
+            raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
+        keep = np.ones(len(cache), dtype=bool)
+        if subject_ids is not None:
+            missing = set(subject_ids) - set(cache.subject_ids)
+            if missing:
+                raise StrokesegError(f"subjects not in the cache: {', '.join(sorted(missing))}")
+            positions = [cache.subject_ids.index(s) for s in subject_ids]
+            keep = np.isin(cache.index[:, 0], positions)
+        self.cache = cache
+        self.rows = cache.index[keep]
+        self.has_lesion = cache.lesion_voxels[keep] > 0
+        self.lesion_fraction = lesion_fraction
+        self.transform = light_augmentation() if augment else None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        position, z = self.rows[i]
+        images, masks = self.cache.arrays(int(position))
+        sample = {
+            "image": torch.from_numpy(images[z].astype(np.float32)[None]),
+            "mask": torch.from_numpy(masks[z].astype(np.float32)[None]),
+        }
+        if self.transform is not None:
+            # seed MONAI from torch, so each worker (and torch.manual_seed) controls it
+            self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ()).item()))
+            sample = self.transform(sample)
+            sample = {k: torch.as_tensor(v).as_subclass(torch.Tensor) for k, v in sample.items()}
+        return sample
+
+    def sampler(self, num_samples: int | None = None) -> WeightedRandomSampler | None:
+        """Sampler drawing lesion slices with probability ``lesion_fraction`` (None: shuffle)."""
+        if self.lesion_fraction is None:
+            return None
+        n_lesion = int(self.has_lesion.sum())
+        n_other = len(self) - n_lesion
+        if n_lesion == 0 or n_other == 0:
+            weights = np.ones(len(self))
+        else:
+            f = self.lesion_fraction
+            weights = np.where(self.has_lesion, f / n_lesion, (1 - f) / n_other)
+        return WeightedRandomSampler(weights.tolist(), num_samples or len(self), replacement=True)

@@ -1,0 +1,193 @@
+"""Geometry-exact volume IO: read NIfTI or DICOM, work in RAS, write back in the source geometry.
+
+Everything the project computes is on RAS-canonical arrays (nibabel's closest canonical
+orientation: a pure axis permutation/flip, never a resampling). :meth:`Volume.to_source` is the
+exact inverse, and :func:`save_like` writes a mask with a copy of the input header, so the output
+has the input's shape, affine, qform/sform codes and voxel order (DESIGN.md section 6).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
+
+from strokeseg.errors import StrokesegError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+_RAS = axcodes2ornt("RAS")
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError)
+
+
+@dataclass
+class Volume:
+    """A 3D volume in RAS-canonical voxel order, with the image it came from."""
+
+    path: Path
+    data: np.ndarray  # float32 images, uint8 masks; RAS-canonical, shape (X, Y, Z)
+    affine: np.ndarray  # affine of `data`
+    source: nib.Nifti1Image  # the image as read (header, affine, codes, shape)
+
+    def _to_ras(self) -> np.ndarray:
+        return ornt_transform(io_orientation(self.source.affine), _RAS)
+
+    def to_source(self, array_ras: np.ndarray) -> np.ndarray:
+        """Exact inverse of the RAS reorientation: ``array_ras`` in the source voxel order."""
+        array_ras = np.asarray(array_ras)
+        if array_ras.shape != self.data.shape:
+            raise ValueError(f"array shape {array_ras.shape} != volume shape {self.data.shape}")
+        back = ornt_transform(_RAS, io_orientation(self.source.affine))
+        return apply_orientation(array_ras, back).reshape(self.source.shape)
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.endswith(NIFTI_SUFFIXES)
+
+
+def strip_nifti(name: str) -> str:
+    """``case_0000.nii.gz`` -> ``case_0000``."""
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    if path.name.endswith(".gz"):
+        with open(path, "rb") as f:
+            if f.read(2) != b"\x1f\x8b":
+                raise StrokesegError(f"{path}: not a gzip file despite the .gz suffix")
+    try:
+        image = nib.load(path)
+        data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
+    except _READ_ERRORS as error:
+        reason = "file is truncated" if isinstance(error, (EOFError, zlib.error)) else error
+        raise StrokesegError(f"{path}: cannot read NIfTI ({reason})") from None
+    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
+        raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
+    return image, data
+
+
+def _read_dicom(folder: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """One DICOM series -> an in-memory NIfTI image (SimpleITK's LPS turned into NIfTI's RAS)."""
+    import SimpleITK as sitk
+
+    sitk.ProcessObject_SetGlobalWarningDisplay(False)
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise StrokesegError(f"{folder}: no readable DICOM series")
+    if len(series) > 1:
+        raise StrokesegError(f"{folder}: {len(series)} DICOM series in one folder; expected one")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    try:
+        image = reader.Execute()  # applies RescaleSlope/RescaleIntercept (CT -> HU)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown error"
+        raise StrokesegError(f"{folder}: unreadable DICOM series ({first})") from None
+    if image.GetDimension() != 3:
+        raise StrokesegError(f"{folder}: DICOM series is {image.GetDimension()}D, expected 3D")
+    data = np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))  # (z,y,x) -> (x,y,z)
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    direction = np.array(image.GetDirection(), dtype=float).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = lps_to_ras @ direction @ np.diag(image.GetSpacing())
+    affine[:3, 3] = lps_to_ras @ np.array(image.GetOrigin())
+    nifti = nib.Nifti1Image(data, affine)
+    nifti.set_qform(affine, code=1)
+    nifti.set_sform(affine, code=1)
+    return nifti, data.astype(np.float32)
+
+
+def _read(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    if not path.exists():
+        raise StrokesegError(f"{path}: file not found")
+    if path.is_dir():
+        return _read_dicom(path)
+    if not is_nifti(path):
+        raise StrokesegError(f"{path}: unsupported file type (expected .nii, .nii.gz or DICOM)")
+    return _read_nifti(path)
+
+
+def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
+    if data.ndim == 4 and data.shape[3] == 1:
+        print(f"strokeseg: notice: {path}: 4D image with one volume, used as 3D", file=sys.stderr)
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise StrokesegError(f"{path}: image is {data.ndim}D {data.shape}, expected 3D")
+    if not np.isfinite(data).all():
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise StrokesegError(f"{path}: {bad} NaN/Inf voxels")
+    to_ras = ornt_transform(io_orientation(image.affine), _RAS)
+    data_ras = np.ascontiguousarray(apply_orientation(data, to_ras))
+    affine_ras = image.affine @ nib.orientations.inv_ornt_aff(to_ras, data.shape)
+    return Volume(path=path, data=data_ras, affine=affine_ras, source=image)
+
+
+def load_volume(path: str | Path) -> Volume:
+    """Read a .nii/.nii.gz file or a DICOM series folder as a float32 RAS volume (validated)."""
+    path = Path(path)
+    image, data = _read(path)
+    return _as_volume(path, image, data)
+
+
+def load_mask(path: str | Path, like: Volume | None = None) -> Volume:
+    """Read a lesion mask; every voxel must be exactly 0 or 1 (after scl_slope/inter).
+
+    With ``like``, the mask must also have the image's RAS shape and affine (within 1e-3 mm).
+    """
+    path = Path(path)
+    volume = load_volume(path)
+    binary = (volume.data == 0) | (volume.data == 1)
+    if not binary.all():
+        found = np.unique(volume.data[~binary])
+        shown = ", ".join(f"{v:g}" for v in found[:5]) + (", ..." if found.size > 5 else "")
+        raise StrokesegError(f"{path}: mask values must be 0 or 1, found {shown}")
+    volume.data = volume.data.astype(np.uint8)
+    if like is not None:
+        if volume.data.shape != like.data.shape:
+            raise StrokesegError(
+                f"{path}: mask shape {volume.data.shape} != image shape {like.data.shape} "
+                f"of {like.path}"
+            )
+        if not np.allclose(volume.affine, like.affine, rtol=0, atol=1e-3):
+            raise StrokesegError(f"{path}: mask affine differs from image affine of {like.path}")
+    return volume
+
+
+def atomic_target(path: Path, overwrite: bool) -> Path:
+    """A temporary sibling of ``path`` with its suffix; refuses to clobber without ``overwrite``."""
+    if path.exists() and not overwrite:
+        raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def save_like(
+    array_ras: np.ndarray, reference: Volume, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write a {0,1} mask as uint8 in ``reference``'s own geometry and header, atomically."""
+    path = Path(path)
+    array_ras = np.asarray(array_ras)
+    if not np.isin(array_ras, (0, 1)).all():
+        raise ValueError("save_like writes binary masks: values must be 0 or 1")
+    header = reference.source.header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    header["cal_min"], header["cal_max"] = 0, 0
+    data = reference.to_source(array_ras).astype(np.uint8)
+    image = type(reference.source)(data, None, header=header)
+    tmp = atomic_target(path, overwrite)
+    try:
+        nib.save(image, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

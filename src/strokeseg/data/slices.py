@@ -1,0 +1,46 @@
+"""Axial slicing of RAS volumes, with an in-plane centre crop/pad to a multiple of 16.
+
+Each in-plane size is rounded DOWN to a multiple of ``multiple`` by a centre crop (ATLAS
+197 x 233 -> W 192 x H 224, the paper's input size) and padded with zeros up to ``multiple``
+when it is smaller than that. :func:`from_slices` puts slices back exactly; the cropped-away
+border comes back as 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def target_size(n: int, multiple: int = 16) -> int:
+    return max(multiple, n // multiple * multiple)
+
+
+def _spans(n: int, target: int) -> tuple[slice, slice]:
+    """(source span, target span) of a centred crop (n > target) or pad (n < target)."""
+    if n >= target:
+        start = (n - target) // 2
+        return slice(start, start + target), slice(0, target)
+    start = (target - n) // 2
+    return slice(0, n), slice(start, start + n)
+
+
+def to_slices(array_ras: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """(X, Y, Z) -> (Z, H, W): H runs along Y (posterior->anterior), W along X (left->right)."""
+    x, y, z = array_ras.shape
+    h, w = target_size(y, multiple), target_size(x, multiple)
+    (sy, ty), (sx, tx) = _spans(y, h), _spans(x, w)
+    out = np.zeros((z, h, w), dtype=array_ras.dtype)
+    out[:, ty, tx] = np.transpose(array_ras[sx, sy, :], (2, 1, 0))
+    return out
+
+
+def from_slices(slices: np.ndarray, shape_ras: tuple[int, int, int]) -> np.ndarray:
+    """Exact inverse of :func:`to_slices` for a volume of shape ``shape_ras`` (X, Y, Z)."""
+    x, y, z = shape_ras
+    _, h, w = slices.shape
+    if slices.shape[0] != z:
+        raise ValueError(f"{slices.shape[0]} slices for a volume with {z}")
+    (sy, ty), (sx, tx) = _spans(y, h), _spans(x, w)
+    out = np.zeros(shape_ras, dtype=slices.dtype)
+    out[sx, sy, :] = np.transpose(slices[:, ty, tx], (2, 1, 0))
+    return out

@@ -1,0 +1,69 @@
+"""Seeded subject-level splits, saved as JSON next to a run.
+
+The paper's splits are counts: ATLAS R1.2 120/40/60 (train/val/test; 220 of the 229 scans) and
+the CT cohort 40/0/5. Counts may add up to less than the number of subjects (the rest is left
+out); fractions must add up to 1 (val and test are rounded, train gets the remainder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from strokeseg.errors import StrokesegError
+
+PARTS = ("train", "val", "test")
+PAPER_SPLITS = {"atlas": (120, 40, 60), "ct": (40, 0, 5)}
+
+
+def _counts(n: int, sizes: tuple[int, ...] | tuple[float, ...]) -> tuple[int, int, int]:
+    if len(sizes) != 3 or any(s < 0 for s in sizes):
+        raise StrokesegError(f"split sizes {sizes}: expected three non-negative (train, val, test)")
+    if all(isinstance(s, int | np.integer) for s in sizes):
+        if sum(sizes) > n:
+            raise StrokesegError(f"split sizes {sizes} need {sum(sizes)} subjects, found {n}")
+        return tuple(int(s) for s in sizes)
+    if abs(sum(sizes) - 1.0) > 1e-6:
+        raise StrokesegError(f"split fractions {sizes} must add up to 1")
+    val, test = round(sizes[1] * n), round(sizes[2] * n)
+    return n - val - test, val, test
+
+
+def make_split(
+    ids: list[str], sizes: tuple[int, ...] | tuple[float, ...], seed: int
+) -> dict[str, list[str]]:
+    """Shuffle the subject ids with ``seed`` and cut them into train/val/test (each sorted)."""
+    if len(set(ids)) != len(ids):
+        raise StrokesegError("split: subject ids are not unique")
+    order = np.random.default_rng(seed).permutation(sorted(ids)).tolist()
+    n_train, n_val, n_test = _counts(len(ids), tuple(sizes))
+    cuts = np.cumsum([0, n_train, n_val, n_test])
+    return {part: sorted(order[cuts[i] : cuts[i + 1]]) for i, part in enumerate(PARTS)}
+
+
+def save_split(split: dict[str, list[str]], path: str | Path) -> Path:
+    """Write the split as JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({part: list(split[part]) for part in PARTS}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_split(path: str | Path) -> dict[str, list[str]]:
+    """Read a split written by :func:`save_split`; parts must be present and disjoint."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StrokesegError(f"{path}: cannot read split ({error})") from None
+    if not isinstance(split, dict) or any(not isinstance(split.get(p), list) for p in PARTS):
+        raise StrokesegError(f"{path}: a split needs lists 'train', 'val' and 'test'")
+    ids = [i for p in PARTS for i in split[p]]
+    if len(set(ids)) != len(ids):
+        raise StrokesegError(f"{path}: a subject appears in more than one part")
+    return {p: split[p] for p in PARTS}
