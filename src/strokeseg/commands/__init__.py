@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-COMMANDS: tuple = ()
+from strokeseg.commands import evaluate, export, predict, train
+
+COMMANDS: tuple = (train, evaluate, predict, export)
