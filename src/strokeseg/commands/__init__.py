@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from strokeseg.commands import evaluate, export, predict, train
+from strokeseg.commands import evaluate
 
-COMMANDS: tuple = (train, evaluate, predict, export)
+COMMANDS: tuple = (evaluate,)
