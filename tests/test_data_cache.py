@@ -1,0 +1,104 @@
+"""The slice cache: decoded once, re-used while valid, lesion oversampling, light augmentation."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from data_files import volume_and_mask, write_nifti
+from torch.utils.data import DataLoader
+
+from strokeseg.data import find_dataset, normalize, to_slices
+from strokeseg.data.cache import SliceCache, SliceDataset
+from strokeseg.errors import StrokesegError
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    for n in (1, 2):
+        image, mask = volume_and_mask(seed=n)
+        anat = tmp_path / "data" / f"sub-{n}" / "ses-1" / "anat"
+        stem = f"sub-{n}_ses-1_space-MNI152NLin2009aSym"
+        write_nifti(anat / f"{stem}_T1w.nii.gz", image)
+        write_nifti(anat / f"{stem}_label-L_desc-T1lesion_mask.nii.gz", mask)
+    return find_dataset(tmp_path / "data")
+
+
+def test_cache_holds_normalized_cropped_slices_and_lesion_counts(dataset, tmp_path):
+    cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
+    assert len(cache) == 16  # 2 subjects x 8 axial slices
+    _, mask = volume_and_mask(seed=2)
+    # the cube lies inside the 16 x 16 centre crop, so each slice keeps all its lesion voxels
+    np.testing.assert_array_equal(cache.lesion_voxels[8:], mask.sum(axis=(0, 1)))
+
+    sample = SliceDataset(cache)[8 + 3]
+    image, _ = volume_and_mask(seed=2)
+    expected = to_slices(normalize(image, "mri"))[3]
+    assert sample["image"].shape == (1, 16, 16) and sample["image"].dtype == torch.float32
+    np.testing.assert_allclose(sample["image"][0].numpy(), expected, atol=1e-3)  # float16 store
+    np.testing.assert_array_equal(sample["mask"][0].numpy(), to_slices(mask)[3])
+
+
+def test_cache_reused_while_valid_and_rebuilt_on_change(dataset, tmp_path, monkeypatch):
+    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
+    calls = []
+    import strokeseg.data.cache as cache_module
+
+    real = cache_module.load_subject
+    monkeypatch.setattr(cache_module, "load_subject", lambda s: calls.append(s.id) or real(s))
+    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
+    assert calls == []
+    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache", window="stroke")
+    assert calls == ["sub-1"]
+    stat = dataset.subjects[0].image.stat()
+    os.utime(dataset.subjects[0].image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
+    assert calls == ["sub-1", "sub-1"]
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.name.startswith(".")]
+
+
+def test_lesion_oversampling_reaches_the_requested_fraction(dataset, tmp_path):
+    cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
+    plain = SliceDataset(cache)
+    assert plain.sampler() is None
+    assert plain.has_lesion.mean() == pytest.approx(3 / 8)
+    data = SliceDataset(cache, subject_ids=["sub-2"], lesion_fraction=0.8)
+    assert len(data) == 8
+    torch.manual_seed(0)
+    drawn = list(data.sampler(num_samples=4000))
+    assert np.mean(data.has_lesion[drawn]) == pytest.approx(0.8, abs=0.03)
+
+
+def test_augmentation_keeps_shapes_binary_masks_and_is_seeded(dataset, tmp_path):
+    cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
+    data = SliceDataset(cache, augment=True)
+    torch.manual_seed(3)
+    first = [data[i] for i in range(16)]
+    torch.manual_seed(3)
+    again = [data[i] for i in range(16)]
+    for a, b in zip(first, again, strict=True):
+        assert type(a["image"]) is torch.Tensor and a["image"].shape == (1, 16, 16)
+        assert set(a["mask"].unique().tolist()) <= {0.0, 1.0}
+        torch.testing.assert_close(a["image"], b["image"])
+    plain = [SliceDataset(cache)[i]["image"] for i in range(16)]
+    assert any(not torch.equal(a["image"], p) for a, p in zip(first, plain, strict=True))
+
+
+def test_loader_workers_reopen_the_memory_maps(dataset, tmp_path):
+    cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
+    data = SliceDataset(cache)
+    _ = data[0]
+    assert len(pickle.dumps(cache)) < 4000  # no array copied into the pickle
+    batches = list(DataLoader(data, batch_size=4, num_workers=2))
+    assert torch.cat([b["mask"] for b in batches]).sum() == cache.lesion_voxels.sum()
+
+
+def test_cache_refuses_unlabeled_and_unknown_subjects(dataset, tmp_path):
+    dataset.subjects[0].masks = []
+    with pytest.raises(StrokesegError, match="sub-1 has no mask"):
+        SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
+    with pytest.raises(StrokesegError, match="unknown subject ids sub-9"):
+        SliceCache.build(dataset, ["sub-9"], tmp_path / "cache")
