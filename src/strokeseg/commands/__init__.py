@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from strokeseg.commands import evaluate
+from strokeseg.commands import check, evaluate
 
-COMMANDS: tuple = (evaluate,)
+COMMANDS: tuple = (check, evaluate)

@@ -8,6 +8,7 @@ has the input's shape, affine, qform/sform codes and voxel order (DESIGN.md sect
 
 from __future__ import annotations
 
+import gzip
 import os
 import sys
 import zlib
@@ -58,6 +59,21 @@ def strip_nifti(name: str) -> str:
     return name
 
 
+def _truncated_gzip(path: Path) -> bool:
+    """Whether ``path`` is a gzip stream that ends early (diagnosis after a failed read)."""
+    if not path.name.endswith(".gz"):
+        return False
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    except (EOFError, zlib.error):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     if path.name.endswith(".gz"):
         with open(path, "rb") as f:
@@ -67,7 +83,7 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         image = nib.load(path)
         data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
     except _READ_ERRORS as error:
-        reason = "file is truncated" if isinstance(error, (EOFError, zlib.error)) else error
+        reason = "file is truncated" if _truncated_gzip(path) else error
         raise StrokesegError(f"{path}: cannot read NIfTI ({reason})") from None
     if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
