@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from strokeseg.commands import check, evaluate
+from strokeseg.commands import check, evaluate, export, predict, train
 
-COMMANDS: tuple = (check, evaluate)
+COMMANDS: tuple = (check, train, evaluate, predict, export)

@@ -1,0 +1,33 @@
+"""``strokeseg export``: the deployed network alone, as ONNX or TorchScript."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export the inference network (.onnx or .pt)",
+        description="Export the main branch only (no auxiliary edge branch) and check the "
+        "file against PyTorch on random input.",
+    )
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("-o", "--output", type=Path, required=True, help="FILE.onnx or FILE.pt")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.export import export
+
+    network, meta = load_network(args.checkpoint)
+    difference = export(network, meta, args.output, overwrite=args.overwrite)
+    params = sum(p.numel() for p in network.parameters())
+    print(
+        f"{args.output}: {meta['model_name']} main branch, {params:,} parameters, "
+        f"max |difference| vs PyTorch {difference:.1e}"
+    )
+    return 0

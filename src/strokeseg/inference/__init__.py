@@ -1,0 +1,1 @@
+"""Inference without training machinery: checkpoint loading, whole-volume prediction, export."""

@@ -1,0 +1,44 @@
+"""Rebuild the deployed network from a self-describing checkpoint (no Lightning import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from strokeseg.errors import StrokesegError
+from strokeseg.models import create_model, deploy
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dictionary, loaded with ``weights_only=True`` (no arbitrary pickles)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StrokesegError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise StrokesegError(f"{path}: not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "strokeseg" not in checkpoint:
+        raise StrokesegError(f"{path}: not a strokeseg checkpoint (no model description)")
+    return checkpoint
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The network's own state dict out of a Lightning checkpoint (``model.`` prefix removed)."""
+    prefix = "model."
+    return {
+        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
+    }
+
+
+def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The deployed inference network in eval mode, and the checkpoint's description."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint["strokeseg"]
+    model = create_model(meta["model_name"], **meta["model_kwargs"])
+    model.load_state_dict(model_state(checkpoint), strict=True)
+    return deploy(model), meta

@@ -1,0 +1,87 @@
+"""Export the deployed main branch only: ONNX (checked with ONNX Runtime) or TorchScript ``.pt``.
+
+Both take (batch, 1, H, W) float32 images with H and W multiples of 16 and return mask logits
+of the same size; batch, H and W are dynamic. The exported file is compared against PyTorch on
+random input of a different size than the one traced, so a wrong export never lands silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from strokeseg.errors import StrokesegError
+
+TRACE_SHAPE = (1, 1, 64, 64)
+CHECK_SHAPE = (2, 1, 96, 80)
+TOLERANCE = 1e-4
+
+
+def _reference(network: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return network(x).numpy()
+
+
+def _export_onnx(network: nn.Module, meta: dict, tmp: Path, check: torch.Tensor) -> float:
+    import onnx
+    import onnxruntime
+
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings on the size check are expected
+        torch.onnx.export(
+            network,
+            (torch.zeros(TRACE_SHAPE),),
+            str(tmp),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": axes, "logits": axes},
+            opset_version=17,
+        )
+    model = onnx.load(str(tmp))
+    onnx.helper.set_model_props(model, {"strokeseg": json.dumps(meta, default=str)})
+    onnx.save(model, str(tmp))
+    session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": check.numpy()})[0]
+    return float(np.abs(got - _reference(network, check)).max())
+
+
+def _export_torchscript(network: nn.Module, meta: dict, tmp: Path, check: torch.Tensor) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(network, torch.zeros(TRACE_SHAPE))
+    extra = {"strokeseg.json": json.dumps(meta, default=str)}
+    torch.jit.save(traced, str(tmp), _extra_files=extra)
+    loaded = torch.jit.load(str(tmp))
+    with torch.inference_mode():
+        got = loaded(check).numpy()
+    return float(np.abs(got - _reference(network, check)).max())
+
+
+def export(network: nn.Module, meta: dict, out: Path, *, overwrite: bool = False) -> float:
+    """Write ``out`` (.onnx or .pt) atomically; returns the max |difference| against PyTorch."""
+    exporters = {".onnx": _export_onnx, ".pt": _export_torchscript}
+    if out.suffix not in exporters:
+        raise StrokesegError(f"{out}: unknown export format; use a .onnx or .pt file name")
+    if out.exists() and not overwrite:
+        raise StrokesegError(f"{out}: already exists (pass --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{out.suffix}")
+    check = torch.randn(CHECK_SHAPE, generator=torch.Generator().manual_seed(0))
+    try:
+        difference = exporters[out.suffix](network.eval(), meta, tmp, check)
+        if difference > TOLERANCE:
+            raise StrokesegError(
+                f"{out}: exported model differs from PyTorch by {difference:.2e} (> {TOLERANCE})"
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return difference

@@ -1,0 +1,121 @@
+"""Whole-volume prediction: NIfTI or DICOM in, a uint8 mask in the scan's own geometry out.
+
+The scan is reoriented to RAS, normalised as the checkpoint's training data was, cut into
+axial slices (centre crop/pad to a multiple of 16), segmented slice by slice with the
+deployed network, and pasted back (cropped-away borders are background). Deterministic:
+the same scan and checkpoint give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
+from strokeseg.data.slices import from_slices, to_slices
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.metrics import label_lesions, volume_ml
+from strokeseg.evaluation.report import write_atomic
+
+
+@dataclass
+class Lesions:
+    scan: str
+    volume_ml: float
+    count: int
+
+
+def segment(
+    network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
+) -> np.ndarray:
+    """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5, i.e. logits >= 0."""
+    slices = to_slices(normalize(volume.data, modality, window))
+    out = np.empty(slices.shape, dtype=np.uint8)
+    with torch.inference_mode():
+        for start in range(0, len(slices), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(slices[start : start + batch_size]))
+            logits = network(x.unsqueeze(1).float())
+            out[start : start + batch_size] = (logits[:, 0] >= 0).numpy()
+    return from_slices(out, volume.data.shape).astype(np.uint8)
+
+
+def lesion_stats(scan: str, mask: np.ndarray, volume: Volume) -> Lesions:
+    """Lesion volume in mL and count of 26-connected lesions."""
+    voxel_mm3 = float(np.prod(volume.source.header.get_zooms()[:3]))
+    return Lesions(scan, volume_ml(mask, voxel_mm3), label_lesions(mask)[1])
+
+
+def scan_inputs(path: Path) -> list[tuple[str, Path]]:
+    """(scan name, path) pairs: one NIfTI file, a folder of NIfTI files, or a DICOM folder."""
+    if not path.exists():
+        raise StrokesegError(f"{path}: no such file or folder")
+    if path.is_file():
+        if not is_nifti(path):
+            raise StrokesegError(f"{path}: not a NIfTI file (.nii or .nii.gz)")
+        return [(strip_nifti(path.name), path)]
+    children = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    scans = [(strip_nifti(p.name), p) for p in children if p.is_file() and is_nifti(p)]
+    if scans:
+        return scans
+    if any(p.is_file() for p in children):  # a folder of DICOM files is one series
+        return [(path.name, path)]
+    raise StrokesegError(f"{path}: no NIfTI files or DICOM series found")
+
+
+def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["scan", "lesion_volume_ml", "lesion_count"])
+    writer.writerows([r.scan, f"{r.volume_ml:.4f}", r.count] for r in rows)
+    write_atomic(path, buffer.getvalue(), overwrite=True)
+
+
+def predict(
+    inputs: Path,
+    out_dir: Path,
+    network: nn.Module,
+    meta: dict,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[list[Lesions], list[str]]:
+    """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
+
+    Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
+    is reported and skipped, the others are still written.
+    """
+    from tqdm import tqdm
+
+    scans = scan_inputs(inputs)
+    targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
+    clashes = [str(t) for t in targets if t.exists()]
+    if clashes and not overwrite:
+        raise StrokesegError(
+            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    modality = meta["data"].get("modality", "mri")
+    window = meta["data"].get("window", "brain")
+    rows, errors = [], []
+    for (name, path), target in tqdm(
+        list(zip(scans, targets, strict=False)), desc="predict", unit="scan", disable=not progress
+    ):
+        try:
+            volume = load_volume(path)
+            mask = segment(network, volume, modality, window)
+            save_like(mask, volume, target, overwrite=overwrite)
+            rows.append(lesion_stats(name, mask, volume))
+        except StrokesegError as error:
+            errors.append(str(error))
+            print(f"strokeseg predict: error: {error}", file=sys.stderr)
+    if rows:
+        write_lesions_csv(rows, out_dir / "lesions.csv")
+    return rows, errors

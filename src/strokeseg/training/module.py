@@ -1,0 +1,79 @@
+"""The LightningModule: one registered model, the loss it asks for, validation Dice.
+
+Validation Dice is pooled over all validation slices (sum of overlaps over sum of sizes,
+masks thresholded at p = 0.5) and reduced across DDP ranks; ``best.ckpt`` follows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from strokeseg import __version__
+from strokeseg.models import create_model
+from strokeseg.models.multitask import build_loss
+
+
+class SegmentationModule(L.LightningModule):
+    def __init__(
+        self,
+        model_name: str,
+        model_kwargs: dict[str, Any],
+        loss: dict[str, Any],
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        data: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(model_name, **model_kwargs)
+        self.criterion = build_loss(self.model, **loss)
+        self._val_sums = torch.zeros(3)
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        losses = self.criterion(self.model(batch["image"]), batch["mask"])
+        size = batch["image"].shape[0]
+        self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        for name, value in losses.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, batch_size=size, sync_dist=True)
+        return losses["loss"]
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self.model(batch["image"])
+        pred, mask = logits > 0, batch["mask"] > 0.5
+        self._val_sums += torch.stack([(pred & mask).sum(), pred.sum(), mask.sum()]).to(
+            self._val_sums
+        )
+        loss = self.criterion.segment(logits, batch["mask"])
+        self.log("val/loss_mask", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        overlap, predicted, truth = sums.tolist()
+        dice = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
+        self.log("val/dice", dice, prog_bar=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Make the checkpoint self-describing for inference without this module."""
+        checkpoint["strokeseg"] = {
+            "version": __version__,
+            "model_name": self.hparams.model_name,
+            "model_kwargs": dict(self.hparams.model_kwargs),
+            "data": dict(self.hparams.data or {}),
+            "config": self.hparams.config,
+        }

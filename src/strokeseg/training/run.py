@@ -1,0 +1,164 @@
+"""``strokeseg train``: a run folder with config, split, versions, checkpoints, logs and curves.
+
+The Lightning Trainer does the loop, DDP (torchrun or its own launcher), mixed precision on
+GPU, checkpointing and progress bars. A run folder that holds ``last.ckpt`` resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from strokeseg import __version__
+from strokeseg.data.layouts import Dataset, find_dataset
+from strokeseg.data.splits import load_split, make_split, save_split
+from strokeseg.errors import StrokesegError
+from strokeseg.training.config import Config, save_config
+from strokeseg.training.curves import plot_curves
+from strokeseg.training.datamodule import SliceDataModule
+from strokeseg.training.module import SegmentationModule
+
+RUN_FILES = (
+    "config.yaml",
+    "split.json",
+    "versions.json",
+    "best.ckpt",
+    "last.ckpt",
+    "metrics.csv",
+    "hparams.yaml",
+    "curves.png",
+)
+
+
+def versions() -> dict[str, str]:
+    import lightning
+    import monai
+
+    return {
+        "strokeseg": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "monai": monai.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
+    """Refuse to mix runs: an existing folder must hold the same config (then it resumes)."""
+    saved = out / "config.yaml"
+    if overwrite:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "cache", ignore_errors=True)
+    elif saved.exists() and yaml.safe_load(saved.read_text()) != config.to_dict():
+        raise StrokesegError(
+            f"{out}: holds a run with a different config; use another --out, or --overwrite"
+        )
+
+
+def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list[str]]:
+    """The run's saved split when resuming, else a new seeded split by subject."""
+    if (out / "split.json").exists():
+        return load_split(out / "split.json")
+    ids = [s.id for s in dataset.subjects]
+    return make_split(ids, tuple(config.data.split), config.seed)
+
+
+def precision(config: Config) -> str:
+    if config.trainer.precision:
+        return config.trainer.precision
+    gpu = torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda")
+    return "16-mixed" if gpu else "32-true"
+
+
+def build_trainer(
+    config: Config, out: Path, callbacks: Sequence[Callback], validate: bool = True
+) -> L.Trainer:
+    """Without a validation split (the paper's CT protocol) ``best.ckpt`` is the last epoch."""
+    checkpoint = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val/dice" if validate else None,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    t = config.trainer
+    return L.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=precision(config),
+        max_epochs=config.optim.epochs,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches if validate else 0,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        num_sanity_val_steps=0,
+        logger=CSVLogger(save_dir=out, name="", version=""),
+        callbacks=[checkpoint, *callbacks],
+        default_root_dir=out,
+        log_every_n_steps=1,
+    )
+
+
+def train(
+    config: Config,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> Path:
+    """Train ``config`` on the dataset at ``data_dir`` into the run folder ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_run_folder(config, out, overwrite)
+    dataset = find_dataset(data_dir, config.data.layout)
+    split = subject_split(config, dataset, out)
+    if not split["train"]:
+        raise StrokesegError(
+            f"{data_dir}: {len(dataset.subjects)} subject(s) give an empty training split "
+            f"with data.split={config.data.split}"
+        )
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    data_info: dict[str, Any] = {
+        "layout": dataset.layout,
+        "modality": dataset.modality,
+        "window": config.data.window,
+    }
+    module = SegmentationModule(
+        model_name=config.model.name,
+        model_kwargs=config.model.kwargs,
+        loss=vars(config.loss),
+        lr=config.optim.lr,
+        weight_decay=config.optim.weight_decay,
+        data=data_info,
+        config=config.to_dict(),
+    )
+    cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
+    datamodule = SliceDataModule(dataset, split, cache_dir, config)
+    trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
+    if trainer.is_global_zero:
+        save_config(config, out / "config.yaml")
+        save_split(split, out / "split.json")
+        (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    last = out / "last.ckpt"
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
+    if trainer.is_global_zero and (out / "metrics.csv").exists():
+        plot_curves(out / "metrics.csv", out / "curves.png")
+    return out

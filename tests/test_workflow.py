@@ -1,0 +1,196 @@
+"""End to end through the real command line: train (tiny) -> predict -> export, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nibabel as nib
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from data_files import write_nifti
+
+from strokeseg.inference.checkpoint import load_network, read_checkpoint
+
+SHAPE = (64, 64, 6)
+
+
+def blob_subject(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy 'brain' with a dark spherical lesion: easy enough to learn in a few steps."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100, 5, SHAPE).astype(np.float32)
+    x, y, z = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    cx, cy = rng.integers(16, 48, 2)
+    r = rng.integers(5, 10)
+    mask = ((x - cx) ** 2 + (y - cy) ** 2 + (z - 3) ** 2 * 4 <= r**2).astype(np.uint8)
+    image[mask == 1] -= 40
+    return image, mask
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folders")
+    for i in range(6):
+        image, mask = blob_subject(i)
+        write_nifti(root / "images" / f"case{i}.nii.gz", image)
+        write_nifti(root / "masks" / f"case{i}.nii.gz", mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(dataset, tmp_path_factory):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("run")
+    result = run_cli("train", "--config", "tiny", "--data", dataset, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_train_writes_a_complete_run_folder(run):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "versions.json",
+        "best.ckpt",
+        "last.ckpt",
+        "metrics.csv",
+        "curves.png",
+    ):
+        assert (run / name).is_file(), name
+    split = json.loads((run / "split.json").read_text())
+    assert sorted(sum(split.values(), [])) == [f"case{i}" for i in range(6)]
+    meta = read_checkpoint(run / "best.ckpt")["strokeseg"]
+    assert meta["model_name"] == "unetpp_mtl"
+    assert meta["model_kwargs"] == {"width": 0.125, "norm": "batch"}
+    assert meta["data"]["modality"] == "mri"
+
+
+def test_checkpoint_rebuilds_the_deployed_network_without_training_code(run):
+    network, _ = load_network(run / "best.ckpt")
+    assert not hasattr(network, "lffgm")
+    code = (
+        "import sys; from strokeseg.inference.checkpoint import load_network; "
+        f"load_network({str(run / 'best.ckpt')!r}); "
+        "print(any(m.startswith('lightning') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_predict_keeps_geometry_and_is_deterministic(run, dataset, tmp_path, cli):
+    scan = dataset / "images" / "case0.nii.gz"
+    first = cli("predict", "-i", scan, "-o", tmp_path / "a", "--checkpoint", run / "best.ckpt")
+    assert first.returncode == 0, first.stderr
+    second = cli("predict", "-i", scan, "-o", tmp_path / "b", "--checkpoint", run / "best.ckpt")
+    assert second.returncode == 0, second.stderr
+    a, b = tmp_path / "a" / "case0_mask.nii.gz", tmp_path / "b" / "case0_mask.nii.gz"
+    assert a.read_bytes() == b.read_bytes()
+    src, out = nib.load(scan), nib.load(a)
+    assert out.shape == src.shape
+    assert np.array_equal(out.affine, src.affine)
+    assert out.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
+    lines = (tmp_path / "a" / "lesions.csv").read_text().splitlines()
+    assert lines[0] == "scan,lesion_volume_ml,lesion_count" and lines[1].startswith("case0,")
+
+
+def test_predict_never_overwrites_without_the_flag(run, dataset, tmp_path, cli):
+    scan = dataset / "images" / "case1.nii.gz"
+    args = ("predict", "-i", scan, "-o", tmp_path, "--checkpoint", run / "best.ckpt")
+    assert cli(*args).returncode == 0
+    before = (tmp_path / "case1_mask.nii.gz").stat().st_mtime_ns
+    refused = cli(*args)
+    assert refused.returncode == 1
+    assert "already exists" in refused.stderr and "Traceback" not in refused.stderr
+    assert (tmp_path / "case1_mask.nii.gz").stat().st_mtime_ns == before
+    assert cli(*args, "--overwrite").returncode == 0
+
+
+def test_predict_refuses_bad_scans_and_still_writes_the_good_ones(run, dataset, tmp_path, cli):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "good.nii.gz").write_bytes((dataset / "images" / "case2.nii.gz").read_bytes())
+    (scans / "broken.nii.gz").write_bytes(b"not a gzip file")
+    result = cli("predict", "-i", scans, "-o", tmp_path / "out", "--checkpoint", run / "best.ckpt")
+    assert result.returncode == 1
+    assert "broken.nii.gz" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "out" / "good_mask.nii.gz").is_file()
+    assert not (tmp_path / "out" / "broken_mask.nii.gz").exists()
+
+
+def test_lps_and_ras_copies_of_a_scan_give_the_same_mask(run, dataset, tmp_path, cli):
+    image = nib.load(dataset / "images" / "case3.nii.gz")
+    data = np.asarray(image.dataobj)
+    flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps_affine = image.affine @ np.array(
+        [[-1, 0, 0, SHAPE[0] - 1], [0, -1, 0, SHAPE[1] - 1], [0, 0, 1, 0], [0, 0, 0, 1]]
+    )
+    assert np.allclose(lps_affine[:3, :3], flip[:3, :3] @ image.affine[:3, :3])
+    write_nifti(tmp_path / "scans" / "ras.nii.gz", data, image.affine)
+    write_nifti(tmp_path / "scans" / "lps.nii.gz", data[::-1, ::-1, :], lps_affine)
+    result = cli(
+        "predict", "-i", tmp_path / "scans", "-o", tmp_path / "o", "--checkpoint", run / "best.ckpt"
+    )
+    assert result.returncode == 0, result.stderr
+    ras = np.asarray(nib.load(tmp_path / "o" / "ras_mask.nii.gz").dataobj)
+    lps_img = nib.load(tmp_path / "o" / "lps_mask.nii.gz")
+    assert np.array_equal(lps_img.affine, lps_affine)
+    assert np.array_equal(np.asarray(lps_img.dataobj)[::-1, ::-1, :], ras)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_export_matches_the_deployed_network(run, tmp_path, cli, suffix):
+    target = tmp_path / f"model{suffix}"
+    result = cli("export", "--checkpoint", run / "best.ckpt", "-o", target)
+    assert result.returncode == 0, result.stderr
+    network, _ = load_network(run / "best.ckpt")
+    x = torch.randn(3, 1, 112, 48)
+    with torch.inference_mode():
+        expected = network(x).numpy()
+    if suffix == ".onnx":
+        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"image": x.numpy()})[0]
+    else:
+        got = torch.jit.load(str(target))(x).detach().numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert cli("export", "--checkpoint", run / "best.ckpt", "-o", target).returncode == 1
+
+
+def test_training_resumes_after_the_run_is_killed(dataset, tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "strokeseg.cli",
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--set",
+        "optim.epochs=8",
+    ]
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    while not (out / "last.ckpt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = torch.load(out / "last.ckpt", weights_only=True)["epoch"]
+    assert killed_at < 7, "the run finished before it could be killed"
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
+    assert torch.load(out / "last.ckpt", weights_only=True)["epoch"] == 7
