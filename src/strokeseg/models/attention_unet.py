@@ -8,8 +8,9 @@ the upsampled decoder map at the same resolution:
 alpha = sigmoid(BN(psi(ReLU(BN(W_g g) + BN(W_x x))))), skip = x * alpha, with F_int = F_l / 2.
 34,877,421 parameters at 1 in / 1 out.
 
-MONAI's ``AttentionUnet`` is not used: its up step is a transposed convolution and its layout
-differs from the port, so neither the structure nor the count would match.
+MONAI's ``AttentionUnet`` is not used: it downsamples by strided convolutions, upsamples by
+transposed convolutions and merges with one conv per level, so at the same widths it is a
+different network (31,739,185 parameters).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """U-Net of Ronneberger, Fischer and Brox, MICCAI 2015 (https://arxiv.org/abs/1505.04597).
 
 There is no official PyTorch code; this follows the paper's layout in its common padded
-variant (as in milesial/Pytorch-UNet without the bilinear option): five levels of widths
-64..1024, each two 3x3 convolutions + ReLU, 2x2 max-pool down, 2x2 stride-2 transposed
-convolution up (halving the channels), concatenation with the encoder map, 1x1 head.
+variant: five levels of widths 64..1024, each two 3x3 convolutions + ReLU, 2x2 max-pool
+down, 2x2 stride-2 transposed convolution up (halving the channels), concatenation with the
+encoder map, 1x1 head.
 
 Differences from the paper, on purpose: ``same`` padding (so the output has the input's size
 and no skip cropping is needed; H and W must be multiples of 16), BatchNorm after every 3x3
 conv by default (``batch_norm=False`` gives the paper's plain conv + ReLU), no dropout at the
 end of the contracting path. Parameters at 1 in / 1 out: 31,030,593 without BatchNorm (the
-paper's count), 31,042,369 with it (+2 affine parameters for each of the 5,888 BN channels).
+paper's layer list), 31,042,369 with it (+2 affine parameters for each of the 5,888 BN channels).
 """
 
 from __future__ import annotations
