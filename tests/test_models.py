@@ -11,7 +11,9 @@ from strokeseg.models.multitask import build_loss
 # Tiny settings per model so the whole registry runs in seconds on a CPU. A model that
 # needs other settings than the default gets its own entry.
 DEFAULT_TINY = {"width": 0.125}
-TINY_KWARGS: dict[str, dict] = {}
+TINY_KWARGS: dict[str, dict] = {
+    "swin_unet": {"width": 0.125, "window_size": 2},  # pads to multiples of 64, not 224
+}
 SIZES = [(64, 64), (80, 48)]
 
 

@@ -8,11 +8,15 @@ from torch import nn
 
 from strokeseg.models import (  # noqa: F401  (registration)
     attention_unet,
+    clcinet,
     deeplabv3plus,
     multitask,
     segnet,
+    swin_unet,
+    transunet,
     unet,
     unetpp,
+    xnet,
 )
 from strokeseg.models.registry import create_model, list_models, register_model
 
