@@ -1,0 +1,193 @@
+"""Shared anatomy for the synthetic cohorts: the ICBM152 2009a template and a head around it.
+
+The T1 template and its grey/white-matter probability maps ship inside nilearn's wheel
+(``nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz``), already on
+ATLAS R2.0's grid (197x233x189, 1 mm, MNI152NLin2009aSym; Fonov et al., NeuroImage 2011), so
+nothing is downloaded. The template is skull-stripped; a head is added around the brain as
+layers at a given distance outside the brain mask (extra-axial CSF, inner table, diploe,
+outer table, scalp fat, skin), so both an MRI and a CT can be rendered from one anatomy.
+CSF inside the brain is what is left of the brain mask after grey and white matter.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage as ndi
+
+from strokeseg.errors import StrokesegError
+
+TEMPLATE_FILE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
+BRAIN_THRESHOLD = 0.2
+"""nilearn's own brain-mask rule: template T1 (rescaled to [0, 1]) above this value."""
+SHELL_MM = 25.0
+"""Head layers (CSF gap, skull, scalp) lie within this distance of the brain."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """The template anatomy on its 1 mm grid; all maps float32 in [0, 1] except where noted."""
+
+    t1: np.ndarray
+    gm: np.ndarray
+    wm: np.ndarray
+    csf: np.ndarray
+    brain: np.ndarray  # bool
+    outside_mm: np.ndarray  # distance (mm) from the brain surface, 0 inside the brain
+    shell: np.ndarray  # flat indices of the voxels that can hold head layers
+    affine: np.ndarray  # voxel -> MNI (RAS) mm
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.t1.shape
+
+
+def template_file(name: str) -> Path:
+    """Path of a template file inside the installed nilearn package (found without importing
+    nilearn, whose import costs seconds)."""
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or spec.origin is None:
+        raise StrokesegError("nilearn: not installed; it ships the ICBM152 template")
+    path = Path(spec.origin).parent / "datasets" / "data" / TEMPLATE_FILE.format(name)
+    if not path.is_file():
+        raise StrokesegError(f"{path}: missing from the nilearn installation")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def load_template() -> Template:
+    """Load the packaged template once per process (no network access).
+
+    As nilearn's ``load_mni152_*`` loaders do, each map is rescaled by its maximum and the
+    brain mask is the T1 above 0.2.
+    """
+    t1_img = nib.load(template_file("t1"))
+    t1, gm, wm = (
+        _unit(nib.load(template_file(name)).get_fdata(dtype=np.float32))
+        for name in ("t1", "gm", "wm")
+    )
+    brain = t1 > BRAIN_THRESHOLD
+    gm *= brain
+    wm *= brain
+    csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * brain
+    outside_mm = _outside_distance(brain)
+    return Template(
+        t1=t1,
+        gm=gm,
+        wm=wm,
+        csf=csf.astype(np.float32),
+        brain=brain,
+        outside_mm=outside_mm,
+        shell=np.flatnonzero((outside_mm > 0) & (outside_mm < SHELL_MM)),
+        affine=t1_img.affine.copy(),
+    )
+
+
+def _unit(volume: np.ndarray) -> np.ndarray:
+    volume /= volume.max()
+    return volume
+
+
+def _outside_distance(brain: np.ndarray) -> np.ndarray:
+    """Distance outside the brain, computed on every other voxel (eight times cheaper).
+
+    The template's dimensions are odd, so the 2 mm grid's corners coincide with the 1 mm
+    grid's and linear upsampling is exact at the coarse voxels; millimetre accuracy is plenty
+    for head layers several millimetres thick.
+    """
+    coarse = brain[::2, ::2, ::2]
+    dist = ndi.distance_transform_edt(~coarse, sampling=2.0).astype(np.float32)
+    zoom = [n / c for n, c in zip(brain.shape, coarse.shape, strict=True)]
+    full = ndi.zoom(dist, zoom, order=1, output=np.float32)  # maps corners to corners
+    full -= 1.0  # voxel centres to surface
+    full[brain] = 0.0
+    np.maximum(full, 0.5 * ~brain, out=full)
+    return full
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_basis: int) -> np.ndarray:
+    """A random smooth field on a grid with |value| <= 1.
+
+    A tensor product of the lowest ``n_basis`` cosines per axis with random weights (higher
+    frequencies damped): a low-pass random field that costs a few small matrix products
+    instead of a large filter. Weights are divided by the sum of their magnitudes, the
+    field's bound, so no pass over the full grid is needed to normalise it.
+    """
+    weights = rng.standard_normal((n_basis,) * len(shape)).astype(np.float32)
+    weights /= 1.0 + np.add.reduce(np.indices(weights.shape), axis=0)
+    field = weights / np.abs(weights).sum()
+    for n in shape:  # contract the leading axis; the new axis goes last
+        i = (np.arange(n, dtype=np.float32) + 0.5) / n
+        basis = np.cos(np.pi * np.arange(n_basis, dtype=np.float32)[None] * i[:, None])
+        field = np.tensordot(field, basis, axes=(0, 1))
+    return field
+
+
+def displacement(
+    rng: np.random.Generator, shape: tuple[int, int, int], max_mm: float
+) -> np.ndarray:
+    """A smooth random displacement field (3, *shape), each component within +-max_mm."""
+    return np.stack([smooth_field(rng, shape, 4) * max_mm for _ in range(3)])
+
+
+def warp(volume: np.ndarray, coords: np.ndarray, cval: float = 0.0) -> np.ndarray:
+    """Sample ``volume`` at voxel coordinates ``coords`` (3, ...) with linear interpolation."""
+    out = ndi.map_coordinates(volume, coords, order=1, mode="constant", cval=cval, prefilter=False)
+    return out.astype(np.float32, copy=False)
+
+
+def head_knots(rng: np.random.Generator) -> np.ndarray:
+    """Distances (mm) from the brain surface where the head's layers change, drawn per subject.
+
+    Order: extra-axial CSF | inner table | diploe | outer table | scalp fat | skin | air.
+    """
+    gap = rng.uniform(1.0, 3.0)
+    skull = rng.uniform(5.0, 8.0)
+    scalp = rng.uniform(4.0, 7.0)
+    return np.array(
+        [
+            0.0,
+            gap,
+            gap + 0.8,
+            gap + 0.4 * skull,
+            gap + 0.6 * skull,
+            gap + skull - 0.8,
+            gap + skull,
+            gap + skull + 0.8,
+            gap + skull + 0.7 * scalp,
+            gap + skull + scalp,
+            gap + skull + scalp + 1.0,
+        ],
+        dtype=np.float32,
+    )
+
+
+def head_image(
+    rng: np.random.Generator, template: Template, values: tuple[float, ...]
+) -> np.ndarray:
+    """Intensity of the head layers outside the brain (zero elsewhere), drawn per subject.
+
+    A piecewise-linear profile of the distance to the brain: ``values`` are the intensities
+    at the knots of :func:`head_knots` (CSF, CSF, table, diploe, diploe, table, table, fat,
+    fat, skin, air), and the last value also fills the background; a smooth thickness field
+    (within +-30 %) stretches the layers locally so the skull is not a constant offset of the
+    brain.
+    """
+    knots = head_knots(rng)
+    thickness = 1.0 + 0.3 * smooth_field(rng, template.shape, 3)
+    out = np.full(template.shape, values[-1], np.float32)
+    distance = template.outside_mm.ravel()[template.shell] / thickness.ravel()[template.shell]
+    out.ravel()[template.shell] = np.interp(distance, knots, values)
+    return out
+
+
+def hemisphere_mask(template: Template, side: str, margin_mm: float = 1.0) -> np.ndarray:
+    """Voxels of the left (x < 0, RAS) or right hemisphere, ``margin_mm`` away from the midline."""
+    x_mm = template.affine[0, 0] * np.arange(template.shape[0]) + template.affine[0, 3]
+    keep = x_mm <= -margin_mm if side == "L" else x_mm >= margin_mm
+    return np.broadcast_to(keep[:, None, None], template.shape)

@@ -1,0 +1,182 @@
+"""SynthATLAS: T1-weighted stroke subjects in ATLAS R2.0's space, grid and BIDS layout.
+
+Per subject, everything is drawn from ``numpy.random.default_rng([seed, index, 0])`` (and a
+site stream shared by 20 consecutive subjects, for scanner-like intensity differences), so a
+subject is reproducible on its own. The healthy head is the template T1 with a per-subject
+contrast (gamma), plus skull and scalp layers; lesions are pulled toward the CSF intensity
+by their severity (subtle to cystic) with partial-volume borders; then a smooth random
+deformation, a multiplicative bias field and Rician noise. Chronic lesions appear
+T1-hypointense; that is what ATLAS's masks outline (Liew et al., Scientific Data 2022).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from strokeseg import __version__
+from strokeseg.synth.anatomy import (
+    Template,
+    displacement,
+    head_image,
+    load_template,
+    smooth_field,
+    warp,
+)
+from strokeseg.synth.lesions import draw_lesions
+from strokeseg.synth.output import (
+    prepare_output,
+    save_json,
+    save_nifti,
+    write_bytes_atomic,
+)
+
+SPACE = "MNI152NLin2009aSym"
+SUBJECTS_PER_SITE = 20
+MNI_CODE = 4  # NIfTI xform code for MNI152 space
+GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
+
+
+def subject_id(index: int) -> str:
+    """ATLAS R2.0 naming, ``sub-r<site>s<subject>``, with 20 subjects per synthetic site."""
+    return f"sub-r{1 + index // SUBJECTS_PER_SITE:03d}s{1 + index % SUBJECTS_PER_SITE:03d}"
+
+
+def subject_paths(out: Path, index: int) -> tuple[Path, Path]:
+    """(T1w image, lesion mask) paths of one subject in the ATLAS R2.0 BIDS layout."""
+    sid = subject_id(index)
+    stem = out / sid / "ses-1" / "anat" / f"{sid}_ses-1_space-{SPACE}"
+    return (
+        stem.with_name(stem.name + "_T1w.nii.gz"),
+        stem.with_name(stem.name + "_label-L_desc-T1lesion_mask.nii.gz"),
+    )
+
+
+def _box(mask_any: np.ndarray, margin: int) -> tuple[slice, slice, slice]:
+    """Bounding box of a boolean volume, grown by ``margin`` voxels and clipped to the grid."""
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.nonzero(mask_any.any(axis=other))[0]
+        box.append(slice(max(idx[0] - margin, 0), min(idx[-1] + 1 + margin, mask_any.shape[axis])))
+    return tuple(box)
+
+
+def _relative(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> tuple[slice, ...]:
+    """``inner`` box expressed in the coordinates of the ``outer`` box that contains it."""
+    return tuple(
+        slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
+    )
+
+
+def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) -> np.ndarray:
+    """Template T1 (WM about 0.87) with its contrast changed by ``gamma``, skull and scalp added."""
+    csf = 0.28**gamma
+    jitter = rng.uniform(0.85, 1.15, 3)
+    values = (csf, csf, 0.06, 0.5 * jitter[0], 0.5 * jitter[0], 0.06, 0.06)
+    values += (0.85 * jitter[1], 0.85 * jitter[1], 0.45 * jitter[2], 0.0)
+    outside = head_image(rng, template, values)
+    return np.where(template.brain, template.t1**gamma, outside).astype(np.float32)
+
+
+def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
+    """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row)."""
+    template = load_template()
+    rng = np.random.default_rng([seed, index, 0])
+    site = np.random.default_rng([seed, index // SUBJECTS_PER_SITE, 1])
+    scale, noise, gamma, bias = (
+        site.uniform(250, 450),
+        site.uniform(0.01, 0.03),
+        site.uniform(0.85, 1.2),
+        site.uniform(0.1, 0.35),
+    )
+    gamma *= rng.uniform(0.95, 1.05)
+    image = _healthy_head(rng, template, gamma)
+
+    head = _box(image > 0, margin=4)
+    shape = tuple(s.stop - s.start for s in head)
+    max_mm = rng.uniform(3.0, 6.0)
+    coords = displacement(rng, shape, max_mm)
+    for axis, grid in enumerate(np.ogrid[head]):
+        coords[axis] += grid
+
+    brain = template.brain.astype(np.float32)
+    while True:  # redraw the (rare) lesion set that the deformation leaves empty
+        lesions = draw_lesions(rng, template)
+        reach = int(max_mm) + 2
+        region = tuple(
+            slice(max(les.start - reach, h.start), min(les.stop + reach, h.stop))
+            for les, h in zip(lesions.bbox, head, strict=True)
+        )
+        local = coords[(slice(None),) + _relative(region, head)]
+        mask = np.zeros(template.shape, np.uint8)
+        mask[region] = (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5)
+        if mask.any():
+            break
+
+    severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
+    box = image[lesions.bbox]
+    box += severity * (0.28**gamma - box)
+
+    t1 = np.zeros(template.shape, np.float32)
+    t1[head] = warp(image, coords) * np.exp(bias * smooth_field(rng, shape, 3))
+    t1 *= scale / 0.87**gamma  # white matter near ``scale``
+    sigma = noise * scale
+    real = t1 + sigma * rng.standard_normal(t1.shape, dtype=np.float32)
+    imag = sigma * rng.standard_normal(t1.shape, dtype=np.float32)
+    t1 = np.sqrt(real * real + imag * imag)  # Rician magnitude noise
+    data = np.clip(np.round(t1), 0, np.iinfo(np.int16).max).astype(np.int16)
+
+    row = {
+        "participant_id": subject_id(index),
+        "site": f"r{1 + index // SUBJECTS_PER_SITE:03d}",
+        "lesion_volume_mm3": int(mask.sum()) * float(abs(np.linalg.det(template.affine[:3, :3]))),
+        "hemisphere": lesions.hemisphere,
+        "n_lesions": lesions.count,
+    }
+    return _nifti(data, template.affine), _nifti(mask, template.affine), row
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """A NIfTI in MNI space: qform and sform both set (code 4), mm units, no intensity scaling."""
+    image = nib.Nifti1Image(data, affine)
+    image.set_qform(affine, code=MNI_CODE)
+    image.set_sform(affine, code=MNI_CODE)
+    image.header.set_xyzt_units("mm", "sec")
+    image.header.set_data_dtype(data.dtype)
+    image.header.set_slope_inter(1.0, 0.0)
+    return image
+
+
+def generate(out: Path, subjects: int, seed: int, overwrite: bool, progress: bool = True) -> None:
+    """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
+    from tqdm import tqdm
+
+    prepare_output(out, overwrite, GENERATED)
+    rows = []
+    for index in tqdm(range(subjects), desc="SynthATLAS", unit="subject", disable=not progress):
+        image, mask, row = make_subject(seed, index)
+        image_path, mask_path = subject_paths(out, index)
+        save_nifti(image, image_path)
+        save_nifti(mask, mask_path)
+        rows.append(row)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_bytes_atomic(out / "participants.tsv", table.getvalue().encode())
+    save_json(
+        {
+            "Name": "SynthATLAS (synthetic T1w stroke lesions, ATLAS R2.0 layout)",
+            "BIDSVersion": "1.8.0",
+            "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "strokeseg synth atlas", "Version": __version__}],
+            "Seed": seed,
+            "Template": "ICBM152 2009a nonlinear symmetric (nilearn)",
+        },
+        out / "dataset_description.json",
+    )

@@ -1,0 +1,54 @@
+"""Writing a synthetic dataset safely: refuse to clobber, atomic files, byte-reproducible gzip."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+
+from strokeseg.errors import StrokesegError
+
+
+def prepare_output(out: Path, overwrite: bool, generated: tuple[str, ...]) -> None:
+    """Create ``out``; an existing non-empty folder needs ``overwrite``.
+
+    With ``overwrite`` only the entries a previous run of the same generator wrote (glob
+    patterns in ``generated``) are removed, so stale subjects cannot linger and nothing else
+    in the folder is touched.
+    """
+    if out.exists() and not out.is_dir():
+        raise StrokesegError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise StrokesegError(f"{out}: folder is not empty (pass --overwrite to replace it)")
+        for pattern in generated:
+            for entry in out.glob(pattern):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``: no partial files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
+    """Save as ``.nii.gz`` with a zero gzip timestamp, so equal images give equal bytes."""
+    write_bytes_atomic(path, gzip.compress(image.to_bytes(), compresslevel=1, mtime=0))
+
+
+def save_json(data: dict, path: Path) -> None:
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
