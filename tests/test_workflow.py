@@ -194,3 +194,54 @@ def test_training_resumes_after_the_run_is_killed(dataset, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     assert torch.load(out / "last.ckpt", weights_only=True)["epoch"] == 7
+
+
+def test_evaluate_a_checkpoint_agrees_with_predict_then_evaluate(run, dataset, tmp_path, cli):
+    test_ids = json.loads((run / "split.json").read_text())["test"]
+    scans, gts = tmp_path / "scans", tmp_path / "gt"
+    scans.mkdir()
+    gts.mkdir()
+    for sid in test_ids:
+        (scans / f"{sid}.nii.gz").write_bytes((dataset / "images" / f"{sid}.nii.gz").read_bytes())
+        (gts / f"{sid}.nii.gz").write_bytes((dataset / "masks" / f"{sid}.nii.gz").read_bytes())
+    ckpt = run / "best.ckpt"
+    assert (
+        cli("predict", "-i", scans, "-o", tmp_path / "pred", "--checkpoint", ckpt).returncode == 0
+    )
+    masks = cli(
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        gts,
+        "--out",
+        tmp_path / "by_masks",
+    )
+    assert masks.returncode == 0, masks.stderr
+    model = cli(
+        "evaluate",
+        "--checkpoint",
+        ckpt,
+        "--data",
+        dataset,
+        "--out",
+        tmp_path / "by_model",
+        "--compare",
+        ckpt,
+    )
+    assert model.returncode == 0, model.stderr
+    by_model = json.loads((tmp_path / "by_model" / "summary.json").read_text())
+    by_masks = json.loads((tmp_path / "by_masks" / "summary.json").read_text())
+    assert by_model["n_subjects"] == len(test_ids) == by_masks["n_subjects"]
+    for key in (
+        "dice_mean",
+        "iou_mean",
+        "dice_pooled",
+        "iou_pooled",
+        "lesion_f1_mean",
+        "abs_volume_difference_ml_mean",
+    ):
+        assert by_model[key] == pytest.approx(by_masks[key], nan_ok=True), key
+    assert (tmp_path / "by_model" / "per_subject.csv").is_file()
+    assert (tmp_path / "by_model" / "fig2.png").is_file()
+    assert len(list((tmp_path / "by_model" / "overlays").glob("*.png"))) == len(test_ids)

@@ -51,11 +51,41 @@ def add_parser(subparsers) -> None:
     masks = p.add_argument_group("mask folders (predictions against ground truth)")
     masks.add_argument("--pred", type=Path, metavar="DIR", help="predicted masks")
     masks.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth masks")
-    p.add_argument("--out", type=Path, default=Path("evaluation"), metavar="DIR",
-                   help="output folder (default: ./evaluation)")  # fmt: skip
-    p.add_argument("--empty", choices=("one", "nan", "zero"), default="one",
-                   help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
-                   "left out of means, or 0.0")  # fmt: skip
+    model = p.add_argument_group("a trained model on a dataset's test split")
+    model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="best.ckpt of a run")
+    model.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder")
+    model.add_argument(
+        "--subjects",
+        choices=("test", "all"),
+        default="test",
+        help="the split's test subjects (default) or every labelled subject",
+    )
+    model.add_argument(
+        "--split",
+        type=Path,
+        metavar="FILE",
+        help="split.json (default: the one beside the checkpoint)",
+    )
+    model.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CKPT",
+        help="a second checkpoint: OUT/fig2.png shows both side by side",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("evaluation"),
+        metavar="DIR",
+        help="output folder (default: ./evaluation)",
+    )
+    p.add_argument(
+        "--empty",
+        choices=("one", "nan", "zero"),
+        default="one",
+        help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
+        "left out of means, or 0.0",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(run=run)
 
@@ -123,8 +153,11 @@ def match_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, list[Path
         shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
         raise StrokesegError(f"{pred_dir}: no prediction for {len(missing)} subject(s): {shown}")
     if unmatched:
-        print(f"strokeseg evaluate: note: {len(unmatched)} prediction(s) without ground truth "
-              f"ignored: {', '.join(unmatched[:10])}", file=sys.stderr)  # fmt: skip
+        print(
+            f"strokeseg evaluate: note: {len(unmatched)} prediction(s) without ground truth "
+            f"ignored: {', '.join(unmatched[:10])}",
+            file=sys.stderr,
+        )
     return [(sid, preds[sid], gts[sid]) for sid in sorted(gts)]
 
 
@@ -153,8 +186,10 @@ def _load_case(sid: str, pred_path: Path, gt_paths: list[Path]):
 
 
 def _summary_table(summary: dict) -> str:
-    lines = [f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
-             f"{'metric':<40}{'mean':>10}{'std':>10}"]  # fmt: skip
+    lines = [
+        f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
+        f"{'metric':<40}{'mean':>10}{'std':>10}",
+    ]
     for label, key in (
         ("Dice, per-subject 3D (headline)", "dice"),
         ("IoU, per-subject 3D", "iou"),
@@ -175,8 +210,26 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.errors import StrokesegError
     from strokeseg.evaluation.report import check_writable, evaluate, write_report
 
+    if args.checkpoint is not None or args.data is not None:
+        if args.checkpoint is None or args.data is None or args.pred or args.gt:
+            raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
+        from strokeseg.evaluation.model_eval import evaluate_checkpoint
+
+        summary = evaluate_checkpoint(
+            args.checkpoint,
+            args.data,
+            args.out,
+            subjects=args.subjects,
+            split_file=args.split,
+            empty=args.empty,
+            compare=args.compare,
+            overwrite=args.overwrite,
+        )
+        print(_summary_table(summary))
+        print(f"wrote {args.out}/per_subject.csv, summary.json, overlays/")
+        return 0
     if args.pred is None or args.gt is None:
-        raise StrokesegError("evaluate: give both --pred DIR and --gt DIR")
+        raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
     matched = match_files(args.pred, args.gt)
     cases: Iterator = (_load_case(*item) for item in tqdm(matched, desc="evaluate", disable=None))

@@ -1,0 +1,100 @@
+"""A trained model on a dataset's test split: per-subject metrics, overlays, and Fig. 2.
+
+The subjects are the test part of the run's ``split.json`` (found beside the checkpoint, or
+given), or every labelled subject. Each scan goes through the same path as ``predict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from strokeseg.data.io import Volume
+from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
+from strokeseg.data.splits import load_split
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
+from strokeseg.evaluation.report import check_writable, evaluate, write_report
+from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.predict import segment
+
+
+def select_subjects(
+    dataset: Dataset, checkpoint: Path, subjects: str, split_file: Path | None
+) -> list[Subject]:
+    labelled = [s for s in dataset.subjects if s.masks]
+    if subjects == "all":
+        chosen = labelled
+    else:
+        split_file = split_file or checkpoint.parent / "split.json"
+        if not split_file.is_file():
+            raise StrokesegError(
+                f"{split_file}: no split file; pass --split FILE or --subjects all"
+            )
+        wanted = set(load_split(split_file)["test"])
+        chosen = [s for s in labelled if s.id in wanted]
+        missing = wanted - {s.id for s in chosen}
+        if missing:
+            raise StrokesegError(
+                f"{dataset.root}: test subjects of {split_file} not found with a mask: "
+                f"{', '.join(sorted(missing)[:5])}"
+            )
+    if not chosen:
+        raise StrokesegError(f"{dataset.root}: no labelled subjects to evaluate")
+    return chosen
+
+
+def voxel_mm3(volume: Volume) -> float:
+    return float(np.prod(volume.source.header.get_zooms()[:3]))
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    data_dir: Path,
+    out: Path,
+    *,
+    subjects: str = "test",
+    split_file: Path | None = None,
+    empty: str = "one",
+    overlays: int = 4,
+    compare: Path | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png)."""
+    from tqdm import tqdm
+
+    check_writable(out, overwrite=overwrite)
+    network, meta = load_network(checkpoint)
+    other, other_meta = load_network(compare) if compare else (None, None)
+    dataset = find_dataset(data_dir, meta["data"].get("layout"))
+    chosen = select_subjects(dataset, checkpoint, subjects, split_file)
+    modality, window = dataset.modality, meta["data"].get("window", "brain")
+    figure_cases: list[tuple] = []
+
+    def cases() -> Iterator[tuple]:
+        for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
+            image, gt = load_subject(subject)
+            pred = segment(network, image, modality, window)
+            if i < overlays:
+                fig = overlay_figure(
+                    image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
+                )
+                save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
+                if other is not None:
+                    pred_b = segment(other, image, modality, window)
+                    figure_cases.append((subject.id, image.data, gt, pred, pred_b))
+            yield subject.id, pred.astype(bool), gt.astype(bool), voxel_mm3(image)
+
+    rows, summary = evaluate(cases(), empty=empty)
+    summary.update(checkpoint=str(checkpoint), model=meta["model_name"], data=str(data_dir))
+    write_report(rows, summary, out, overwrite=overwrite)
+    if figure_cases:
+        labels = (f"A: {meta['model_name']}", f"B: {other_meta['model_name']}")
+        save_figure(
+            comparison_grid(*zip(*figure_cases, strict=True), labels=labels),
+            out / "fig2.png",
+            overwrite=overwrite,
+        )
+    return summary
