@@ -59,7 +59,7 @@ def he_normal_(module: nn.Module) -> None:
     """Keras ``he_normal`` on every conv kernel (truncated at 2 sd), zero biases, in place."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
-            fan_in = m.weight[0].numel()
+            fan_in = m.weight[0].numel() * m.groups  # Keras: a depthwise kernel's fan-in is 9*C
             std = math.sqrt(2.0 / fan_in) / 0.87962566103423978  # Keras' truncation correction
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
             if m.bias is not None:
