@@ -38,6 +38,8 @@ from strokeseg.synth.output import (
 SPACE = "MNI152NLin2009aSym"
 SUBJECTS_PER_SITE = 20
 MNI_CODE = 4  # NIfTI xform code for MNI152 space
+VOLUME_RANGE = (10, 280_000)
+"""Lesion volume (mm3 = voxels) accepted per subject: the range of ATLAS R2.0's masks."""
 GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
 
 
@@ -105,7 +107,7 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
         coords[axis] += grid
 
     brain = template.brain.astype(np.float32)
-    while True:  # redraw the (rare) lesion set that the deformation leaves empty
+    while True:  # redraw lesion sets outside ATLAS's volume range after thresholding
         lesions = draw_lesions(rng, template)
         reach = int(max_mm) + 2
         region = tuple(
@@ -115,7 +117,7 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
         local = coords[(slice(None),) + _relative(region, head)]
         mask = np.zeros(template.shape, np.uint8)
         mask[region] = (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5)
-        if mask.any():
+        if VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
             break
 
     severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
@@ -142,13 +144,12 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    """A NIfTI in MNI space: qform and sform both set (code 4), mm units, no intensity scaling."""
+    """A NIfTI in MNI space: qform and sform both set (code 4), mm units."""
     image = nib.Nifti1Image(data, affine)
     image.set_qform(affine, code=MNI_CODE)
     image.set_sform(affine, code=MNI_CODE)
     image.header.set_xyzt_units("mm", "sec")
     image.header.set_data_dtype(data.dtype)
-    image.header.set_slope_inter(1.0, 0.0)
     return image
 
 

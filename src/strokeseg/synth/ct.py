@@ -181,12 +181,11 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
-    """A NIfTI in scanner space (qform = sform, code 1), mm units, HU stored as-is."""
+    """A NIfTI in scanner space (qform = sform, code 1), mm units."""
     image = nib.Nifti1Image(data, affine)
     image.set_qform(affine, code=SCANNER_CODE)
     image.set_sform(affine, code=SCANNER_CODE)
     image.header.set_xyzt_units("mm", "sec")
-    image.header.set_slope_inter(1.0, 0.0)
     return image
 
 

@@ -123,13 +123,16 @@ def _add_lesion(
     volume: float,
 ) -> tuple[slice, slice, slice]:
     """Paint one lesion of about ``volume`` mm3 into ``prob``/``severity``; return its box."""
-    radius = (3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0)
     shape_log = rng.normal(0.0, 0.3, 3)
-    ellipsoids = [(np.zeros(3), radius * np.exp(shape_log - shape_log.mean()))]
+    ellipsoids = [(np.zeros(3), np.exp(shape_log - shape_log.mean()))]  # unit-volume sphere
     for _ in range(int(rng.integers(0, 4))):
         direction = rng.standard_normal(3)
-        offset = direction / np.linalg.norm(direction) * radius * rng.uniform(0.4, 0.9)
-        ellipsoids.append((offset, radius * rng.uniform(0.3, 0.65) * np.exp(rng.normal(0, 0.2, 3))))
+        offset = direction / np.linalg.norm(direction) * rng.uniform(0.4, 0.9)
+        ellipsoids.append((offset, rng.uniform(0.3, 0.65) * np.exp(rng.normal(0, 0.2, 3))))
+    # size the union so the sum of the ellipsoid volumes (an upper bound) is ``volume``
+    unit = sum(np.prod(axes) for _, axes in ellipsoids)
+    radius = (3.0 * volume / (4.0 * np.pi * unit)) ** (1.0 / 3.0)
+    ellipsoids = [(offset * radius, axes * radius) for offset, axes in ellipsoids]
     width = rng.uniform(0.7, 2.0)  # partial-volume ramp (mm)
     amplitude = 0.3 * radius
     extent = max(np.abs(o).max() + a.max() for o, a in ellipsoids) + amplitude + 4 * width + 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import shutil
@@ -46,8 +47,17 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
-    """Save as ``.nii.gz`` with a zero gzip timestamp, so equal images give equal bytes."""
-    write_bytes_atomic(path, gzip.compress(image.to_bytes(), compresslevel=1, mtime=0))
+    """Save as ``.nii.gz`` with a zero gzip timestamp, so equal images give equal bytes.
+
+    Values are stored as-is with an explicit identity scaling (scl_slope 1, scl_inter 0):
+    nibabel writes NaN (also "no scaling") when the data needs none, and some readers only
+    trust an explicit slope.
+    """
+    data = bytearray(image.to_bytes())
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(bytes(data[: nib.Nifti1Header.sizeof_hdr])))
+    header["scl_slope"], header["scl_inter"] = 1.0, 0.0
+    data[: header.sizeof_hdr] = header.binaryblock
+    write_bytes_atomic(path, gzip.compress(bytes(data), compresslevel=1, mtime=0))
 
 
 def save_json(data: dict, path: Path) -> None:
