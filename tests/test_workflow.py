@@ -245,3 +245,36 @@ def test_evaluate_a_checkpoint_agrees_with_predict_then_evaluate(run, dataset, t
     assert (tmp_path / "by_model" / "per_subject.csv").is_file()
     assert (tmp_path / "by_model" / "fig2.png").is_file()
     assert len(list((tmp_path / "by_model" / "overlays").glob("*.png"))) == len(test_ids)
+
+
+def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
+    args = (
+        "benchmark",
+        "table",
+        "--table",
+        "2",
+        "--data",
+        dataset,
+        "--out",
+        tmp_path,
+        "--profile",
+        "cpu",
+        "--set",
+        "model.kwargs.width=0.125",
+        "--set",
+        "optim.epochs=1",
+        "--set",
+        "trainer.limit_train_batches=2",
+        "--set",
+        "optim.batch_size=4",
+    )
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert [r["model"] for r in runs] == ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"]
+    assert len({r["params"] for r in runs}) == 1, "every variant deploys to the same UNet++"
+    assert all(0 <= r["dice_mean"] <= 1 and r["inference_ms"] > 0 for r in runs)
+    table = (tmp_path / "table2.md").read_text()
+    assert all(f"| {r['model']} |" in table for r in runs)
+    again = cli(*args)  # finished rows are re-used, not retrained
+    assert again.returncode == 0 and json.loads((tmp_path / "runs.json").read_text()) == runs

@@ -1,0 +1,177 @@
+"""``strokeseg benchmark table``: reproduce a table of the paper, one row per shipped config.
+
+Every row of Table 1 (CT baselines), Table 2 (ablation) or Table 3 (ATLAS baselines) is trained
+with each seed, evaluated on the test split, and timed at inference in the same run; the result
+is a markdown table (mean +- std over seeds of the per-subject 3D Dice and IoU means) and the raw
+per-run JSON. ``paper`` is the paper's recipe (a GPU job); ``cpu`` is a reduced setting that
+fits a 2-core machine (see :data:`CPU_PROFILE`).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from strokeseg.data.layouts import find_dataset
+from strokeseg.data.slices import target_size
+from strokeseg.evaluation.model_eval import evaluate_checkpoint
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.checkpoint import load_network
+from strokeseg.training.config import PACKAGED_CONFIGS, load_config
+from strokeseg.training.run import train
+
+TABLES = {
+    1: (
+        "ct",
+        [
+            "unet",
+            "segnet",
+            "attention_unet",
+            "deeplabv3plus",
+            "unetpp",
+            "transunet",
+            "swin_unet",
+            "unetpp_mtl",
+        ],
+    ),
+    2: ("ct", ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"]),
+    3: (
+        "atlas",
+        [
+            "unet",
+            "attention_unet",
+            "deeplabv3plus",
+            "xnet",
+            "clcinet",
+            "transunet",
+            "swin_unet",
+            "unetpp_mtl",
+        ],
+    ),
+}
+
+# Quarter width, BatchNorm UNet++ (dropout-only UNet++ learns too slowly for a short run),
+# lesion slices half of each batch, 6 epochs of 30 batches, subject fractions for any cohort.
+CPU_PROFILE = [
+    "model.kwargs.width=0.25",
+    "data.split=[0.6, 0.2, 0.2]",
+    "data.lesion_fraction=0.5",
+    "optim.epochs=6",
+    "trainer.limit_train_batches=30",
+]
+
+
+def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
+    """(model, config file) per row; the config folder follows the data (ct or atlas)."""
+    dataset, models = TABLES[table]
+    folder = "ct" if modality == "ct" else "atlas"
+    return [(m, PACKAGED_CONFIGS / folder / f"table{table}_{m}.yaml") for m in models]
+
+
+def profile_overrides(profile: str, model: str) -> list[str]:
+    if profile == "paper":
+        return []
+    extra = ["model.kwargs.norm=batch"] if model.startswith("unetpp") else []
+    return CPU_PROFILE + extra
+
+
+def inference_ms_per_slice(
+    network: torch.nn.Module, size: tuple[int, int], repeats: int = 5
+) -> float:
+    """Median latency of the deployed network on one slice of the dataset's size."""
+    x = torch.randn(1, 1, *size)
+    times = []
+    with torch.inference_mode():
+        network(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            network(x)
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def slice_size(data: Path) -> tuple[int, int]:
+    """The in-plane training size of the dataset's first subject."""
+    import nibabel as nib
+
+    from strokeseg.data.io import load_volume
+
+    subject = find_dataset(data).subjects[0]
+    if subject.image.is_dir():
+        shape = load_volume(subject.image).data.shape
+    else:
+        shape = nib.as_closest_canonical(nib.load(subject.image)).shape
+    return target_size(shape[1]), target_size(shape[0])
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def markdown(table: int, profile: str, runs: list[dict], wall: float) -> str:
+    lines = [
+        f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
+        f"wall time {wall / 60:.0f} min. Dice and IoU: per-subject 3D means on the test "
+        "split, mean ± std over seeds.",
+        "",
+        "| model | Dice | IoU | pooled Dice | params | inference ms/slice |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in dict.fromkeys(r["model"] for r in runs):
+        rows = [r for r in runs if r["model"] == model]
+        lines.append(
+            f"| {model} | {mean_std([r['dice_mean'] for r in rows])} "
+            f"| {mean_std([r['iou_mean'] for r in rows])} "
+            f"| {mean_std([r['dice_pooled'] for r in rows])} | {rows[0]['params']:,} "
+            f"| {statistics.median(r['inference_ms'] for r in rows):.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def run_row(
+    model: str, config_file: Path, seed: int, data: Path, folder: Path, overrides: list[str], size
+) -> dict:
+    """Train, evaluate and time one (row, seed); the record is saved as ``result.json``."""
+    config = load_config(config_file, [*overrides, f"seed={seed}"])
+    checkpoint = train(config, data, folder / "run") / "best.ckpt"
+    summary = evaluate_checkpoint(checkpoint, data, folder / "evaluation", overwrite=True)
+    network, _ = load_network(checkpoint)
+    keys = ("dice_mean", "dice_std", "iou_mean", "iou_std", "dice_pooled", "iou_pooled")
+    record = {
+        "model": model,
+        "seed": seed,
+        "params": sum(p.numel() for p in network.parameters()),
+        "inference_ms": inference_ms_per_slice(network, size),
+        "n_subjects": summary["n_subjects"],
+        **{k: summary[k] for k in keys},
+    }
+    write_atomic(folder / "result.json", json.dumps(record, indent=2) + "\n", overwrite=True)
+    return record
+
+
+def run_table(
+    table: int, data: Path, out: Path, profile: str, seeds: int, overrides: list[str] = ()
+) -> Path:
+    """Train and evaluate every row with each seed; finished runs (result.json) are re-used."""
+    dataset = find_dataset(data)
+    size = slice_size(data)
+    runs, start = [], time.perf_counter()
+    for model, config_file in row_configs(table, dataset.modality):
+        for seed in range(seeds):
+            folder = out / model / f"seed{seed}"
+            if (folder / "result.json").exists():
+                runs.append(json.loads((folder / "result.json").read_text()))
+            else:
+                extra = [*profile_overrides(profile, model), *overrides]
+                runs.append(run_row(model, config_file, seed, data, folder, extra, size))
+            print(f"table {table}: {model} seed {seed}: Dice {runs[-1]['dice_mean']:.4f}")
+    wall = time.perf_counter() - start
+    write_atomic(out / "runs.json", json.dumps(runs, indent=2) + "\n", overwrite=True)
+    text = markdown(table, profile, runs, wall)
+    return write_atomic(out / f"table{table}.md", text, overwrite=True)
