@@ -20,6 +20,7 @@ from strokeseg.errors import StrokesegError
 class ModelConfig:
     name: str = "unetpp_mtl"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # user-provided initial weights (state dict or checkpoint)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import lightning as L
 import torch
 
 from strokeseg import __version__
+from strokeseg.inference.checkpoint import load_weights
 from strokeseg.models import create_model
 from strokeseg.models.multitask import build_loss
 
@@ -26,10 +27,13 @@ class SegmentationModule(L.LightningModule):
         weight_decay: float = 0.0,
         data: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
+        weights: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, **model_kwargs)
+        if weights:
+            load_weights(self.model, weights)
         self.criterion = build_loss(self.model, **loss)
         self._val_sums = torch.zeros(3)
 

@@ -73,7 +73,7 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
     """The run's saved split when resuming, else a new seeded split by subject."""
     if (out / "split.json").exists():
         return load_split(out / "split.json")
-    ids = [s.id for s in dataset.subjects]
+    ids = [s.id for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
     return make_split(ids, tuple(config.data.split), config.seed)
 
 
@@ -149,6 +149,7 @@ def train(
         weight_decay=config.optim.weight_decay,
         data=data_info,
         config=config.to_dict(),
+        weights=config.model.weights,
     )
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)

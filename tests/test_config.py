@@ -1,0 +1,108 @@
+"""Typed configs, shipped configs per table row, and user-provided initial weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import strokeseg
+from strokeseg.errors import StrokesegError
+from strokeseg.inference.checkpoint import load_weights
+from strokeseg.training.config import PACKAGED_CONFIGS, load_config
+from strokeseg.training.module import SegmentationModule
+
+SHIPPED = sorted(p.relative_to(PACKAGED_CONFIGS) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+
+
+def test_defaults_are_the_papers_recipe():
+    config = load_config(None)
+    assert (config.optim.lr, config.optim.batch_size, config.optim.epochs) == (1e-3, 8, 100)
+    assert (config.loss.gamma, config.loss.lam, config.loss.delta) == (1.0, 1.0, 10.0)
+    assert (config.loss.alpha, config.loss.beta) == (1.0, 1.0)
+
+
+def test_overrides_are_typed_and_nested(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: unetpp\n  kwargs: {width: 0.5}\noptim: {epochs: 3}\n")
+    config = load_config(path, ["optim.lr=1e-4", "model.kwargs.norm=batch", "seed=7"])
+    assert config.optim.lr == pytest.approx(1e-4) and isinstance(config.optim.lr, float)
+    assert config.model.kwargs == {"width": 0.5, "norm": "batch"}
+    assert (config.optim.epochs, config.seed, config.model.name) == (3, 7, "unetpp")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lrr=1"], "unknown key"),
+        (["optim.lr=fast"], "expected a float"),
+        (["optim"], "expected key=value"),
+        (["optim=3"], "expected a section"),
+    ],
+)
+def test_bad_overrides_name_the_problem(overrides, message):
+    with pytest.raises(StrokesegError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(StrokesegError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(StrokesegError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_there_is_a_config_for_every_row_of_tables_1_2_3():
+    names = {str(p) for p in SHIPPED}
+    for model in (
+        "unet",
+        "segnet",
+        "attention_unet",
+        "deeplabv3plus",
+        "unetpp",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ):
+        assert f"ct/table1_{model}.yaml" in names
+    for model in (
+        "unet",
+        "attention_unet",
+        "deeplabv3plus",
+        "xnet",
+        "clcinet",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ):
+        assert f"atlas/table3_{model}.yaml" in names
+    for dataset in ("ct", "atlas"):
+        for model in ("unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"):
+            assert f"{dataset}/table2_{model}.yaml" in names
+
+
+@pytest.mark.parametrize("name", [str(p) for p in SHIPPED])
+def test_every_shipped_config_loads_and_names_a_registered_model(name):
+    config = load_config(name)
+    assert config.model.name in strokeseg.list_models()
+
+
+def test_user_weights_initialise_a_model_and_a_multitask_backbone(tmp_path):
+    source = strokeseg.create_model("unetpp", width=0.125)
+    path = tmp_path / "weights.pt"
+    torch.save(source.state_dict(), path)
+    module = SegmentationModule("unetpp_mtl", {"width": 0.125}, {}, weights=str(path))
+    loaded = module.model.backbone.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
+    plain = load_weights(strokeseg.create_model("unetpp", width=0.125), path)
+    assert all(torch.equal(plain.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path):
+    path = tmp_path / "w.pt"
+    torch.save(strokeseg.create_model("unetpp", width=0.25).state_dict(), path)
+    with pytest.raises(StrokesegError, match="do not fit"):
+        load_weights(strokeseg.create_model("unetpp", width=0.125), path)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(StrokesegError, match="not a readable weights file"):
+        load_weights(strokeseg.create_model("unetpp", width=0.125), tmp_path / "junk.pt")
