@@ -54,7 +54,7 @@ def _hounsfield(rng: np.random.Generator, template: Template) -> np.ndarray:
         + template.csf * rng.uniform(3.0, 8.0)
     )
     table, diploe = rng.uniform(1100, 1500), rng.uniform(450, 750)
-    fat, skin = rng.uniform(-110, -70), rng.uniform(30, 50)
+    fat, skin = rng.uniform(10, 35), rng.uniform(40, 60)  # scalp: galea, muscle, some fat
     csf = rng.uniform(3.0, 8.0)
     values = (csf, csf, table, diploe, diploe, table, table, fat, fat, skin, AIR_HU)
     return np.where(template.brain, brain, head_image(rng, template, values)).astype(np.float32)
