@@ -38,6 +38,8 @@ from strokeseg.synth.output import (
 SPACE = "MNI152NLin2009aSym"
 SUBJECTS_PER_SITE = 20
 MNI_CODE = 4  # NIfTI xform code for MNI152 space
+T1_CSF, T1_WM = 0.28, 0.87
+"""Template T1 (rescaled to [0, 1]) medians in ventricular CSF and in white matter."""
 VOLUME_RANGE = (10, 280_000)
 """Lesion volume (mm3 = voxels) accepted per subject: the range of ATLAS R2.0's masks."""
 GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
@@ -76,8 +78,8 @@ def _relative(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> tuple[slice
 
 
 def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) -> np.ndarray:
-    """Template T1 (WM about 0.87) with its contrast changed by ``gamma``, skull and scalp added."""
-    csf = 0.28**gamma
+    """Template T1 with its contrast changed by ``gamma``, skull and scalp added."""
+    csf = T1_CSF**gamma
     jitter = rng.uniform(0.85, 1.15, 3)
     values = (csf, csf, 0.06, 0.5 * jitter[0], 0.5 * jitter[0], 0.06, 0.06)
     values += (0.85 * jitter[1], 0.85 * jitter[1], 0.45 * jitter[2], 0.0)
@@ -122,11 +124,11 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
 
     severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
     box = image[lesions.bbox]
-    box += severity * (0.28**gamma - box)
+    box += severity * (T1_CSF**gamma - box)
 
     t1 = np.zeros(template.shape, np.float32)
     t1[head] = warp(image, coords) * np.exp(bias * smooth_field(rng, shape, 3))
-    t1 *= scale / 0.87**gamma  # white matter near ``scale``
+    t1 *= scale / T1_WM**gamma  # white matter near ``scale``
     sigma = noise * scale
     real = t1 + sigma * rng.standard_normal(t1.shape, dtype=np.float32)
     imag = sigma * rng.standard_normal(t1.shape, dtype=np.float32)
