@@ -19,7 +19,8 @@ def run_cli(*args: str, cwd=None, timeout: float = 600) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "strokeseg.cli", *map(str, args)],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         cwd=cwd,
         timeout=timeout,
     )

@@ -80,7 +80,13 @@ def test_checkpoint_rebuilds_the_deployed_network_without_training_code(run):
         f"load_network({str(run / 'best.ckpt')!r}); "
         "print(any(m.startswith('lightning') for m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -190,7 +196,9 @@ def test_training_resumes_after_the_run_is_killed(dataset, tmp_path):
     process.wait()
     killed_at = torch.load(out / "last.ckpt", weights_only=True)["epoch"]
     assert killed_at < 7, "the run finished before it could be killed"
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Restoring states from the checkpoint" in resumed.stderr + resumed.stdout
     assert torch.load(out / "last.ckpt", weights_only=True)["epoch"] == 7
