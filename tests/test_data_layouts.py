@@ -206,3 +206,12 @@ def test_splits_are_seeded_disjoint_and_round_trip(tmp_path):
         make_split(ids, (130, 40, 60), seed=0)
     with pytest.raises(StrokesegError, match="must add up to 1"):
         make_split(ids, (0.5, 0.1, 0.1), seed=0)
+
+
+def test_padded_slices_keep_every_voxel():
+    rng = np.random.default_rng(1)
+    volume = rng.random((197, 233, 3)).astype(np.float32)
+    slices = to_slices(volume, pad=True)
+    assert slices.shape == (3, 240, 208)  # 233 -> 240 (3 + 4 rows), 197 -> 208 (5 + 6 columns)
+    np.testing.assert_array_equal(slices[1, 3, 5], volume[0, 0, 1])
+    np.testing.assert_array_equal(from_slices(slices, volume.shape), volume)

@@ -3,7 +3,8 @@
 Each in-plane size is rounded DOWN to a multiple of ``multiple`` by a centre crop (ATLAS
 197 x 233 -> W 192 x H 224, the paper's input size) and padded with zeros up to ``multiple``
 when it is smaller than that. :func:`from_slices` puts slices back exactly; the cropped-away
-border comes back as 0.
+border comes back as 0. Inference uses ``pad=True`` instead: every size is padded up to the
+next multiple, so no voxel of a scan goes unsegmented.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def target_size(n: int, multiple: int = 16) -> int:
-    return max(multiple, n // multiple * multiple)
+def target_size(n: int, multiple: int = 16, pad: bool = False) -> int:
+    """``n`` rounded down (crop) or, with ``pad``, up to a multiple of ``multiple``."""
+    rounded = -(-n // multiple) * multiple if pad else n // multiple * multiple
+    return max(multiple, rounded)
 
 
 def _spans(n: int, target: int) -> tuple[slice, slice]:
@@ -24,10 +27,14 @@ def _spans(n: int, target: int) -> tuple[slice, slice]:
     return slice(0, n), slice(start, start + n)
 
 
-def to_slices(array_ras: np.ndarray, multiple: int = 16) -> np.ndarray:
-    """(X, Y, Z) -> (Z, H, W): H runs along Y (posterior->anterior), W along X (left->right)."""
+def to_slices(array_ras: np.ndarray, multiple: int = 16, pad: bool = False) -> np.ndarray:
+    """(X, Y, Z) -> (Z, H, W): H runs along Y (posterior->anterior), W along X (left->right).
+
+    ``pad=True`` pads up to the multiple instead of cropping down, so no voxel is dropped
+    (used at inference, where a lesion at the border must still be segmented).
+    """
     x, y, z = array_ras.shape
-    h, w = target_size(y, multiple), target_size(x, multiple)
+    h, w = target_size(y, multiple, pad), target_size(x, multiple, pad)
     (sy, ty), (sx, tx) = _spans(y, h), _spans(x, w)
     out = np.zeros((z, h, w), dtype=array_ras.dtype)
     out[:, ty, tx] = np.transpose(array_ras[sx, sy, :], (2, 1, 0))

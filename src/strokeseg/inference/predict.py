@@ -1,9 +1,9 @@
 """Whole-volume prediction: NIfTI or DICOM in, a uint8 mask in the scan's own geometry out.
 
 The scan is reoriented to RAS, normalised as the checkpoint's training data was, cut into
-axial slices (centre crop/pad to a multiple of 16), segmented slice by slice with the
-deployed network, and pasted back (cropped-away borders are background). Deterministic:
-the same scan and checkpoint give the same bytes.
+axial slices zero-padded in-plane up to a multiple of 16 (so every voxel is segmented;
+training crops down instead), segmented slice by slice with the deployed network, and pasted
+back. Deterministic: the same scan and checkpoint give the same bytes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def segment(
     network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
 ) -> np.ndarray:
     """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5, i.e. logits >= 0."""
-    slices = to_slices(normalize(volume.data, modality, window))
+    slices = to_slices(normalize(volume.data, modality, window), pad=True)
     out = np.empty(slices.shape, dtype=np.uint8)
     with torch.inference_mode():
         for start in range(0, len(slices), batch_size):
