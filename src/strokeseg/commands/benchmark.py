@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_overrides
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -30,14 +32,7 @@ def add_parser(subparsers) -> None:
         help="paper: the paper's recipe (GPU); cpu: reduced, fits 2 CPU cores",
     )
     t.add_argument("--seeds", type=int, default=1, help="seeds per row (default 1)")
-    t.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override every row's config after the profile (repeatable)",
-    )
+    add_overrides(t, "override every row's config after the profile (repeatable)")
     t.set_defaults(run=run)
 
 

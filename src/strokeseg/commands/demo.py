@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_overrides
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,14 +19,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (./demo)")
     p.add_argument("--subjects", type=int, default=14, help="synthetic subjects (14)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the demo config, e.g. --set optim.epochs=2",
-    )
+    add_overrides(p, "override the demo config, e.g. --set optim.epochs=2")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in OUT")
     p.set_defaults(run=run)
 

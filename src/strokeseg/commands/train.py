@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_overrides
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,14 +18,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", type=Path, help="YAML config (configs/...); defaults otherwise")
     p.add_argument("--data", type=Path, required=True, help="dataset folder (any layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.epochs=5 (repeatable)",
-    )
+    add_overrides(p, "override a config value, e.g. --set optim.epochs=5 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="start the run folder afresh")
     p.set_defaults(run=run)
 

@@ -39,10 +39,12 @@ def segment(
     """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5, i.e. logits >= 0."""
     slices = to_slices(normalize(volume.data, modality, window), pad=True)
     out = np.empty(slices.shape, dtype=np.uint8)
+    network = network.to(memory_format=torch.channels_last)  # ~10 % faster on CPU (benchmarks/)
     with torch.inference_mode():
         for start in range(0, len(slices), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(slices[start : start + batch_size]))
-            logits = network(x.unsqueeze(1).float())
+            x = x.unsqueeze(1).float().contiguous(memory_format=torch.channels_last)
+            logits = network(x)
             out[start : start + batch_size] = (logits[:, 0] >= 0).numpy()
     return from_slices(out, volume.data.shape).astype(np.uint8)
 

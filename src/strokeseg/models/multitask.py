@@ -23,18 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strokeseg.models.blocks import ConvBNReLU
 from strokeseg.models.registry import register_model
 from strokeseg.models.unetpp import UNetPlusPlus
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
-
-
-def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
 
 
 class LFFGM(nn.Module):
@@ -49,10 +42,10 @@ class LFFGM(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, hidden: int = 32):
         super().__init__()
         self.pool = nn.MaxPool2d(2)
-        self.down1 = conv_bn_relu(in_channels, hidden)
-        self.down2 = conv_bn_relu(hidden, hidden)
-        self.up1 = conv_bn_relu(hidden, hidden)
-        self.up2 = conv_bn_relu(hidden, hidden)
+        self.down1 = ConvBNReLU(in_channels, hidden, bias=False)
+        self.down2 = ConvBNReLU(hidden, hidden, bias=False)
+        self.up1 = ConvBNReLU(hidden, hidden, bias=False)
+        self.up2 = ConvBNReLU(hidden, hidden, bias=False)
         self.fuse = nn.Conv2d(in_channels + hidden, out_channels, 1)
 
     def forward(self, deepest: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strokeseg.models.blocks import ConvBNReLU
 from strokeseg.models.registry import register_model
 
 UNITS = (3, 4, 9)
@@ -133,20 +134,12 @@ class DecoderBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, skip_ch: int):
         super().__init__()
         self.convs = nn.Sequential(
-            conv_bn_relu(in_ch + skip_ch, out_ch), conv_bn_relu(out_ch, out_ch)
+            ConvBNReLU(in_ch + skip_ch, out_ch, bias=False), ConvBNReLU(out_ch, out_ch, bias=False)
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
         return self.convs(x if skip is None else torch.cat([x, skip], dim=1))
-
-
-def conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_ch),
-        nn.ReLU(inplace=True),
-    )
 
 
 class TransUNet(nn.Module):
@@ -178,7 +171,7 @@ class TransUNet(nn.Module):
         self.blocks = nn.Sequential(*(Block(dim, heads, mlp, dropout) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         dec = [_scaled(c, width) for c in DECODER]
-        self.conv_more = conv_bn_relu(dim, _scaled(512, width))
+        self.conv_more = ConvBNReLU(dim, _scaled(512, width), bias=False)
         ins = [_scaled(512, width), *dec[:-1]]
         skips = [8 * rw, 4 * rw, rw, 0]
         self.decoder = nn.ModuleList(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from strokeseg.models.blocks import require_multiple, scaled
 from strokeseg.models.registry import register_model
 
 DEPTH = 5
@@ -22,7 +23,7 @@ DEPTH = 5
 
 def scaled_filters(width: float, base: int = 32) -> list[int]:
     """Channel widths per depth: ``base * 2**i`` scaled by ``width`` (at least 1 channel)."""
-    return [max(1, round(base * width * 2**i)) for i in range(DEPTH)]
+    return [scaled(base * 2**i, width) for i in range(DEPTH)]
 
 
 class StandardUnit(nn.Sequential):
@@ -74,8 +75,7 @@ class UNetPlusPlus(nn.Module):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (F_whole = X(0,4), deepest = X(4,0)). H and W must be multiples of 16."""
-        if x.shape[-2] % 16 or x.shape[-1] % 16:
-            raise ValueError(f"UNet++ needs H and W divisible by 16, got {tuple(x.shape[-2:])}")
+        require_multiple(x, 16, "UNet++")
         grid: list[list[torch.Tensor]] = [[] for _ in range(DEPTH)]
         for i in range(DEPTH):
             grid[i].append(self.nodes[f"x{i}_0"](x if i == 0 else self.pool(grid[i - 1][0])))
