@@ -102,3 +102,44 @@ def test_cache_refuses_unlabeled_and_unknown_subjects(dataset, tmp_path):
         SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
     with pytest.raises(StrokesegError, match="unknown subject ids sub-9"):
         SliceCache.build(dataset, ["sub-9"], tmp_path / "cache")
+
+
+def _find_window(full: np.ndarray, patch: np.ndarray) -> tuple[int, int] | None:
+    p = patch.shape[0]
+    for y in range(full.shape[0] - p + 1):
+        for x in range(full.shape[1] - p + 1):
+            if np.array_equal(full[y : y + p, x : x + p], patch):
+                return y, x
+    return None
+
+
+def test_patches_are_aligned_windows_centred_on_lesion_half_the_time(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.random((64, 64, 2)).astype(np.float32)
+    mask = np.zeros((64, 64, 2), dtype=np.uint8)
+    mask[2:5, 3:6, 0] = 1  # a small lesion in a corner of slice 0; slice 1 has none
+    write_nifti(tmp_path / "data" / "images" / "a.nii.gz", image)
+    write_nifti(tmp_path / "data" / "masks" / "a.nii.gz", mask)
+    cache = SliceCache.build(find_dataset(tmp_path / "data"), ["a"], tmp_path / "cache")
+    whole = SliceDataset(cache)
+    patches = SliceDataset(cache, patch_size=32)
+    full_image, full_mask = whole[0]["image"][0].numpy(), whole[0]["mask"][0].numpy()
+    hits = 0
+    for _ in range(40):
+        sample = patches[0]
+        assert sample["image"].shape == sample["mask"].shape == (1, 32, 32)
+        where = _find_window(full_image, sample["image"][0].numpy())
+        assert where is not None, "a patch is a window of the slice"
+        y, x = where
+        np.testing.assert_array_equal(sample["mask"][0].numpy(), full_mask[y : y + 32, x : x + 32])
+        hits += bool(sample["mask"].sum())
+    # a random 32x32 window of a 64x64 slice holds this corner lesion about 1 time in 10;
+    # lesion-centred crops (half of the draws) always do
+    assert 14 <= hits <= 36
+    assert patches[1]["image"].shape == (1, 32, 32)
+    torch.manual_seed(3)
+    first = patches[0]["image"]
+    torch.manual_seed(3)
+    assert torch.equal(first, patches[0]["image"])
+    with pytest.raises(StrokesegError, match="multiple of 16"):
+        SliceDataset(cache, patch_size=40)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from strokeseg.cli import main
-from strokeseg.commands.evaluate import match_files, subject_id
 from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.matching import match_files, subject_id
 
 SPACING = np.diag([2.0, 1.0, 1.0, 1.0])  # 2 mm3 voxels
 
@@ -119,11 +119,11 @@ def test_mismatched_shapes_give_one_clean_line(cli, folders, tmp_path):
 def test_affine_mismatch_and_missing_prediction_are_errors(folders):
     pred, gt = folders
     save(box((6, 6, 4), slice(0, 1)), pred / "s1_mask.nii.gz", affine=np.eye(4))
-    from strokeseg.commands.evaluate import _load_case
+    from strokeseg.evaluation.matching import load_case
 
     sid, pred_path, gt_paths = match_files(pred, gt)[0]
     with pytest.raises(StrokesegError, match="affine differs from ground truth .*s1.nii.gz"):
-        _load_case(sid, pred_path, gt_paths)
+        load_case(sid, pred_path, gt_paths)
     (pred / "s2.nii.gz").unlink()
     with pytest.raises(StrokesegError, match=r"no prediction for 1 subject\(s\): s2"):
         match_files(pred, gt)

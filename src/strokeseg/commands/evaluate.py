@@ -1,42 +1,13 @@
-"""``strokeseg evaluate``: score predicted masks against ground-truth masks.
+"""``strokeseg evaluate``: score masks against masks, or a trained model on a test split.
 
-Matching rule (``--pred DIR --gt DIR``): every ``.nii``/``.nii.gz`` file below each folder
-(hidden files and folders skipped) gets a subject id from its name:
-
-- BIDS names (``sub-X[_ses-Y]_...``) -> ``sub-X[_ses-Y]``, so ATLAS R2.0's
-  ``sub-r001s001_ses-1_space-..._label-L_desc-T1lesion_mask`` and a prediction
-  ``sub-r001s001_ses-1_space-..._T1w_mask`` share the id ``sub-r001s001_ses-1``;
-- other names lose trailing ``_mask``, ``_seg``, ``_label(s)``, ``_lesion``, ``_pred(iction)``,
-  ``_stx``, ``_t1w``, ``_deface``, ``_LesionSmooth[_N]`` tags, repeatedly (ATLAS R1.2's
-  ``c0001s0004t01_LesionSmooth_stx`` and ``c0001s0004t01_t1w_stx_mask`` -> ``c0001s0004t01``);
-- a prediction id ending in an nnU-Net channel tag ``_0000`` matches the ground truth without
-  it when no ground truth carries the full id (``case_0000_mask`` -> ``case``).
-
-In ``--gt``, images are skipped (files under ``images``/``imagesTr``/``imagesTs`` folders,
-BIDS files whose suffix is not ``_mask``/``_dseg``, ATLAS R1.2 ``_t1w[_deface]_stx`` files),
-so ``--gt`` may be a mask folder or a dataset root; several masks with one id (ATLAS R1.2
-``LesionSmooth_1``/``_2``) are unioned.
-Every ground-truth subject needs exactly one prediction; predictions without ground truth
-are listed on stderr and ignored.
+Matching rule for ``--pred``/``--gt``: see :mod:`strokeseg.evaluation.matching`.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-_BIDS_KEY = re.compile(r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?(?=_|$)")
-_TAG = re.compile(
-    r"_(mask|seg|label|labels|lesion|pred|prediction|stx|t1w|deface|LesionSmooth(_\d+)?)$",
-    re.IGNORECASE,
-)
-_CHANNEL = re.compile(r"_0000$")
-_ATLAS_R12_IMAGE = re.compile(r"_t1w(_deface)?_stx$", re.IGNORECASE)
-_BIDS_MASK = re.compile(r"_(mask|dseg)$")
-_IMAGE_FOLDERS = {"images", "imagesTr", "imagesTs"}
 
 
 def add_parser(subparsers) -> None:
@@ -90,101 +61,6 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def subject_id(filename: str) -> str:
-    """The subject id of a mask file name (see the module docstring for the rule)."""
-    from strokeseg.data.io import strip_nifti
-
-    stem = strip_nifti(filename)
-    bids = _BIDS_KEY.match(stem)
-    if bids:
-        return bids.group(0)
-    while (shorter := _TAG.sub("", stem)) != stem and shorter:
-        stem = shorter
-    return stem
-
-
-def _is_image(parts: tuple[str, ...], stem: str) -> bool:
-    """An image, not a mask: in an image folder, a BIDS file not ending in _mask/_dseg, or an
-    ATLAS R1.2 T1w image."""
-    if _IMAGE_FOLDERS.intersection(parts[:-1]) or _ATLAS_R12_IMAGE.search(stem):
-        return True
-    return bool(_BIDS_KEY.match(stem)) and not _BIDS_MASK.search(stem)
-
-
-def _nifti_files(root: Path, skip_images: bool) -> list[Path]:
-    from strokeseg.data.io import is_nifti, strip_nifti
-    from strokeseg.errors import StrokesegError
-
-    if not root.is_dir():
-        raise StrokesegError(f"{root}: not a folder")
-    files = []
-    for path in sorted(root.rglob("*")):
-        parts = path.relative_to(root).parts
-        if any(part.startswith(".") for part in parts) or not path.is_file() or not is_nifti(path):
-            continue
-        if not (skip_images and _is_image(parts, strip_nifti(path.name))):
-            files.append(path)
-    if not files:
-        raise StrokesegError(f"{root}: no NIfTI masks (.nii, .nii.gz) found")
-    return files
-
-
-def match_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, list[Path]]]:
-    """(id, prediction, ground-truth files) per ground-truth subject, sorted by id."""
-    from strokeseg.errors import StrokesegError
-
-    gts: dict[str, list[Path]] = {}
-    for path in _nifti_files(gt_dir, skip_images=True):
-        gts.setdefault(subject_id(path.name), []).append(path)
-    preds: dict[str, Path] = {}
-    unmatched = []
-    for path in _nifti_files(pred_dir, skip_images=False):
-        sid = subject_id(path.name)
-        if sid not in gts and _CHANNEL.search(sid):
-            sid = _CHANNEL.sub("", sid)
-        if sid in preds:
-            raise StrokesegError(f"{path}: same subject id {sid!r} as {preds[sid]}")
-        if sid in gts:
-            preds[sid] = path
-        else:
-            unmatched.append(path.name)
-    missing = sorted(set(gts) - set(preds))
-    if missing:
-        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
-        raise StrokesegError(f"{pred_dir}: no prediction for {len(missing)} subject(s): {shown}")
-    if unmatched:
-        print(
-            f"strokeseg evaluate: note: {len(unmatched)} prediction(s) without ground truth "
-            f"ignored: {', '.join(unmatched[:10])}",
-            file=sys.stderr,
-        )
-    return [(sid, preds[sid], gts[sid]) for sid in sorted(gts)]
-
-
-def _load_case(sid: str, pred_path: Path, gt_paths: list[Path]):
-    """Read one subject's masks (RAS) and check that prediction and ground truth share a grid."""
-    import numpy as np
-
-    from strokeseg.data.io import load_mask
-    from strokeseg.errors import StrokesegError
-
-    gt_volume = load_mask(gt_paths[0])
-    gt = gt_volume.data.astype(bool)
-    for path in gt_paths[1:]:
-        other = load_mask(path, like=gt_volume)
-        gt |= other.data.astype(bool)
-    pred_volume = load_mask(pred_path)
-    if pred_volume.data.shape != gt.shape:
-        raise StrokesegError(
-            f"{pred_path}: shape {pred_volume.data.shape} differs from ground truth "
-            f"{gt_paths[0]} shape {gt.shape}"
-        )
-    if not np.allclose(pred_volume.affine, gt_volume.affine, rtol=0, atol=1e-3):
-        raise StrokesegError(f"{pred_path}: affine differs from ground truth {gt_paths[0]}")
-    voxel_mm3 = float(abs(np.linalg.det(gt_volume.affine[:3, :3])))
-    return sid, pred_volume.data.astype(bool), gt, voxel_mm3
-
-
 def _summary_table(summary: dict) -> str:
     lines = [
         f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
@@ -208,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from strokeseg.errors import StrokesegError
+    from strokeseg.evaluation.matching import load_case, match_files
     from strokeseg.evaluation.report import check_writable, evaluate, write_report
 
     if args.checkpoint is not None or args.data is not None:
@@ -232,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
     matched = match_files(args.pred, args.gt)
-    cases: Iterator = (_load_case(*item) for item in tqdm(matched, desc="evaluate", disable=None))
+    cases: Iterator = (load_case(*item) for item in tqdm(matched, desc="evaluate", disable=None))
     rows, summary = evaluate(cases, empty=args.empty)
     paths = write_report(rows, summary, args.out, overwrite=args.overwrite)
     print(_summary_table(summary))

@@ -157,8 +157,29 @@ def light_augmentation():
     )
 
 
+def _plain(sample: dict) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v).as_subclass(torch.Tensor) for k, v in sample.items()}
+
+
+def patch_crops(size: int):
+    """MONAI crops to ``size`` x ``size``: centred on a lesion or a background pixel with equal
+    odds when the slice has lesion (nnU-Net-style foreground oversampling), anywhere otherwise."""
+    from monai.transforms import RandCropByPosNegLabeld, RandSpatialCropd
+
+    keys = ["image", "mask"]
+    lesion = RandCropByPosNegLabeld(
+        keys, "mask", (size, size), pos=1, neg=1, num_samples=1, allow_smaller=True
+    )
+    anywhere = RandSpatialCropd(keys, (size, size), random_size=False)
+    return lesion, anywhere
+
+
 class SliceDataset(torch.utils.data.Dataset):
-    """2D samples ``{"image", "mask"}`` (float32, (1, H, W)) from a :class:`SliceCache`."""
+    """2D samples ``{"image", "mask"}`` (float32, (1, H, W)) from a :class:`SliceCache`.
+
+    ``patch_size`` trains on random square patches instead of whole slices (a multiple of 16;
+    inference still runs on whole slices): several times more optimiser steps per second.
+    """
 
     def __init__(
         self,
@@ -166,9 +187,12 @@ class SliceDataset(torch.utils.data.Dataset):
         subject_ids: list[str] | None = None,
         augment: bool = False,
         lesion_fraction: float | None = None,
+        patch_size: int | None = None,
     ):
         if lesion_fraction is not None and not 0 < lesion_fraction < 1:
             raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
+        if patch_size is not None and (patch_size < 16 or patch_size % 16):
+            raise StrokesegError(f"patch_size {patch_size}: must be a multiple of 16")
         keep = np.ones(len(cache), dtype=bool)
         if subject_ids is not None:
             missing = set(subject_ids) - set(cache.subject_ids)
@@ -181,6 +205,7 @@ class SliceDataset(torch.utils.data.Dataset):
         self.has_lesion = cache.lesion_voxels[keep] > 0
         self.lesion_fraction = lesion_fraction
         self.transform = light_augmentation() if augment else None
+        self.crops = patch_crops(patch_size) if patch_size else None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -192,12 +217,21 @@ class SliceDataset(torch.utils.data.Dataset):
             "image": torch.from_numpy(images[z].astype(np.float32)[None]),
             "mask": torch.from_numpy(masks[z].astype(np.float32)[None]),
         }
+        if self.crops is not None:
+            crop = self.crops[0] if self.has_lesion[i] else self.crops[1]
+            sample = self._monai(crop, sample)
+            sample = sample[0] if isinstance(sample, list) else sample
         if self.transform is not None:
-            # seed MONAI from torch, so each worker (and torch.manual_seed) controls it
-            self.transform.set_random_state(seed=int(torch.randint(2**31 - 1, ()).item()))
-            sample = self.transform(sample)
-            sample = {k: torch.as_tensor(v).as_subclass(torch.Tensor) for k, v in sample.items()}
+            sample = self._monai(self.transform, sample)
         return sample
+
+    @staticmethod
+    def _monai(transform, sample: dict):
+        """Apply a MONAI transform seeded from torch, so each worker and torch.manual_seed
+        control it; MetaTensors come back as plain tensors."""
+        transform.set_random_state(seed=int(torch.randint(2**31 - 1, ()).item()))
+        out = transform(sample)
+        return [_plain(d) for d in out] if isinstance(out, list) else _plain(out)
 
     def sampler(self, num_samples: int | None = None) -> WeightedRandomSampler | None:
         """Sampler drawing lesion slices with probability ``lesion_fraction`` (None: shuffle)."""

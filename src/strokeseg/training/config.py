@@ -42,6 +42,7 @@ class DataConfig:
     split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # counts or fractions
     window: str = "brain"  # CT Hounsfield window: brain (W80/L40) or stroke (W40/L40)
     lesion_fraction: float | None = None  # share of sampled slices that hold lesion
+    patch_size: int | None = None  # train on random square patches (None: whole slices)
     augment: bool = False
     num_workers: int = 0
     cache_dir: str | None = None  # None: RUN/cache

@@ -37,6 +37,7 @@ class SliceDataModule(L.LightningDataModule):
             self.split["train"],
             augment=data.augment,
             lesion_fraction=data.lesion_fraction,
+            patch_size=data.patch_size,
         )
         batch = self.config.optim.batch_size
         sampler = dataset.sampler()
