@@ -23,7 +23,9 @@ def test_defaults_are_the_papers_recipe():
 
 def test_overrides_are_typed_and_nested(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model:\n  name: unetpp\n  kwargs: {width: 0.5}\noptim: {epochs: 3}\n")
+    path.write_text(
+        "model:\n  name: unetpp\n  kwargs: {width: 0.5}\noptim: {epochs: 3}\n", encoding="utf-8"
+    )
     config = load_config(path, ["optim.lr=1e-4", "model.kwargs.norm=batch", "seed=7"])
     assert config.optim.lr == pytest.approx(1e-4) and isinstance(config.optim.lr, float)
     assert config.model.kwargs == {"width": 0.5, "norm": "batch"}
@@ -47,7 +49,7 @@ def test_bad_overrides_name_the_problem(overrides, message):
 def test_missing_and_broken_config_files(tmp_path):
     with pytest.raises(StrokesegError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
-    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n", encoding="utf-8")
     with pytest.raises(StrokesegError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
 

@@ -74,7 +74,9 @@ def test_atlas_r20_nested_bids_skips_hidden_files(tmp_path):
 )
 def test_nnunet_raw(tmp_path, info, modality):
     image, mask = volume_and_mask()
-    (tmp_path / "dataset.json").write_text(json.dumps({**info, "file_ending": ".nii.gz"}))
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({**info, "file_ending": ".nii.gz"}), encoding="utf-8"
+    )
     write_nifti(tmp_path / "imagesTr" / "case_001_0000.nii.gz", image)
     write_nifti(tmp_path / "labelsTr" / "case_001.nii.gz", mask)
     write_nifti(tmp_path / "imagesTr" / "case_002_0000.nii.gz", image)  # label missing
@@ -141,13 +143,13 @@ def test_layout_override_and_folder_errors(tmp_path):
     with pytest.raises(StrokesegError, match="unknown layout 'bids'"):
         find_dataset(tmp_path / "data", layout="bids")
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / ".DS_Store").write_text("x")
+    (tmp_path / "empty" / ".DS_Store").write_text("x", encoding="utf-8")
     with pytest.raises(StrokesegError, match=f"^{tmp_path / 'empty'}: folder is empty$"):
         find_dataset(tmp_path / "empty")
     with pytest.raises(StrokesegError, match=f"^{tmp_path / 'gone'}: folder not found$"):
         find_dataset(tmp_path / "gone")
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "notes.txt").write_text("hello")
+    (tmp_path / "other" / "notes.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(StrokesegError, match="other: no recognised dataset layout"):
         find_dataset(tmp_path / "other")
 

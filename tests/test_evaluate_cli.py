@@ -80,7 +80,7 @@ def test_evaluate_writes_hand_computed_metrics_and_refuses_overwrite(cli, folder
     assert float(s2["lesion_f1"]) == pytest.approx(2 / (2 + 1 + 1))
     assert s2["lesion_count_difference"] == "0"
 
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["n_subjects"] == 2
     assert summary["empty_policy"] == "one"
     assert summary["dice_mean"] == pytest.approx((0.4 + 8 / 13) / 2)
@@ -101,7 +101,7 @@ def test_evaluate_writes_hand_computed_metrics_and_refuses_overwrite(cli, folder
     # --overwrite replaces them (in-process entry point: one subprocess fewer, same code path)
     argv = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--out", str(out)]
     assert main([*argv, "--empty", "nan", "--overwrite"]) == 0
-    assert json.loads((out / "summary.json").read_text())["empty_policy"] == "nan"
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["empty_policy"] == "nan"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 

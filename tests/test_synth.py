@@ -53,7 +53,7 @@ def _participants(root):
 
 def test_atlas_layout_and_geometry(atlas_dir):
     template = nib.load(template_file("t1"))
-    description = json.loads((atlas_dir / "dataset_description.json").read_text())
+    description = json.loads((atlas_dir / "dataset_description.json").read_text(encoding="utf-8"))
     assert "BIDSVersion" in description
     assert [row["participant_id"] for row in _participants(atlas_dir)] == [
         "sub-r001s001",
@@ -110,7 +110,7 @@ def test_atlas_subjects_differ(atlas_dir):
 
 
 def test_ct_layout_geometry_and_hounsfield(ct_dir):
-    meta = json.loads((ct_dir / "dataset.json").read_text())
+    meta = json.loads((ct_dir / "dataset.json").read_text(encoding="utf-8"))
     assert meta["channel_names"] == {"0": "CT"}
     assert meta["labels"] == {"background": 0, "lesion": 1}
     assert meta["numTraining"] == 1 and meta["file_ending"] == ".nii.gz"
@@ -200,4 +200,4 @@ def test_overwrite_replaces_a_previous_cohort(cli, tmp_path):
     done = cli("synth", "ct", "--out", out, "--subjects", "1", "--overwrite")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (out / "imagesTr").iterdir()) == ["ct_000_0000.nii.gz"]
-    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 1
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 1

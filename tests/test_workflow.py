@@ -64,7 +64,7 @@ def test_train_writes_a_complete_run_folder(run):
         "curves.png",
     ):
         assert (run / name).is_file(), name
-    split = json.loads((run / "split.json").read_text())
+    split = json.loads((run / "split.json").read_text(encoding="utf-8"))
     assert sorted(sum(split.values(), [])) == [f"case{i}" for i in range(6)]
     meta = read_checkpoint(run / "best.ckpt")["strokeseg"]
     assert meta["model_name"] == "unetpp_mtl"
@@ -103,7 +103,7 @@ def test_predict_keeps_geometry_and_is_deterministic(run, dataset, tmp_path, cli
     assert np.array_equal(out.affine, src.affine)
     assert out.get_data_dtype() == np.uint8
     assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
-    lines = (tmp_path / "a" / "lesions.csv").read_text().splitlines()
+    lines = (tmp_path / "a" / "lesions.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "scan,lesion_volume_ml,lesion_count" and lines[1].startswith("case0,")
 
 
@@ -205,7 +205,7 @@ def test_training_resumes_after_the_run_is_killed(dataset, tmp_path):
 
 
 def test_evaluate_a_checkpoint_agrees_with_predict_then_evaluate(run, dataset, tmp_path, cli):
-    test_ids = json.loads((run / "split.json").read_text())["test"]
+    test_ids = json.loads((run / "split.json").read_text(encoding="utf-8"))["test"]
     scans, gts = tmp_path / "scans", tmp_path / "gt"
     scans.mkdir()
     gts.mkdir()
@@ -238,8 +238,8 @@ def test_evaluate_a_checkpoint_agrees_with_predict_then_evaluate(run, dataset, t
         ckpt,
     )
     assert model.returncode == 0, model.stderr
-    by_model = json.loads((tmp_path / "by_model" / "summary.json").read_text())
-    by_masks = json.loads((tmp_path / "by_masks" / "summary.json").read_text())
+    by_model = json.loads((tmp_path / "by_model" / "summary.json").read_text(encoding="utf-8"))
+    by_masks = json.loads((tmp_path / "by_masks" / "summary.json").read_text(encoding="utf-8"))
     assert by_model["n_subjects"] == len(test_ids) == by_masks["n_subjects"]
     for key in (
         "dice_mean",
@@ -278,11 +278,14 @@ def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
     )
     result = cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = json.loads((tmp_path / "runs.json").read_text())
+    runs = json.loads((tmp_path / "runs.json").read_text(encoding="utf-8"))
     assert [r["model"] for r in runs] == ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"]
     assert len({r["params"] for r in runs}) == 1, "every variant deploys to the same UNet++"
     assert all(0 <= r["dice_mean"] <= 1 and r["inference_ms"] > 0 for r in runs)
-    table = (tmp_path / "table2.md").read_text()
+    table = (tmp_path / "table2.md").read_text(encoding="utf-8")
     assert all(f"| {r['model']} |" in table for r in runs)
     again = cli(*args)  # finished rows are re-used, not retrained
-    assert again.returncode == 0 and json.loads((tmp_path / "runs.json").read_text()) == runs
+    assert (
+        again.returncode == 0
+        and json.loads((tmp_path / "runs.json").read_text(encoding="utf-8")) == runs
+    )

@@ -102,7 +102,7 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
             run / "best.ckpt", data, out / "evaluation", overwrite=overwrite
         ),
     )
-    test_id = json.loads((run / "split.json").read_text())["test"][0]
+    test_id = json.loads((run / "split.json").read_text(encoding="utf-8"))["test"][0]
     scan = next((data / test_id).rglob("*_T1w.nii.gz"))
     network, meta = load_network(run / "best.ckpt")
     rows, _ = stage(

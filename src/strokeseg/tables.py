@@ -169,7 +169,7 @@ def run_table(
         for seed in range(seeds):
             folder = out / model / f"seed{seed}"
             if (folder / "result.json").exists():
-                runs.append(json.loads((folder / "result.json").read_text()))
+                runs.append(json.loads((folder / "result.json").read_text(encoding="utf-8")))
             else:
                 extra = [*profile_overrides(profile, model), *overrides]
                 runs.append(run_row(model, config_file, seed, data, folder, extra, size))

@@ -40,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.tables import run_table
 
     path = run_table(args.table, args.data, args.out, args.profile, args.seeds, args.overrides)
-    print(path.read_text())
+    print(path.read_text(encoding="utf-8"))
     return 0

@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.demo import run_demo
 
     report = run_demo(args.out, args.subjects, args.seed, args.overrides, args.overwrite)
-    print(report.read_text())
+    print(report.read_text(encoding="utf-8"))
     print(f"report: {report}")
     return 0

@@ -67,7 +67,7 @@ def _write_entry(
     tmp.mkdir(parents=True)
     np.save(tmp / "image.npy", images)
     np.save(tmp / "mask.npy", masks)
-    (tmp / "meta.json").write_text(json.dumps(meta))
+    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
@@ -77,7 +77,9 @@ class SliceCache:
 
     def __init__(self, folders: list[Path]):
         self.folders = [Path(f) for f in folders]
-        self.meta = [json.loads((f / "meta.json").read_text()) for f in self.folders]
+        self.meta = [
+            json.loads((f / "meta.json").read_text(encoding="utf-8")) for f in self.folders
+        ]
         self.subject_ids = [m["id"] for m in self.meta]
         rows = [(i, z) for i, m in enumerate(self.meta) for z in range(len(m["lesion_voxels"]))]
         self.index = np.array(rows, dtype=np.int64).reshape(-1, 2)
@@ -106,7 +108,9 @@ class SliceCache:
             key = _key(subject, dataset.modality, window, multiple)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
             meta = folder / "meta.json"
-            if not (meta.is_file() and json.loads(meta.read_text()).get("key") == key):
+            if not (
+                meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("key") == key
+            ):
                 _write_entry(subject, dataset.modality, window, multiple, folder, key)
             folders.append(folder)
         return cls(folders)

@@ -105,7 +105,7 @@ def _atlas_r20(root: Path) -> tuple[list[Subject], list[str]]:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise StrokesegError(f"{path}: cannot read JSON ({error})") from None
 

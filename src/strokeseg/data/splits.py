@@ -49,7 +49,9 @@ def save_split(split: dict[str, list[str]], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({part: list(split[part]) for part in PARTS}, indent=2) + "\n")
+    tmp.write_text(
+        json.dumps({part: list(split[part]) for part in PARTS}, indent=2) + "\n", encoding="utf-8"
+    )
     os.replace(tmp, path)
     return path
 
@@ -58,7 +60,7 @@ def load_split(path: str | Path) -> dict[str, list[str]]:
     """Read a split written by :func:`save_split`; parts must be present and disjoint."""
     path = Path(path)
     try:
-        split = json.loads(path.read_text())
+        split = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise StrokesegError(f"{path}: cannot read split ({error})") from None
     if not isinstance(split, dict) or any(not isinstance(split.get(p), list) for p in PARTS):

@@ -161,7 +161,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if path is not None:
         path = resolve_config(path)
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise StrokesegError(f"{path}: config file not found") from None
         except yaml.YAMLError as error:
@@ -173,4 +173,4 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
 
 
 def save_config(config: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def read_epoch_metrics(metrics_csv: Path) -> dict[str, dict[int, float]]:
     """``{metric: {epoch: value}}`` from ``metrics.csv`` (last value logged in each epoch)."""
     series: dict[str, dict[int, float]] = defaultdict(dict)
-    with open(metrics_csv, newline="") as f:
+    with open(metrics_csv, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             if not row.get("epoch"):
                 continue

@@ -63,7 +63,7 @@ def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "cache", ignore_errors=True)
-    elif saved.exists() and yaml.safe_load(saved.read_text()) != config.to_dict():
+    elif saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != config.to_dict():
         raise StrokesegError(
             f"{out}: holds a run with a different config; use another --out, or --overwrite"
         )
@@ -157,7 +157,9 @@ def train(
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
         save_split(split, out / "split.json")
-        (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+        (out / "versions.json").write_text(
+            json.dumps(versions(), indent=2) + "\n", encoding="utf-8"
+        )
     last = out / "last.ckpt"
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.exists() else None)
     if trainer.is_global_zero and (out / "metrics.csv").exists():
