@@ -18,13 +18,14 @@ from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.predict import predict
 from strokeseg.synth import atlas
 from strokeseg.training.config import load_config
+from strokeseg.training.curves import read_epoch_metrics
 from strokeseg.training.run import train
 
 DISCLAIMER = "strokeseg is a research tool, not a medical device."
 
 
 def report_markdown(
-    summary: dict, timings: dict[str, float], config, lesions, subjects: int
+    summary: dict, timings: dict[str, float], config, lesions, subjects: int, best_val: float
 ) -> str:
     rows = [
         ("Dice, per-subject 3D (headline)", "dice_mean", "dice_std"),
@@ -39,15 +40,17 @@ def report_markdown(
     ]
     table = "\n".join(f"| {label} | {summary[m]:.4f} | {summary[s]:.4f} |" for label, m, s in rows)
     times = "\n".join(f"| {stage} | {seconds:.0f} |" for stage, seconds in timings.items())
-    model = config.model
+    model, data = config.model, config.data
+    samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
     return f"""# strokeseg demo report
 
 {DISCLAIMER} The data are synthetic (SynthATLAS: {subjects} subjects made from the ICBM152
 2009a template), so these numbers measure the pipeline, not clinical performance.
 
-Model: `{model.name}` {model.kwargs}, {config.optim.epochs} epochs of
-{config.trainer.limit_train_batches} batches of {config.optim.batch_size} slices, Adam lr
-{config.optim.lr}, Eq. 6 weights {config.loss.gamma}/{config.loss.lam}/{config.loss.delta}.
+Model: `{model.name}` {model.kwargs}; {config.optim.epochs} epochs of
+{config.trainer.limit_train_batches:g} batches of {config.optim.batch_size} {samples}; Adam lr
+{config.optim.lr:g}; Eq. 6 weights {config.loss.gamma:g}/{config.loss.lam:g}/{config.loss.delta:g}.
+Best validation Dice (pooled over the validation slices): {best_val:.4f}.
 
 ## Test subjects ({summary["n_subjects"]})
 
@@ -110,5 +113,6 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
         lambda: predict(scan, out / "predict", network, meta, overwrite=overwrite),
     )
     timings["total"] = sum(timings.values())
-    text = report_markdown(summary, timings, config, rows[0], subjects)
+    best_val = max(read_epoch_metrics(run / "metrics.csv").get("val/dice", {0: 0.0}).values())
+    text = report_markdown(summary, timings, config, rows[0], subjects, best_val)
     return write_atomic(out / "report.md", text, overwrite=True)

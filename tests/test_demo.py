@@ -1,0 +1,33 @@
+"""`strokeseg demo` end to end at smoke-test size (slow: it makes ATLAS-sized volumes)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_writes_a_report(tmp_path, cli):
+    out = tmp_path / "demo"
+    args = (
+        "demo",
+        "--out",
+        out,
+        "--subjects",
+        "4",
+        "--set",
+        "optim.epochs=1",
+        "--set",
+        "trainer.limit_train_batches=2",
+        "--set",
+        "model.kwargs.width=0.125",
+    )
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "research tool, not a medical device" in report
+    assert "Dice, per-subject 3D (headline)" in report
+    for path in ("run/best.ckpt", "run/curves.png", "evaluation/summary.json"):
+        assert (out / path).is_file(), path
+    assert len(list((out / "predict").glob("*_mask.nii.gz"))) == 1
+    refused = cli(*args)
+    assert refused.returncode == 1 and "not empty" in refused.stderr
