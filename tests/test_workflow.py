@@ -289,3 +289,15 @@ def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
         again.returncode == 0
         and json.loads((tmp_path / "runs.json").read_text(encoding="utf-8")) == runs
     )
+
+
+def test_a_failed_predict_leaves_no_output_and_a_foreign_checkpoint_is_refused(run, tmp_path, cli):
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"\x1f\x8b truncated")
+    result = cli("predict", "-i", broken, "-o", tmp_path / "out", "--checkpoint", run / "best.ckpt")
+    assert result.returncode == 1 and "broken.nii.gz" in result.stderr
+    assert not (tmp_path / "out").exists()
+    foreign = cli("predict", "-i", broken, "-o", tmp_path / "out", "--checkpoint", broken)
+    assert foreign.returncode == 1
+    assert foreign.stderr.strip().endswith("plain data)") and "Traceback" not in foreign.stderr
+    assert len(foreign.stderr.strip().splitlines()) == 1

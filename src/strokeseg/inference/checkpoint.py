@@ -19,9 +19,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise StrokesegError(f"{path}: checkpoint not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-        raise StrokesegError(f"{path}: not a readable checkpoint ({reason})") from None
+    except Exception:  # torch raises many types for a corrupt or foreign file
+        raise StrokesegError(
+            f"{path}: not a readable checkpoint (not a PyTorch file, truncated, or holding "
+            "objects other than tensors and plain data)"
+        ) from None
     if not isinstance(checkpoint, dict) or "strokeseg" not in checkpoint:
         raise StrokesegError(f"{path}: not a strokeseg checkpoint (no model description)")
     return checkpoint

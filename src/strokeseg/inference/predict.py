@@ -103,7 +103,6 @@ def predict(
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
     modality = meta["data"].get("modality", "mri")
     window = meta["data"].get("window", "brain")
     rows, errors = [], []
