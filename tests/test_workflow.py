@@ -301,3 +301,20 @@ def test_a_failed_predict_leaves_no_output_and_a_foreign_checkpoint_is_refused(r
     assert foreign.returncode == 1
     assert foreign.stderr.strip().endswith("plain data)") and "Traceback" not in foreign.stderr
     assert len(foreign.stderr.strip().splitlines()) == 1
+
+
+def test_a_baseline_trains_through_the_cli(dataset, tmp_path, cli):
+    config = tmp_path / "xnet.yaml"
+    config.write_text(
+        "model: {name: xnet, kwargs: {width: 0.125}}\n"
+        "optim: {batch_size: 4, epochs: 1}\n"
+        "trainer: {limit_train_batches: 2, limit_val_batches: 2}\n",
+        encoding="utf-8",
+    )
+    result = cli("train", "--config", config, "--data", dataset, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = read_checkpoint(tmp_path / "run" / "best.ckpt")["strokeseg"]
+    assert meta["model_name"] == "xnet"
+    network, _ = load_network(tmp_path / "run" / "best.ckpt")
+    with torch.inference_mode():
+        assert network(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
