@@ -165,14 +165,21 @@ def _plain(sample: dict) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v).as_subclass(torch.Tensor) for k, v in sample.items()}
 
 
-def patch_crops(size: int):
-    """MONAI crops to ``size`` x ``size``: centred on a lesion or a background pixel with equal
-    odds when the slice has lesion (nnU-Net-style foreground oversampling), anywhere otherwise."""
+def patch_crops(size: int, positive: float = 0.5):
+    """MONAI crops to ``size`` x ``size``: centred on a lesion pixel with probability
+    ``positive`` (else a background pixel) when the slice has lesion (nnU-Net-style foreground
+    oversampling), anywhere otherwise."""
     from monai.transforms import RandCropByPosNegLabeld, RandSpatialCropd
 
     keys = ["image", "mask"]
     lesion = RandCropByPosNegLabeld(
-        keys, "mask", (size, size), pos=1, neg=1, num_samples=1, allow_smaller=True
+        keys,
+        "mask",
+        (size, size),
+        pos=positive,
+        neg=1 - positive,
+        num_samples=1,
+        allow_smaller=True,
     )
     anywhere = RandSpatialCropd(keys, (size, size), random_size=False)
     return lesion, anywhere
@@ -192,6 +199,7 @@ class SliceDataset(torch.utils.data.Dataset):
         augment: bool = False,
         lesion_fraction: float | None = None,
         patch_size: int | None = None,
+        patch_positive: float = 0.5,
     ):
         if lesion_fraction is not None and not 0 < lesion_fraction < 1:
             raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
@@ -209,7 +217,7 @@ class SliceDataset(torch.utils.data.Dataset):
         self.has_lesion = cache.lesion_voxels[keep] > 0
         self.lesion_fraction = lesion_fraction
         self.transform = light_augmentation() if augment else None
-        self.crops = patch_crops(patch_size) if patch_size else None
+        self.crops = patch_crops(patch_size, patch_positive) if patch_size else None
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -43,6 +43,7 @@ class DataConfig:
     window: str = "brain"  # CT Hounsfield window: brain (W80/L40) or stroke (W40/L40)
     lesion_fraction: float | None = None  # share of sampled slices that hold lesion
     patch_size: int | None = None  # train on random square patches (None: whole slices)
+    patch_positive: float = 0.5  # on lesion slices, share of patches centred on lesion
     augment: bool = False
     num_workers: int = 0
     cache_dir: str | None = None  # None: RUN/cache

@@ -38,6 +38,7 @@ class SliceDataModule(L.LightningDataModule):
             augment=data.augment,
             lesion_fraction=data.lesion_fraction,
             patch_size=data.patch_size,
+            patch_positive=data.patch_positive,
         )
         batch = self.config.optim.batch_size
         sampler = dataset.sampler()
