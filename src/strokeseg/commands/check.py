@@ -49,8 +49,7 @@ def summarize(root: Path, layout: str | None = None) -> dict:
         if mask is None:
             continue
         labelled += 1
-        voxel_mm3 = abs(np.linalg.det(image.affine[:3, :3]))
-        volumes_ml.append(float(mask.sum(dtype=np.int64)) * voxel_mm3 / 1000)
+        volumes_ml.append(float(mask.sum(dtype=np.int64)) * image.voxel_mm3 / 1000)
         if volumes_ml[-1] == 0:
             empty.append(subject.id)
     lesions = None

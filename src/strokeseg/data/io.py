@@ -35,6 +35,11 @@ class Volume:
     affine: np.ndarray  # affine of `data`
     source: nib.Nifti1Image  # the image as read (header, affine, codes, shape)
 
+    @property
+    def voxel_mm3(self) -> float:
+        """Volume of one voxel in mm3."""
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
     def _to_ras(self) -> np.ndarray:
         return ornt_transform(io_orientation(self.source.affine), _RAS)
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
-from strokeseg.data.io import Volume
 from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
@@ -44,10 +41,6 @@ def select_subjects(
     if not chosen:
         raise StrokesegError(f"{dataset.root}: no labelled subjects to evaluate")
     return chosen
-
-
-def voxel_mm3(volume: Volume) -> float:
-    return float(np.prod(volume.source.header.get_zooms()[:3]))
 
 
 def evaluate_checkpoint(
@@ -85,7 +78,7 @@ def evaluate_checkpoint(
                 if other is not None:
                     pred_b = segment(other, image, modality, window)
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
-            yield subject.id, pred.astype(bool), gt.astype(bool), voxel_mm3(image)
+            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3
 
     rows, summary = evaluate(cases(), empty=empty)
     summary.update(checkpoint=str(checkpoint), model=meta["model_name"], data=str(data_dir))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from strokeseg.data.io import atomic_target
 from strokeseg.errors import StrokesegError
 
 TRACE_SHAPE = (1, 1, 64, 64)
@@ -70,10 +71,7 @@ def export(network: nn.Module, meta: dict, out: Path, *, overwrite: bool = False
     exporters = {".onnx": _export_onnx, ".pt": _export_torchscript}
     if out.suffix not in exporters:
         raise StrokesegError(f"{out}: unknown export format; use a .onnx or .pt file name")
-    if out.exists() and not overwrite:
-        raise StrokesegError(f"{out}: already exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{out.suffix}")
+    tmp = atomic_target(out, overwrite)
     check = torch.randn(CHECK_SHAPE, generator=torch.Generator().manual_seed(0))
     try:
         difference = exporters[out.suffix](network.eval(), meta, tmp, check)

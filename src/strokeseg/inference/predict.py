@@ -51,8 +51,7 @@ def segment(
 
 def lesion_stats(scan: str, mask: np.ndarray, volume: Volume) -> Lesions:
     """Lesion volume in mL and count of 26-connected lesions."""
-    voxel_mm3 = float(np.prod(volume.source.header.get_zooms()[:3]))
-    return Lesions(scan, volume_ml(mask, voxel_mm3), label_lesions(mask)[1])
+    return Lesions(scan, volume_ml(mask, volume.voxel_mm3), label_lesions(mask)[1])
 
 
 def scan_inputs(path: Path) -> list[tuple[str, Path]]:
