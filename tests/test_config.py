@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -39,6 +41,8 @@ def test_overrides_are_typed_and_nested(tmp_path):
         (["optim.lr=fast"], "expected a float"),
         (["optim"], "expected key=value"),
         (["optim=3"], "expected a section"),
+        (["optim.schedule=linear"], "optim.schedule 'linear': expected one of constant, cosine"),
+        (["data.val_slice_stride=0"], "data.val_slice_stride 0: must be >= 1"),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides, message):
@@ -108,3 +112,22 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(StrokesegError, match="not a readable weights file"):
         load_weights(strokeseg.create_model("unetpp", width=0.125), tmp_path / "junk.pt")
+
+
+def test_cosine_schedule_decays_the_lr_to_zero_over_the_run():
+    module = SegmentationModule("unetpp", {"width": 0.125}, {}, lr=1e-3, schedule="cosine")
+    module.trainer = type("T", (), {"estimated_stepping_batches": 10})()
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    assert setup["lr_scheduler"]["interval"] == "step"
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # lr_t = 1e-3 * (1 + cos(pi t / 10)) / 2, ending at 0
+    expected = [1e-3 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)]
+    assert lrs == pytest.approx(expected)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    plain = SegmentationModule("unetpp", {"width": 0.125}, {}).configure_optimizers()
+    assert isinstance(plain, torch.optim.Adam)

@@ -42,6 +42,14 @@ def test_cache_holds_normalized_cropped_slices_and_lesion_counts(dataset, tmp_pa
     np.testing.assert_array_equal(sample["mask"][0].numpy(), to_slices(mask)[3])
 
 
+def test_slice_stride_keeps_every_kth_slice_of_each_subject(dataset, tmp_path):
+    cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
+    dataset3 = SliceDataset(cache, ["sub-2"], slice_stride=3)
+    assert [tuple(r) for r in dataset3.rows] == [(1, 0), (1, 3), (1, 6)]
+    _, mask = volume_and_mask(seed=2)
+    np.testing.assert_array_equal(dataset3[1]["mask"][0].numpy(), to_slices(mask)[3])
+
+
 def test_cache_reused_while_valid_and_rebuilt_on_change(dataset, tmp_path, monkeypatch):
     SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
     calls = []

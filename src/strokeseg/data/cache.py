@@ -190,6 +190,7 @@ class SliceDataset(torch.utils.data.Dataset):
 
     ``patch_size`` trains on random square patches instead of whole slices (a multiple of 16;
     inference still runs on whole slices): several times more optimiser steps per second.
+    ``slice_stride`` keeps every k-th slice of each subject (a cheaper validation set).
     """
 
     def __init__(
@@ -200,6 +201,7 @@ class SliceDataset(torch.utils.data.Dataset):
         lesion_fraction: float | None = None,
         patch_size: int | None = None,
         patch_positive: float = 0.5,
+        slice_stride: int = 1,
     ):
         if lesion_fraction is not None and not 0 < lesion_fraction < 1:
             raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
@@ -212,6 +214,7 @@ class SliceDataset(torch.utils.data.Dataset):
                 raise StrokesegError(f"subjects not in the cache: {', '.join(sorted(missing))}")
             positions = [cache.subject_ids.index(s) for s in subject_ids]
             keep = np.isin(cache.index[:, 0], positions)
+        keep &= cache.index[:, 1] % slice_stride == 0
         self.cache = cache
         self.rows = cache.index[keep]
         self.has_lesion = cache.lesion_voxels[keep] > 0

@@ -15,6 +15,8 @@ import yaml
 
 from strokeseg.errors import StrokesegError
 
+SCHEDULES = ("constant", "cosine")
+
 
 @dataclass
 class ModelConfig:
@@ -45,8 +47,13 @@ class DataConfig:
     patch_size: int | None = None  # train on random square patches (None: whole slices)
     patch_positive: float = 0.5  # on lesion slices, share of patches centred on lesion
     augment: bool = False
+    val_slice_stride: int = 1  # validate on every k-th slice of each validation subject
     num_workers: int = 0
     cache_dir: str | None = None  # None: RUN/cache
+
+    def __post_init__(self) -> None:
+        if self.val_slice_stride < 1:
+            raise StrokesegError(f"data.val_slice_stride {self.val_slice_stride}: must be >= 1")
 
 
 @dataclass
@@ -55,6 +62,13 @@ class OptimConfig:
     batch_size: int = 8
     epochs: int = 100
     weight_decay: float = 0.0
+    schedule: str = "constant"  # constant (the paper) or cosine (to 0 over the run's steps)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise StrokesegError(
+                f"optim.schedule {self.schedule!r}: expected one of {', '.join(SCHEDULES)}"
+            )
 
 
 @dataclass

@@ -55,7 +55,9 @@ class SliceDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         if not self.split["val"]:
             return []
-        dataset = SliceDataset(self.cache, self.split["val"])
+        dataset = SliceDataset(
+            self.cache, self.split["val"], slice_stride=self.config.data.val_slice_stride
+        )
         return DataLoader(
             dataset,
             batch_size=self.config.optim.batch_size,

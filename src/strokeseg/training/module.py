@@ -25,6 +25,7 @@ class SegmentationModule(L.LightningModule):
         loss: dict[str, Any],
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        schedule: str = "constant",
         data: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         weights: str | None = None,
@@ -67,10 +68,16 @@ class SegmentationModule(L.LightningModule):
         dice = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
         self.log("val/dice", dice, prog_bar=True)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
+        if self.hparams.schedule == "constant":
+            return optimizer
+        # cosine: lr decays from its value to 0 over every optimiser step of the run
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make the checkpoint self-describing for inference without this module."""

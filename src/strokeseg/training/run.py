@@ -147,6 +147,7 @@ def train(
         loss=vars(config.loss),
         lr=config.optim.lr,
         weight_decay=config.optim.weight_decay,
+        schedule=config.optim.schedule,
         data=data_info,
         config=config.to_dict(),
         weights=config.model.weights,
