@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 
@@ -29,5 +31,9 @@ def test_demo_writes_a_report(tmp_path, cli):
     for path in ("run/best.ckpt", "run/curves.png", "evaluation/summary.json"):
         assert (out / path).is_file(), path
     assert len(list((out / "predict").glob("*_mask.nii.gz"))) == 1
+    with (out / "evaluation" / "per_subject.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):  # one report line per test subject, with its Dice
+            assert f"| {row['subject']} | {float(row['gt_volume_ml']):.2f} |" in report
+            assert f"| {float(row['dice']):.3f} |" in report
     refused = cli(*args)
     assert refused.returncode == 1 and "not empty" in refused.stderr

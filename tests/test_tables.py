@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from strokeseg.tables import markdown
+from strokeseg.tables import markdown, profile_overrides, row_configs
+from strokeseg.training.config import load_config
 
 
 def record(model: str, seed: int, dice: float) -> dict:
@@ -41,3 +42,14 @@ def test_table_reports_mean_std_and_the_difference_paired_by_seed():
 def test_a_single_seed_has_no_spread():
     table = markdown(2, "cpu", [record("unetpp", 0, 0.25), record("unetpp_mtl", 0, 0.5)])
     assert "| unetpp_mtl | 0.5000 | 0.2500 | 0.5000 | +0.2500 |" in table
+
+
+def test_cpu_profile_is_the_demo_setting_on_every_row():
+    demo = load_config("demo")
+    for model, config_file in row_configs(2, "mri") + row_configs(3, "mri"):
+        config = load_config(config_file, profile_overrides("cpu", model))
+        assert config.model.name == model  # the row keeps its model
+        assert (config.data, config.optim, config.trainer) == (demo.data, demo.optim, demo.trainer)
+        assert config.model.kwargs["width"] == demo.model.kwargs["width"]
+        assert config.model.kwargs.get("norm") == ("batch" if model.startswith("unetpp") else None)
+    assert profile_overrides("paper", "unetpp") == []

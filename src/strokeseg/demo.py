@@ -7,6 +7,7 @@ time is measured and written into the report.
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from pathlib import Path
@@ -24,8 +25,26 @@ from strokeseg.training.run import train
 DISCLAIMER = "strokeseg is a research tool, not a medical device."
 
 
+def subject_table(per_subject_csv: Path) -> str:
+    """One line per test subject: reference and predicted volume, Dice, lesions found."""
+    with per_subject_csv.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return "\n".join(
+        f"| {r['subject']} | {float(r['gt_volume_ml']):.2f} | {float(r['pred_volume_ml']):.2f} "
+        f"| {float(r['dice']):.3f} | {r['lesions_detected']} of {r['n_gt_lesions']} "
+        f"| {r['false_positive_lesions']} |"
+        for r in sorted(rows, key=lambda r: float(r["gt_volume_ml"]))
+    )
+
+
 def report_markdown(
-    summary: dict, timings: dict[str, float], config, lesions, subjects: int, best_val: float
+    summary: dict,
+    subjects_md: str,
+    timings: dict[str, float],
+    config,
+    lesions,
+    subjects: int,
+    best_val: float,
 ) -> str:
     rows = [
         ("Dice, per-subject 3D (headline)", "dice_mean", "dice_std"),
@@ -60,7 +79,11 @@ Best validation Dice (pooled over the validation slices): {best_val:.4f}.
 | Dice, pooled over subjects | {summary["dice_pooled"]:.4f} | |
 | IoU, pooled over subjects | {summary["iou_pooled"]:.4f} | |
 
-Per subject: `evaluation/per_subject.csv`; definitions: docs/metrics.md.
+| subject | lesion (mL) | predicted (mL) | Dice | lesions found | false-positive lesions |
+|---|---:|---:|---:|---:|---:|
+{subjects_md}
+
+All columns: `evaluation/per_subject.csv`; definitions: docs/metrics.md.
 
 ## Prediction
 
@@ -114,5 +137,6 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
     )
     timings["total"] = sum(timings.values())
     best_val = max(read_epoch_metrics(run / "metrics.csv").get("val/dice", {0: 0.0}).values())
-    text = report_markdown(summary, timings, config, rows[0], subjects, best_val)
+    subjects_md = subject_table(out / "evaluation" / "per_subject.csv")
+    text = report_markdown(summary, subjects_md, timings, config, rows[0], subjects, best_val)
     return write_atomic(out / "report.md", text, overwrite=True)

@@ -4,7 +4,7 @@ Every row of Table 1 (CT baselines), Table 2 (ablation) or Table 3 (ATLAS baseli
 with each seed, evaluated on the test split, and timed at inference in the same run; the result
 is a markdown table (mean +- std over seeds of the per-subject 3D Dice and IoU means) and the raw
 per-run JSON. ``paper`` is the paper's recipe (a GPU job); ``cpu`` is a reduced setting that
-fits a 2-core machine (see :data:`CPU_PROFILE`).
+fits a 2-core machine: the demo's setting (``configs/demo.yaml``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
@@ -54,23 +55,8 @@ TABLES = {
     ),
 }
 
-# About 7 minutes per run on 2 cores: quarter width, BatchNorm UNet++ (dropout-only UNet++
-# learns too slowly for a short run), 64x64 patches, batch 16, 8 epochs of 100 batches with a
-# cosine lr decay (a constant lr left the last epochs' validation Dice jumping by +-0.2),
-# validation on every 4th slice every 2nd epoch, subject fractions so any cohort size works.
-# Test evaluation uses every slice of the test subjects.
-CPU_PROFILE = [
-    "model.kwargs.width=0.25",
-    "data.split=[0.6, 0.2, 0.2]",
-    "data.lesion_fraction=0.33",
-    "data.patch_size=64",
-    "data.val_slice_stride=4",
-    "optim.batch_size=16",
-    "optim.epochs=8",
-    "optim.schedule=cosine",
-    "trainer.limit_train_batches=100",
-    "trainer.check_val_every_n_epoch=2",
-]
+CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
+"""The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
 
 
 def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
@@ -81,10 +67,23 @@ def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
 
 
 def profile_overrides(profile: str, model: str) -> list[str]:
+    """``--set`` items for a row: none for ``paper``; for ``cpu`` every key of the demo config
+    but the model name, and BatchNorm only for the UNet++ variants."""
     if profile == "paper":
         return []
-    extra = ["model.kwargs.norm=batch"] if model.startswith("unetpp") else []
-    return CPU_PROFILE + extra
+    values = yaml.safe_load(CPU_PROFILE.read_text(encoding="utf-8"))
+    values["model"].pop("name")
+    if not model.startswith("unetpp"):
+        values["model"]["kwargs"].pop("norm")
+    return list(_dotted(values))
+
+
+def _dotted(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}={json.dumps(value)}"
 
 
 def inference_ms_per_slice(
