@@ -20,6 +20,7 @@ from strokeseg.data import (
     save_split,
     to_slices,
 )
+from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
 
 
@@ -208,6 +209,31 @@ def test_splits_are_seeded_disjoint_and_round_trip(tmp_path):
         make_split(ids, (130, 40, 60), seed=0)
     with pytest.raises(StrokesegError, match="must add up to 1"):
         make_split(ids, (0.5, 0.1, 0.1), seed=0)
+
+
+def test_a_stratified_split_spans_the_lesion_volumes():
+    ids = [f"sub-{i:02d}" for i in range(20)]
+    volumes = {i: float(rank) for rank, i in enumerate(reversed(ids))}  # ranked backwards
+    splits = [make_split(ids, (0.6, 0.2, 0.2), seed, volumes) for seed in range(4)]
+    for split in splits:
+        assert [len(split[p]) for p in ("train", "val", "test")] == [12, 4, 4]
+        for part in ("val", "test"):  # one subject from each fifth of the volume ranking
+            assert sorted(int(volumes[i]) // 5 for i in split[part]) == [0, 1, 2, 3]
+    assert len({json.dumps(s) for s in splits}) == 4, "the seed still chooses the subjects"
+    assert make_split(ids[::-1], (0.6, 0.2, 0.2), 0, volumes) == splits[0]
+    many = {f"s{i:03d}": float(i % 13) for i in range(229)}  # ties, and 9 subjects left out
+    paper = make_split(list(many), (120, 40, 60), 0, many)
+    assert [len(paper[p]) for p in ("train", "val", "test")] == [120, 40, 60]
+    assert len(set(sum(paper.values(), []))) == 220
+
+
+def test_lesion_voxels_count_the_union_of_a_subjects_masks(tmp_path):
+    a, b = np.zeros((6, 6, 4), np.uint8), np.zeros((6, 6, 4), np.uint8)
+    a[1:3, 1:3, 1] = 1  # 4 voxels
+    b[2:4, 2:4, 1] = 1  # 4 voxels, 1 shared with a
+    paths = [write_nifti(tmp_path / "a.nii.gz", a), write_nifti(tmp_path / "b.nii.gz", b)]
+    assert lesion_voxels(paths) == 7
+    assert lesion_voxels([]) == 0
 
 
 def test_padded_slices_keep_every_voxel():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from strokeseg.data.io import load_mask
 from strokeseg.errors import StrokesegError
 
 PARTS = ("train", "val", "test")
@@ -33,15 +34,55 @@ def _counts(n: int, sizes: tuple[int, ...] | tuple[float, ...]) -> tuple[int, in
 
 
 def make_split(
-    ids: list[str], sizes: tuple[int, ...] | tuple[float, ...], seed: int
+    ids: list[str],
+    sizes: tuple[int, ...] | tuple[float, ...],
+    seed: int,
+    volumes: dict[str, float] | None = None,
 ) -> dict[str, list[str]]:
-    """Shuffle the subject ids with ``seed`` and cut them into train/val/test (each sorted)."""
+    """Cut the subject ids into train/val/test (each sorted), seeded.
+
+    Without ``volumes`` the ids are shuffled; with them (lesion volume per id) the split is
+    stratified by lesion volume (see the module docstring).
+    """
     if len(set(ids)) != len(ids):
         raise StrokesegError("split: subject ids are not unique")
-    order = np.random.default_rng(seed).permutation(sorted(ids)).tolist()
-    n_train, n_val, n_test = _counts(len(ids), tuple(sizes))
-    cuts = np.cumsum([0, n_train, n_val, n_test])
-    return {part: sorted(order[cuts[i] : cuts[i + 1]]) for i, part in enumerate(PARTS)}
+    rng = np.random.default_rng(seed)
+    counts = _counts(len(ids), tuple(sizes))
+    if volumes is None:
+        order = rng.permutation(sorted(ids)).tolist()
+        cuts = np.cumsum([0, *counts])
+        return {part: sorted(order[cuts[i] : cuts[i + 1]]) for i, part in enumerate(PARTS)}
+    ranked = sorted(ids, key=lambda i: (volumes[i], i))
+    labels = _spread([*counts, len(ids) - sum(counts)])  # the 4th label: left out
+    smallest = min((c for c in counts if c > 0), default=1)
+    block = max(1, round(len(ids) / smallest))  # about one subject of the smallest part each
+    for start in range(0, len(ids), block):
+        labels[start : start + block] = rng.permutation(labels[start : start + block])
+    return {
+        part: sorted(i for i, label in zip(ranked, labels, strict=True) if label == k)
+        for k, part in enumerate(PARTS)
+    }
+
+
+def _spread(counts: list[int]) -> np.ndarray:
+    """A label sequence holding ``counts[k]`` times label k, each label evenly spaced: the
+    next position goes to the label furthest behind its share."""
+    counts = np.asarray(counts, dtype=float)
+    n, given = int(counts.sum()), np.zeros(len(counts))
+    labels = np.empty(n, dtype=int)
+    for i in range(n):
+        k = int(np.argmax(counts * (i + 1) / n - given))
+        labels[i], given[k] = k, given[k] + 1
+    return labels
+
+
+def lesion_voxels(masks: list[Path]) -> int:
+    """Voxels in the union of a subject's lesion masks (the stratification key)."""
+    union = None
+    for path in masks:
+        data = load_mask(path).data.astype(bool)
+        union = data if union is None else union | data
+    return int(union.sum()) if union is not None else 0
 
 
 def save_split(split: dict[str, list[str]], path: str | Path) -> Path:

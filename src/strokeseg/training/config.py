@@ -42,6 +42,7 @@ class LossConfig:
 class DataConfig:
     layout: str | None = None  # None: detect
     split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # counts or fractions
+    stratify: bool = False  # split stratified by lesion volume (False: random, as the paper)
     window: str = "brain"  # CT Hounsfield window: brain (W80/L40) or stroke (W40/L40)
     lesion_fraction: float | None = None  # share of sampled slices that hold lesion
     patch_size: int | None = None  # train on random square patches (None: whole slices)

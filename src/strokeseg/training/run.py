@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from strokeseg import __version__
 from strokeseg.data.layouts import Dataset, find_dataset
-from strokeseg.data.splits import load_split, make_split, save_split
+from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
 from strokeseg.training.config import Config, save_config
 from strokeseg.training.curves import plot_curves
@@ -73,8 +73,10 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
     """The run's saved split when resuming, else a new seeded split by subject."""
     if (out / "split.json").exists():
         return load_split(out / "split.json")
-    ids = [s.id for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
-    return make_split(ids, tuple(config.data.split), config.seed)
+    labelled = [s for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
+    ids = [s.id for s in labelled]
+    volumes = {s.id: lesion_voxels(s.masks) for s in labelled} if config.data.stratify else None
+    return make_split(ids, tuple(config.data.split), config.seed, volumes)
 
 
 def precision(config: Config) -> str:
