@@ -68,8 +68,10 @@ def report_markdown(
 
 Model: `{model.name}` {model.kwargs}; {config.optim.epochs} epochs of
 {config.trainer.limit_train_batches:g} batches of {config.optim.batch_size} {samples}; Adam lr
-{config.optim.lr:g}; Eq. 6 weights {config.loss.gamma:g}/{config.loss.lam:g}/{config.loss.delta:g}.
-Best validation Dice (pooled over the validation slices): {best_val:.4f}.
+{config.optim.lr:g} ({config.optim.schedule});
+Eq. 6 weights {config.loss.gamma:g}/{config.loss.lam:g}/{config.loss.delta:g}.
+Subjects split {"stratified by lesion volume" if data.stratify else "at random"}. Best
+validation Dice (pooled over the validation slices): {best_val:.4f}.
 
 ## Test subjects ({summary["n_subjects"]})
 
