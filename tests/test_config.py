@@ -43,6 +43,10 @@ def test_overrides_are_typed_and_nested(tmp_path):
         (["optim=3"], "expected a section"),
         (["optim.schedule=linear"], "optim.schedule 'linear': expected one of constant, cosine"),
         (["data.val_slice_stride=0"], "data.val_slice_stride 0: must be >= 1"),
+        (
+            ["optim.epochs=7", "trainer.check_val_every_n_epoch=2"],
+            "optim.epochs 7 must be a multiple of trainer.check_val_every_n_epoch 2",
+        ),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides, message):

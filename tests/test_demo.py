@@ -19,6 +19,8 @@ def test_demo_writes_a_report(tmp_path, cli):
         "--set",
         "optim.epochs=1",
         "--set",
+        "trainer.check_val_every_n_epoch=1",
+        "--set",
         "trainer.limit_train_batches=2",
         "--set",
         "model.kwargs.width=0.125",

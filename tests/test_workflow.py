@@ -272,6 +272,8 @@ def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
         "--set",
         "optim.epochs=1",
         "--set",
+        "trainer.check_val_every_n_epoch=1",
+        "--set",
         "trainer.limit_train_batches=2",
         "--set",
         "optim.batch_size=4",

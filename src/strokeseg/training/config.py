@@ -93,6 +93,15 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        every = self.trainer.check_val_every_n_epoch
+        if self.optim.epochs % every:
+            raise StrokesegError(
+                f"optim.epochs {self.optim.epochs} must be a multiple of "
+                f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
+                "saved"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
