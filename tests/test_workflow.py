@@ -291,6 +291,8 @@ def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
         again.returncode == 0
         and json.loads((tmp_path / "runs.json").read_text(encoding="utf-8")) == runs
     )
+    other = cli(*args, "--set", "optim.lr=0.01")  # never mixes results of another setting
+    assert other.returncode == 1 and "holds a result for another setting" in other.stderr
 
 
 def test_a_failed_predict_leaves_no_output_and_a_foreign_checkpoint_is_refused(run, tmp_path, cli):
@@ -320,3 +322,25 @@ def test_a_baseline_trains_through_the_cli(dataset, tmp_path, cli):
     network, _ = load_network(tmp_path / "run" / "best.ckpt")
     with torch.inference_mode():
         assert network(torch.zeros(1, 1, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_without_validation_every_epoch_is_saved_and_old_run_folders_resume(dataset, tmp_path, cli):
+    out = tmp_path / "run"
+    args = ("train", "--config", "tiny", "--data", dataset, "--out", out)
+    no_val = ("--set", "data.split=[4, 0, 2]", "--set", "trainer.check_val_every_n_epoch=2")
+    result = cli(*args, *no_val)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = torch.load(out / "best.ckpt", weights_only=True)
+    last = torch.load(out / "last.ckpt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 1  # no validation: best is the last epoch
+    # a config.yaml written before keys existed resolves to the same config: it resumes
+    saved = out / "config.yaml"
+    old = saved.read_text(encoding="utf-8")
+    for key in ("  stratify: false\n", "  val_slice_stride: 1\n", "  schedule: constant\n"):
+        assert key in old
+        old = old.replace(key, "")
+    saved.write_text(old, encoding="utf-8")
+    again = cli(*args, *no_val)
+    assert again.returncode == 0, again.stderr[-3000:]
+    other = cli(*args, *no_val, "--set", "optim.lr=0.01")
+    assert other.returncode == 1 and "holds a run with a different config" in other.stderr

@@ -19,11 +19,12 @@ import yaml
 
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
+from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
-from strokeseg.training.run import train
+from strokeseg.training.run import same_config, train
 
 TABLES = {
     1: (
@@ -74,7 +75,7 @@ def profile_overrides(profile: str, model: str) -> list[str]:
     values = yaml.safe_load(CPU_PROFILE.read_text(encoding="utf-8"))
     values["model"].pop("name")
     if not model.startswith("unetpp"):
-        values["model"]["kwargs"].pop("norm")
+        values["model"]["kwargs"].pop("norm", None)
     return list(_dotted(values))
 
 
@@ -83,7 +84,8 @@ def _dotted(tree: dict, prefix: str = ""):
         if isinstance(value, dict):
             yield from _dotted(value, f"{prefix}{key}.")
         else:
-            yield f"{prefix}{key}={json.dumps(value)}"
+            text = yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n")
+            yield f"{prefix}{key}={text.strip()}"
 
 
 def inference_ms_per_slice(
@@ -128,7 +130,7 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
     against the seed-to-seed spread."""
     models = list(dict.fromkeys(r["model"] for r in runs))
     base = {r["seed"]: r["dice_mean"] for r in runs if r["model"] == models[0]}
-    wall = sum(r["wall_seconds"] for r in runs)
+    wall = sum(r.get("wall_seconds", 0.0) for r in runs)
     lines = [
         f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
         f"{len(runs)} runs, {wall / 60:.0f} min of training and evaluation. Dice and IoU: "
@@ -186,10 +188,16 @@ def run_table(
     for seed in range(seeds):  # seed-major: an interrupted run still has every row
         for model, config_file in rows:
             folder = out / model / f"seed{seed}"
+            extra = [*profile_overrides(profile, model), *overrides]
             if (folder / "result.json").exists():
+                config = load_config(config_file, [*extra, f"seed={seed}"])
+                if not same_config(folder / "run" / "config.yaml", config):
+                    raise StrokesegError(
+                        f"{folder}: holds a result for another setting (profile, --set or "
+                        "strokeseg version); use another --out"
+                    )
                 runs.append(json.loads((folder / "result.json").read_text(encoding="utf-8")))
             else:
-                extra = [*profile_overrides(profile, model), *overrides]
                 runs.append(run_row(model, config_file, seed, data, folder, extra, size))
             print(f"table {table}: {model} seed {seed}: Dice {runs[-1]['dice_mean']:.4f}")
     runs.sort(key=lambda r: ([m for m, _ in rows].index(r["model"]), r["seed"]))

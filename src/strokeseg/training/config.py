@@ -95,6 +95,8 @@ class Config:
 
     def __post_init__(self) -> None:
         every = self.trainer.check_val_every_n_epoch
+        if not isinstance(every, int) or every < 1:
+            raise StrokesegError(f"trainer.check_val_every_n_epoch {every!r}: must be >= 1")
         if self.optim.epochs % every:
             raise StrokesegError(
                 f"optim.epochs {self.optim.epochs} must be a multiple of "

@@ -1,6 +1,7 @@
 """The LightningModule: one registered model, the loss it asks for, validation Dice.
 
-Validation Dice is pooled over all validation slices (sum of overlaps over sum of sizes,
+Validation Dice is pooled over the validation slices (every one, or every k-th with
+``data.val_slice_stride``; sum of overlaps over sum of sizes,
 masks thresholded at p = 0.5) and reduced across DDP ranks; ``best.ckpt`` follows it.
 """
 

@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import yaml
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
@@ -24,7 +23,7 @@ from strokeseg import __version__
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
-from strokeseg.training.config import Config, save_config
+from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
 from strokeseg.training.module import SegmentationModule
@@ -63,10 +62,19 @@ def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "cache", ignore_errors=True)
-    elif saved.exists() and yaml.safe_load(saved.read_text(encoding="utf-8")) != config.to_dict():
+    elif saved.exists() and not same_config(saved, config):
         raise StrokesegError(
             f"{out}: holds a run with a different config; use another --out, or --overwrite"
         )
+
+
+def same_config(saved: Path, config: Config) -> bool:
+    """Whether a saved config.yaml resolves to ``config`` (keys added to strokeseg since it was
+    written count with their defaults, so older run folders still resume)."""
+    try:
+        return load_config(saved).to_dict() == config.to_dict()
+    except StrokesegError:
+        return False
 
 
 def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list[str]]:
@@ -109,7 +117,8 @@ def build_trainer(
         max_epochs=config.optim.epochs,
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches if validate else 0,
-        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        # without validation, checkpoints are written at each epoch's end only when this is 1
+        check_val_every_n_epoch=t.check_val_every_n_epoch if validate else 1,
         num_sanity_val_steps=0,
         logger=CSVLogger(save_dir=out, name="", version=""),
         callbacks=[checkpoint, *callbacks],
