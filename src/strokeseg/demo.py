@@ -61,17 +61,23 @@ def report_markdown(
     times = "\n".join(f"| {stage} | {seconds:.0f} |" for stage, seconds in timings.items())
     model, data = config.model, config.data
     samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
+    loss, optim = config.loss, config.optim
+    recipe = "\n".join(
+        [
+            f"- model: `{model.name}` {model.kwargs}",
+            f"- training: {optim.epochs} epochs of {config.trainer.limit_train_batches:g} "
+            f"batches of {optim.batch_size} {samples}; Adam, lr {optim.lr:g} ({optim.schedule})",
+            f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}",
+            "- subjects split " + ("stratified by lesion volume" if data.stratify else "at random"),
+            f"- best validation Dice (pooled over the validation slices): {best_val:.4f}",
+        ]
+    )
     return f"""# strokeseg demo report
 
 {DISCLAIMER} The data are synthetic (SynthATLAS: {subjects} subjects made from the ICBM152
 2009a template), so these numbers measure the pipeline, not clinical performance.
 
-Model: `{model.name}` {model.kwargs}; {config.optim.epochs} epochs of
-{config.trainer.limit_train_batches:g} batches of {config.optim.batch_size} {samples}; Adam lr
-{config.optim.lr:g} ({config.optim.schedule});
-Eq. 6 weights {config.loss.gamma:g}/{config.loss.lam:g}/{config.loss.delta:g}.
-Subjects split {"stratified by lesion volume" if data.stratify else "at random"}. Best
-validation Dice (pooled over the validation slices): {best_val:.4f}.
+{recipe}
 
 ## Test subjects ({summary["n_subjects"]})
 
