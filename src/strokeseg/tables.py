@@ -144,7 +144,7 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
     for model in models:
         rows = [r for r in runs if r["model"] == model]
         paired = [r["dice_mean"] - base[r["seed"]] for r in rows if r["seed"] in base]
-        delta = "" if model == models[0] or not paired else f"{mean_std(paired, signed=True)}"
+        delta = "" if model == models[0] or not paired else mean_std(paired, signed=True)
         lines.append(
             f"| {model} | {mean_std([r['dice_mean'] for r in rows])} "
             f"| {mean_std([r['iou_mean'] for r in rows])} "
@@ -200,7 +200,8 @@ def run_table(
             else:
                 runs.append(run_row(model, config_file, seed, data, folder, extra, size))
             print(f"table {table}: {model} seed {seed}: Dice {runs[-1]['dice_mean']:.4f}")
-    runs.sort(key=lambda r: ([m for m, _ in rows].index(r["model"]), r["seed"]))
+    order = [model for model, _ in rows]
+    runs.sort(key=lambda r: (order.index(r["model"]), r["seed"]))
     write_atomic(out / "runs.json", json.dumps(runs, indent=2) + "\n", overwrite=True)
     text = markdown(table, profile, runs)
     return write_atomic(out / f"table{table}.md", text, overwrite=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides
+from strokeseg.commands.options import add_overrides, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -31,16 +31,9 @@ def add_parser(subparsers) -> None:
         default="paper",
         help="paper: the paper's recipe (GPU); cpu: reduced, fits 2 CPU cores",
     )
-    t.add_argument("--seeds", type=positive, default=1, help="seeds per row (default 1)")
+    t.add_argument("--seeds", type=positive_int, default=1, help="seeds per row (default 1)")
     add_overrides(t, "override every row's config after the profile (repeatable)")
     t.set_defaults(run=run)
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     """``--set KEY=VALUE`` (repeatable): config overrides, parsed by ``load_config``."""
     parser.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import positive_int
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -17,17 +19,10 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("cohort", choices=("atlas", "ct"), help="which cohort to write")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--subjects", type=_positive, default=20, help="number of subjects (20)")
+    p.add_argument("--subjects", type=positive_int, default=20, help="number of subjects (20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--overwrite", action="store_true", help="replace a previous cohort in --out")
     p.set_defaults(run=run)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -253,9 +253,13 @@ def find_dataset(root: str | Path, layout: str | None = None) -> Dataset:
 def load_subject(subject: Subject) -> tuple[Volume, np.ndarray | None]:
     """The image (RAS) and the union of its masks as uint8 {0,1}, or None when unlabeled."""
     image = load_volume(subject.image)
-    if not subject.masks:
-        return image, None
-    union = np.zeros(image.data.shape, dtype=np.uint8)
-    for path in subject.masks:
-        union |= load_mask(path, like=image).data
-    return image, union
+    return image, (mask_union(subject.masks, like=image) if subject.masks else None)
+
+
+def mask_union(masks: list[Path], like: Volume | None = None) -> np.ndarray:
+    """The union of lesion masks as uint8 {0,1} (``like``: each must fit this image)."""
+    union = None
+    for path in masks:
+        data = load_mask(path, like=like).data
+        union = data if union is None else union | data
+    return union

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import load_mask
+from strokeseg.data.layouts import mask_union
 from strokeseg.errors import StrokesegError
 
 PARTS = ("train", "val", "test")
@@ -78,11 +78,7 @@ def _spread(counts: list[int]) -> np.ndarray:
 
 def lesion_voxels(masks: list[Path]) -> int:
     """Voxels in the union of a subject's lesion masks (the stratification key)."""
-    union = None
-    for path in masks:
-        data = load_mask(path).data.astype(bool)
-        union = data if union is None else union | data
-    return int(union.sum()) if union is not None else 0
+    return int(mask_union(masks).sum(dtype=np.int64)) if masks else 0
 
 
 def save_split(split: dict[str, list[str]], path: str | Path) -> Path:
