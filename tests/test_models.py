@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import strokeseg
+from strokeseg.models import has_output_bias, init_output_prior
 from strokeseg.models.multitask import build_loss
 
 # Tiny settings per model so the whole registry runs in seconds on a CPU. A model that
@@ -84,3 +85,25 @@ def test_deploy_equals_training_model_mask_output(name):
     with torch.no_grad():
         assert torch.equal(mask_logits(model(x)), deployed(x))
     assert not hasattr(deployed, "edge_head") and not hasattr(deployed, "lffgm")
+
+
+def test_output_prior_sets_every_output_bias_or_is_refused(name):
+    model = tiny(name).train()
+    if name == "swin_unet":  # its reference head has no bias
+        assert not has_output_bias(model)
+        with pytest.raises(ValueError, match="no bias"):
+            init_output_prior(model, 0.01)
+        return
+    init_output_prior(model, 0.01)
+    # logit(0.01) = ln(0.01 / 0.99) = -4.59512
+    net = model.inference_network() if hasattr(model, "inference_network") else model
+    assert torch.allclose(net.head.bias, torch.tensor(-4.59512), atol=1e-5)
+    if hasattr(model, "edge_head"):
+        assert torch.allclose(model.edge_head.bias, torch.tensor(-4.59512), atol=1e-5)
+    # with every other weight at zero the output is the prior everywhere
+    with torch.no_grad():
+        for parameter in net.head.parameters():
+            if parameter is not net.head.bias:
+                parameter.zero_()
+        p = torch.sigmoid(mask_logits(model(torch.randn(2, 1, 64, 64))))
+    assert torch.allclose(p, torch.tensor(0.01), atol=1e-6)

@@ -23,6 +23,7 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.models import create_model, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.run import same_config, train
 
@@ -69,13 +70,17 @@ def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
 
 def profile_overrides(profile: str, model: str) -> list[str]:
     """``--set`` items for a row: none for ``paper``; for ``cpu`` every key of the demo config
-    but the model name, and BatchNorm only for the UNet++ variants."""
+    but the model name, BatchNorm only for the UNet++ variants, and the output prior only for
+    models whose output layer has a bias (all but Swin-Unet)."""
     if profile == "paper":
         return []
     values = yaml.safe_load(CPU_PROFILE.read_text(encoding="utf-8"))
     values["model"].pop("name")
     if not model.startswith("unetpp"):
         values["model"]["kwargs"].pop("norm", None)
+    with torch.device("meta"):  # structure only, no memory
+        if not has_output_bias(create_model(model)):
+            values["model"].pop("output_prior", None)
     return list(_dotted(values))
 
 

@@ -23,6 +23,11 @@ class ModelConfig:
     name: str = "unetpp_mtl"
     kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # user-provided initial weights (state dict or checkpoint)
+    output_prior: float | None = None  # output bias starts at logit(prior) (None: PyTorch init)
+
+    def __post_init__(self) -> None:
+        if self.output_prior is not None and not 0.0 < self.output_prior < 1.0:
+            raise StrokesegError(f"model.output_prior {self.output_prior}: must be in (0, 1)")
 
 
 @dataclass

@@ -13,8 +13,9 @@ import lightning as L
 import torch
 
 from strokeseg import __version__
+from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_weights
-from strokeseg.models import create_model
+from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
 
 
@@ -30,17 +31,28 @@ class SegmentationModule(L.LightningModule):
         data: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         weights: str | None = None,
+        output_prior: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.model = create_model(model_name, **model_kwargs)
+        if output_prior is not None:
+            try:
+                init_output_prior(self.model, output_prior)
+            except ValueError as error:
+                raise StrokesegError(f"model.output_prior with {model_name}: {error}") from None
         if weights:
             load_weights(self.model, weights)
+        self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU
         self.criterion = build_loss(self.model, **loss)
         self._val_sums = torch.zeros(3)
 
     def forward(self, x: torch.Tensor):
         return self.model(x)
+
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict:
+        batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses = self.criterion(self.model(batch["image"]), batch["mask"])

@@ -162,6 +162,7 @@ def train(
         data=data_info,
         config=config.to_dict(),
         weights=config.model.weights,
+        output_prior=config.model.output_prior,
     )
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
