@@ -62,9 +62,10 @@ def report_markdown(
     model, data = config.model, config.data
     samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
     loss, optim = config.loss, config.optim
+    prior = f", output layer started at p = {model.output_prior:g}" if model.output_prior else ""
     recipe = "\n".join(
         [
-            f"- model: `{model.name}` {model.kwargs}",
+            f"- model: `{model.name}` {model.kwargs}{prior}",
             f"- training: {optim.epochs} epochs of {config.trainer.limit_train_batches:g} "
             f"batches of {optim.batch_size} {samples}; Adam, lr {optim.lr:g} ({optim.schedule})",
             f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}",
