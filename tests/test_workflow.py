@@ -336,7 +336,8 @@ def test_without_validation_every_epoch_is_saved_and_old_run_folders_resume(data
     # a config.yaml written before keys existed resolves to the same config: it resumes
     saved = out / "config.yaml"
     old = saved.read_text(encoding="utf-8")
-    for key in ("  stratify: false\n", "  val_slice_stride: 1\n", "  schedule: constant\n"):
+    keys = ("  stratify: false\n", "  val_slice_stride: 1\n", "  schedule: constant\n")
+    for key in (*keys, "  output_prior: null\n"):
         assert key in old
         old = old.replace(key, "")
     saved.write_text(old, encoding="utf-8")
@@ -344,3 +345,23 @@ def test_without_validation_every_epoch_is_saved_and_old_run_folders_resume(data
     assert again.returncode == 0, again.stderr[-3000:]
     other = cli(*args, *no_val, "--set", "optim.lr=0.01")
     assert other.returncode == 1 and "holds a run with a different config" in other.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["model.name=swin_unet", "model.output_prior=0.01"], "its output layer has no bias"),
+        (["model.kwargs.depth=3"], "unexpected keyword argument 'depth'"),
+        (["model.name=unetpp_nope"], "unknown model 'unetpp_nope'"),
+    ],
+)
+def test_a_model_that_cannot_be_built_is_refused_before_anything_is_written(
+    dataset, tmp_path, cli, settings, message
+):
+    out = tmp_path / "run"
+    sets = [item for setting in settings for item in ("--set", setting)]
+    result = cli("train", "--data", dataset, "--out", out, *sets)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()

@@ -26,8 +26,11 @@ class ModelConfig:
     output_prior: float | None = None  # output bias starts at logit(prior) (None: PyTorch init)
 
     def __post_init__(self) -> None:
-        if self.output_prior is not None and not 0.0 < self.output_prior < 1.0:
-            raise StrokesegError(f"model.output_prior {self.output_prior}: must be in (0, 1)")
+        prior = self.output_prior
+        if prior is not None and (
+            isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 < prior < 1
+        ):
+            raise StrokesegError(f"model.output_prior {prior!r}: expected a number in (0, 1)")
 
 
 @dataclass

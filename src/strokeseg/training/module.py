@@ -13,7 +13,6 @@ import lightning as L
 import torch
 
 from strokeseg import __version__
-from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_weights
 from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
@@ -37,10 +36,7 @@ class SegmentationModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = create_model(model_name, **model_kwargs)
         if output_prior is not None:
-            try:
-                init_output_prior(self.model, output_prior)
-            except ValueError as error:
-                raise StrokesegError(f"model.output_prior with {model_name}: {error}") from None
+            init_output_prior(self.model, output_prior)
         if weights:
             load_weights(self.model, weights)
         self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU

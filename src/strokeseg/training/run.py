@@ -23,6 +23,7 @@ from strokeseg import __version__
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
+from strokeseg.models import create_model, has_output_bias
 from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
@@ -53,6 +54,19 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
+
+
+def check_model(config: Config) -> None:
+    """Refuse a model setting that cannot be built before anything is written (built on the
+    meta device: structure only, no memory)."""
+    model = config.model
+    try:
+        with torch.device("meta"):
+            network = create_model(model.name, **model.kwargs)
+    except (TypeError, ValueError) as error:
+        raise StrokesegError(f"model {model.name} with kwargs {model.kwargs}: {error}") from None
+    if model.output_prior is not None and not has_output_bias(network):
+        raise StrokesegError(f"model.output_prior with {model.name}: its output layer has no bias")
 
 
 def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
@@ -137,6 +151,7 @@ def train(
 ) -> Path:
     """Train ``config`` on the dataset at ``data_dir`` into the run folder ``out``."""
     out = Path(out)
+    check_model(config)
     out.mkdir(parents=True, exist_ok=True)
     prepare_run_folder(config, out, overwrite)
     dataset = find_dataset(data_dir, config.data.layout)
