@@ -23,7 +23,7 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
-from strokeseg.models import create_model, has_output_bias
+from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.run import same_config, train
 
@@ -78,9 +78,8 @@ def profile_overrides(profile: str, model: str) -> list[str]:
     values["model"].pop("name")
     if not model.startswith("unetpp"):
         values["model"]["kwargs"].pop("norm", None)
-    with torch.device("meta"):  # structure only, no memory
-        if not has_output_bias(create_model(model)):
-            values["model"].pop("output_prior", None)
+    if not has_output_bias(create_on_meta(model)):
+        values["model"].pop("output_prior", None)
     return list(_dotted(values))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 
+import torch
 from torch import nn
 
 from strokeseg.models import (  # noqa: F401  (registration)
@@ -23,6 +24,7 @@ from strokeseg.models.registry import create_model, list_models, register_model
 
 __all__ = [
     "create_model",
+    "create_on_meta",
     "deploy",
     "has_output_bias",
     "init_output_prior",
@@ -31,20 +33,30 @@ __all__ = [
 ]
 
 
+def create_on_meta(name: str, **kwargs) -> nn.Module:
+    """:func:`create_model` on the meta device: the structure only, no memory or init cost."""
+    with torch.device("meta"):
+        return create_model(name, **kwargs)
+
+
+def _inference_network(model: nn.Module) -> nn.Module:
+    return model.inference_network() if hasattr(model, "inference_network") else model
+
+
 def deploy(model: nn.Module) -> nn.Module:
     """The inference network alone, as an independent copy in eval mode.
 
     For a multi-task model this is the backbone with its mask head: no LFFGM, no edge head,
     the same state-dict keys and shapes as the single-task network.
     """
-    net = model.inference_network() if hasattr(model, "inference_network") else model
-    return copy.deepcopy(net).eval()
+    return copy.deepcopy(_inference_network(model)).eval()
 
 
 def _output_layers(model: nn.Module) -> list[nn.Module]:
     """The mask head (``head`` of the inference network) and, if any, the edge head."""
-    net = model.inference_network() if hasattr(model, "inference_network") else model
-    return [net.head] + ([model.edge_head] if hasattr(model, "edge_head") else [])
+    return [_inference_network(model).head] + (
+        [model.edge_head] if hasattr(model, "edge_head") else []
+    )
 
 
 def has_output_bias(model: nn.Module) -> bool:

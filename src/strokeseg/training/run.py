@@ -23,7 +23,7 @@ from strokeseg import __version__
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
-from strokeseg.models import create_model, has_output_bias
+from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
@@ -57,12 +57,10 @@ def versions() -> dict[str, str]:
 
 
 def check_model(config: Config) -> None:
-    """Refuse a model setting that cannot be built before anything is written (built on the
-    meta device: structure only, no memory)."""
+    """Refuse a model setting that cannot be built, before anything is written."""
     model = config.model
     try:
-        with torch.device("meta"):
-            network = create_model(model.name, **model.kwargs)
+        network = create_on_meta(model.name, **model.kwargs)
     except (TypeError, ValueError) as error:
         raise StrokesegError(f"model {model.name} with kwargs {model.kwargs}: {error}") from None
     if model.output_prior is not None and not has_output_bias(network):
