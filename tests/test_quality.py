@@ -231,10 +231,10 @@ def test_tta_is_the_mean_of_the_slice_and_its_flip_passes():
     torch.manual_seed(1)
     net = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125, norm="batch"))
     data = np.random.default_rng(0).normal(100, 20, (32, 48, 3)).astype(np.float32)
-    volume = Volume(data, np.eye(4), None)
+    volume = Volume(None, data, np.eye(4), None)
     plain = probabilities([net], volume, "mri")
     tta = probabilities([net], volume, "mri", tta="lr")
-    flipped = probabilities([net], Volume(data[::-1].copy(), np.eye(4), None), "mri")
+    flipped = probabilities([net], Volume(None, data[::-1].copy(), np.eye(4), None), "mri")
     # left-right is the RAS x axis: the flip pass on the flipped scan, flipped back
     assert np.allclose(tta, (plain + flipped[::-1]) / 2, atol=1e-6)
     assert not np.allclose(tta, plain, atol=1e-4)
