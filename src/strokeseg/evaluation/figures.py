@@ -120,3 +120,26 @@ def save_figure(fig: Figure, path: str | Path, *, overwrite: bool = False, dpi: 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return write_atomic(path, buffer.getvalue(), overwrite=overwrite)
+
+
+def forest_plot(
+    entries: Sequence[tuple[str, float, float, float, str]], title: str, xlabel: str
+) -> Figure:
+    """Paired differences as a forest plot: one line per (label, mean, CI low, CI high, note),
+    top to bottom, with a dashed line at 0 (no difference); the note (n, p) at the right."""
+    fig = Figure(figsize=(7.5, 0.45 * len(entries) + 1.3), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(entries))[::-1]
+    for yi, (_, mean, low, high, _) in zip(y, entries, strict=True):
+        ax.plot([low, high], [yi, yi], color="#1f4e9c", linewidth=2)
+        ax.plot(mean, yi, "s", color="#1f4e9c", markersize=6)
+    ax.axvline(0, color="gray", linestyle="--", linewidth=1)
+    ax.set_yticks(y, [e[0] for e in entries], fontsize=9)
+    ax.set_ylim(-0.7, len(entries) - 0.3)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(y, [e[4] for e in entries], fontsize=8)
+    right.tick_params(length=0)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

@@ -51,6 +51,7 @@ def evaluate_checkpoint(
     subjects: str = "test",
     split_file: Path | None = None,
     empty: str = "one",
+    connectivity: int = 26,
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
@@ -78,9 +79,9 @@ def evaluate_checkpoint(
                 if other is not None:
                     pred_b = segment(other, image, modality, window)
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
-            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3
+            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
 
-    rows, summary = evaluate(cases(), empty=empty)
+    rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
     summary.update(checkpoint=str(checkpoint), model=meta["model_name"], data=str(data_dir))
     write_report(rows, summary, out, overwrite=overwrite)
     if figure_cases:
