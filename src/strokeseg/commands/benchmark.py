@@ -63,6 +63,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from strokeseg.errors import StrokesegError
+
+    if args.fold is not None and (args.folds is None or not 0 <= args.fold < args.folds):
+        raise StrokesegError(f"--fold {args.fold}: needs --folds K with 0 <= {args.fold} < K")
     from strokeseg.tables import run_table
 
     path = run_table(

@@ -33,13 +33,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from strokeseg.errors import StrokesegError
-    from strokeseg.training.config import load_config
-    from strokeseg.training.run import train
 
     if (args.folds is None) != (args.fold is None):
         raise StrokesegError("train: give --folds K and --fold I together")
     if args.folds is not None and not 0 <= args.fold < args.folds:
         raise StrokesegError(f"train: --fold {args.fold} must be in 0..{args.folds - 1}")
+    from strokeseg.training.config import load_config
+    from strokeseg.training.run import train
+
     config = load_config(args.config, args.overrides)
     fold = None if args.folds is None else (args.folds, args.fold)
     out = train(config, args.data, args.out, overwrite=args.overwrite, fold=fold)
