@@ -7,6 +7,7 @@ import pytest
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.tables import (
+    forest_figure,
     markdown,
     merge_folds,
     paired_markdown,
@@ -147,6 +148,12 @@ def test_paired_statistics_average_seeds_per_subject_then_compare_subjects():
     assert mtl["> 10 mL"].mean_difference == pytest.approx(0.1)
     text = paired_markdown(paired)
     assert "| unetpp_mtl | 4 | +0.0750 [" in text
+    # the forest plot: one line per row and per stratum, top to bottom, intervals as drawn
+    axes = forest_figure(2, paired).axes[0]
+    labels = [t.get_text() for t in axes.get_yticklabels()]
+    assert labels == ["unetpp_mtl", "stratum < 1 mL", "stratum 1-10 mL", "stratum > 10 mL"]
+    top_line = axes.lines[0].get_xdata()
+    assert list(top_line) == pytest.approx([mtl["all"].ci_low, mtl["all"].ci_high])
     with pytest.raises(StrokesegError, match="different subjects"):
         paired_statistics([*runs, subject_record("unetpp_xtra", 0, {"a": 0.1})])
 
