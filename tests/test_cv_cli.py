@@ -26,7 +26,7 @@ TINY = [
     "--set",
     "data.split=[0.6, 0.2, 0.2]",
 ]
-ROWS = ("unetpp", "unetpp_mtl")
+ROWS = ("unetpp", "unetpp_edge")  # LFFGM (unetpp_lffgm, _mtl) needs 128x128 slices
 IDS = [f"case{i}" for i in range(8)]
 
 
@@ -63,6 +63,8 @@ def test_every_subject_is_tested_once_on_the_same_folds_in_every_row(bench):
                 (out / model / "seed0" / f"fold{i}" / "run" / "split.json").read_text("utf-8")
             )
             assert split["test"] == folds[i]  # the same folds for every row
+            run_folds = out / model / "seed0" / f"fold{i}" / "run" / "folds.json"
+            assert json.loads(run_folds.read_text(encoding="utf-8"))["folds"] == folds
             assert set(split["train"]) | set(split["val"]) == set(IDS) - set(folds[i])
             assert len(split["val"]) == 1  # a quarter of the 4 training subjects
             tested += split["test"]
@@ -78,9 +80,9 @@ def test_the_table_holds_both_rows_paired_statistics_and_a_forest_plot(bench):
     assert "2-fold cross-validation" in table
     assert "| model | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels | HD95 mm |" in table
     assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 3
-    assert "| unetpp_mtl | 8 | " in table  # the paired row: 8 subjects
+    assert "| unetpp_edge | 8 | " in table  # the paired row: 8 subjects
     paired = json.loads((out / "table2_paired.json").read_text(encoding="utf-8"))
-    assert paired["reference"] == "unetpp" and paired["rows"]["unetpp_mtl"]["all"]["n"] == 8
+    assert paired["reference"] == "unetpp" and paired["rows"]["unetpp_edge"]["all"]["n"] == 8
     assert (out / "table2_forest.png").read_bytes()[:4] == b"\x89PNG"
 
 

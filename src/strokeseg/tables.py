@@ -90,6 +90,8 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
     folder = PACKAGED_CONFIGS / ("ct" if modality == "ct" else "atlas")
     if rows is None:
         return [(m, folder / f"table{table}_{m}.yaml") for m in models]
+    if not rows:
+        raise StrokesegError("--rows: name at least one row")
 
     def order(model: str) -> tuple[bool, bool, int]:
         return (
@@ -375,7 +377,7 @@ def run_row(
         **evaluation_record(checkpoint, data, folder, connectivity),
         "wall_seconds": time.perf_counter() - start,
     }
-    write_atomic(folder / "result.json", json.dumps(record, indent=2) + "\n", overwrite=True)
+    write_record(record, folder / "result.json")
     return record
 
 
@@ -387,13 +389,24 @@ def finished_record(folder: Path, config, data: Path, connectivity: int) -> dict
             f"{folder}: holds a result for another setting (profile, --set or strokeseg "
             "version); use another --out"
         )
-    record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
     if record.get("connectivity", 26) != connectivity or "subjects" not in record:
         start = time.perf_counter()
         record.update(evaluation_record(folder / "run" / "best.ckpt", data, folder, connectivity))
         record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - start
-        write_atomic(folder / "result.json", json.dumps(record, indent=2) + "\n", overwrite=True)
+        write_record(record, folder / "result.json")
     return record
+
+
+def write_record(record: dict, path: Path) -> None:
+    """A run's record as strict JSON (NaN, e.g. an undefined HD95, as null)."""
+    write_atomic(path, json.dumps(_json_clean(record), indent=2) + "\n", overwrite=True)
+
+
+def _nan_for_null(value):
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    return math.nan if value is None else value
 
 
 def merge_folds(records: list[dict]) -> dict:
