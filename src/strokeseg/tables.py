@@ -83,8 +83,9 @@ REFERENCE = "unetpp"
 def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
     """(model, config file) per row; the config folder follows the data (ct or atlas).
 
-    ``rows`` picks rows by model name, in the table's order; a model of another table with a
-    config in the same folder may be added (UNet++ to Table 3 uses ``atlas/table2_unetpp``).
+    ``rows`` picks rows by model name: UNet++ (the reference) first, then in the table's order;
+    a model of another table with a config in the same folder may be added (UNet++ to Table 3
+    uses ``atlas/table2_unetpp``).
     """
     _, models = TABLES[table]
     folder = PACKAGED_CONFIGS / ("ct" if modality == "ct" else "atlas")
@@ -201,14 +202,13 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
     base = {r["seed"]: r["dice_mean"] for r in runs if r["model"] == reference}
     wall = sum(r.get("wall_seconds", 0.0) for r in runs)
     folds = runs[0].get("folds")
-    tested = (
-        f"{folds}-fold cross-validation (each subject tested once per seed)"
-        if folds
-        else ("the test split")
-    )
+    tested = f"{folds}-fold cross-validation (each subject tested once per seed)"
+    if not folds:
+        tested = "the test split"
+    n_runs = sum(r.get("folds") or 1 for r in runs)
     lines = [
         f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
-        f"{len(runs)} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
+        f"{n_runs} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
         f"means on {tested}, mean ± std over seeds; HD95 over subjects with both masks "
         f"non-empty; paired: Dice minus `{reference}`'s Dice with the same seed.",
         "",
