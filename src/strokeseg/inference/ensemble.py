@@ -35,18 +35,39 @@ def checkpoint_files(items: Sequence[Path]) -> list[Path]:
     return files
 
 
+SHARED = (("modality", "mri"), ("window", "brain"), ("context_slices", 0))
+"""Data settings every member must share: one preprocessing feeds them all."""
+
+
 def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
-    """(networks, the first checkpoint's description, files): the members must have been
-    trained on the same kind of data (modality and CT window), or their probabilities would
-    not mean the same thing."""
+    """(networks, the ensemble's description, files). The members must share the input
+    preprocessing (modality, CT window, 2.5D context), or one input could not feed them all.
+    The description is the first member's; its post-processing rule is kept only when every
+    member holds the same one (fold models tune their own, so an ensemble of them is scored
+    at p >= 0.5 without one)."""
     files = checkpoint_files(items)
     networks, metas = zip(*(load_network(f) for f in files), strict=True)
     first = metas[0]["data"]
     for path, meta in zip(files[1:], metas[1:], strict=True):
-        for key, default in (("modality", "mri"), ("window", "brain")):
+        for key, default in SHARED:
             if meta["data"].get(key, default) != first.get(key, default):
                 raise StrokesegError(
                     f"{path}: {key} {meta['data'].get(key, default)!r} differs from "
-                    f"{first.get(key, default)!r} of {files[0]}; an ensemble needs one kind of data"
+                    f"{first.get(key, default)!r} of {files[0]}; an ensemble needs one "
+                    "preprocessing"
                 )
-    return list(networks), metas[0], files
+    meta = dict(metas[0])
+    if any(m.get("postprocess") != meta.get("postprocess") for m in metas[1:]):
+        meta.pop("postprocess", None)
+    return list(networks), meta, files
+
+
+def ensemble_predictor(items: Sequence[Path], **options):
+    """A :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
+    ``items`` (one checkpoint is an ensemble of one); ``options`` as the Predictor takes."""
+    from strokeseg.inference.engine import Predictor
+
+    networks, meta, files = load_ensemble(items)
+    predictor = Predictor(networks, meta, **options)
+    predictor.files = files
+    return predictor
