@@ -70,7 +70,9 @@ def test_the_ensemble_probability_is_the_mean_of_its_members(tmp_path):
     volume = load_volume(write_nifti(tmp_path / "scan.nii.gz", volume_and_mask(0)[0]))
     singles = [Predictor.from_checkpoint(m).probabilities(volume) for m in members]
     mean = np.mean(singles, axis=0)
-    ensemble = ensemble_predictor([tmp_path]).probabilities(volume)  # the folder: 3 folds
+    predictor, files = ensemble_predictor([tmp_path])
+    assert files == members
+    ensemble = predictor.probabilities(volume)  # the folder: 3 folds
     np.testing.assert_allclose(ensemble, mean, rtol=0, atol=1e-6)
     # the members disagree at p = 0.5 somewhere, so the mean is none of them
     votes = np.stack([s >= 0.5 for s in singles])

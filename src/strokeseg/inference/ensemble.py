@@ -16,6 +16,7 @@ from torch import nn
 
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.engine import Predictor
 
 
 def checkpoint_files(items: Sequence[Path]) -> list[Path]:
@@ -62,12 +63,9 @@ def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any
     return list(networks), meta, files
 
 
-def ensemble_predictor(items: Sequence[Path], **options):
-    """A :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
-    ``items`` (one checkpoint is an ensemble of one); ``options`` as the Predictor takes."""
-    from strokeseg.inference.engine import Predictor
-
+def ensemble_predictor(items: Sequence[Path], **options) -> tuple[Predictor, list[Path]]:
+    """(a :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
+    ``items``, their files); one checkpoint is an ensemble of one. ``options`` as the
+    Predictor takes them (tta, batch_size, device, postprocess)."""
     networks, meta, files = load_ensemble(items)
-    predictor = Predictor(networks, meta, **options)
-    predictor.files = files
-    return predictor
+    return Predictor(networks, meta, **options), files
