@@ -1,14 +1,21 @@
-"""Fold ensembles: checkpoints found in folders, and one kind of data per ensemble."""
+"""Fold ensembles: checkpoints found in folders, one preprocessing, the mean probability."""
 
 from __future__ import annotations
 
+import json
+
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from data_files import volume_and_mask, write_nifti
 
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import load_volume
+from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
-from strokeseg.inference.ensemble import checkpoint_files, load_ensemble
+from strokeseg.inference.ensemble import Ensemble, checkpoint_files, load_ensemble, load_model
 from strokeseg.models import create_model
 
 KWARGS = {"width": 0.125, "norm": "batch"}
@@ -57,48 +64,55 @@ def test_members_trained_on_other_data_are_refused(tmp_path):
         load_ensemble([mri, tmp_path / "missing.ckpt"])
 
 
+def member_probabilities(checkpoint, volume) -> np.ndarray:
+    """One member's lesion probability by hand: sigmoid of its logits on the normalised,
+    zero-padded axial slices, pasted back into the volume."""
+    network, meta = load_network(checkpoint)
+    slices = to_slices(normalize(volume.data, meta["data"]["modality"], "brain"), pad=True)
+    with torch.inference_mode():
+        logits = network(torch.from_numpy(slices[:, None]).float())[:, 0].double().numpy()
+    return from_slices(1 / (1 + np.exp(-logits)), volume.data.shape)
+
+
 def test_the_ensemble_probability_is_the_mean_of_its_members(tmp_path):
-    from data_files import volume_and_mask, write_nifti
-
-    from strokeseg.data.intensity import normalize
-    from strokeseg.data.io import load_volume
-    from strokeseg.data.slices import from_slices, to_slices
-    from strokeseg.inference.engine import Predictor
-    from strokeseg.inference.ensemble import ensemble_predictor
-
     members = [write_checkpoint(tmp_path / f"fold{i}" / "best.ckpt", i) for i in range(3)]
     volume = load_volume(write_nifti(tmp_path / "scan.nii.gz", volume_and_mask(0)[0]))
-    singles = [Predictor.from_checkpoint(m).probabilities(volume) for m in members]
-    mean = np.mean(singles, axis=0)
-    predictor, files = ensemble_predictor([tmp_path])
-    assert files == members
-    ensemble = predictor.probabilities(volume)  # the folder: 3 folds
-    np.testing.assert_allclose(ensemble, mean, rtol=0, atol=1e-6)
-    # the members disagree at p = 0.5 somewhere, so the mean is none of them
-    votes = np.stack([s >= 0.5 for s in singles])
-    assert (votes.any(axis=0) & ~votes.all(axis=0)).any()
-    # one member by hand: sigmoid of its logits on the normalised, zero-padded axial slices
-    network, _ = load_network(members[0])
+    singles = [member_probabilities(m, volume) for m in members]
+    network, meta, files = load_model([tmp_path])  # the folder: its 3 folds
+    assert isinstance(network, Ensemble) and files == members
     slices = to_slices(normalize(volume.data, "mri", "brain"), pad=True)
     with torch.inference_mode():
         logits = network(torch.from_numpy(slices[:, None]).float())[:, 0].double().numpy()
-    expected = from_slices(1 / (1 + np.exp(-logits)), volume.data.shape)
-    np.testing.assert_allclose(singles[0], expected, atol=1e-5)
+    ensemble = from_slices(1 / (1 + np.exp(-logits)), volume.data.shape)
+    np.testing.assert_allclose(ensemble, np.mean(singles, axis=0), rtol=0, atol=1e-5)
+    # the members disagree at p = 0.5 somewhere, so the mean is none of them
+    votes = np.stack([s >= 0.5 for s in singles])
+    assert (votes.any(axis=0) & ~votes.all(axis=0)).any()
+    # one checkpoint is no ensemble: its own network
+    assert not isinstance(load_model([members[0]])[0], Ensemble)
 
 
-def test_predict_with_several_checkpoints_writes_the_mean_probability_mask(tmp_path, cli):
-    import nibabel as nib
-    from data_files import volume_and_mask, write_nifti
-
-    from strokeseg.data.io import load_volume
-    from strokeseg.inference.engine import Predictor
-
+def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):
     a, b = (write_checkpoint(tmp_path / f"{n}.ckpt", i) for i, n in enumerate("ab"))
-    scan = write_nifti(tmp_path / "in" / "scan.nii.gz", volume_and_mask(1)[0])
+    image, mask = volume_and_mask(1)
+    scan = write_nifti(tmp_path / "data" / "images" / "case0.nii.gz", image)
+    write_nifti(tmp_path / "data" / "masks" / "case0.nii.gz", mask)
     result = cli("predict", "-i", scan, "-o", tmp_path / "out", "--checkpoint", a,
                  "--checkpoint", b)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     volume = load_volume(scan)
-    mean = np.mean([Predictor.from_checkpoint(c).probabilities(volume) for c in (a, b)], axis=0)
-    written = np.asarray(nib.load(tmp_path / "out" / "scan_mask.nii.gz").dataobj)
+    mean = np.mean([member_probabilities(c, volume) for c in (a, b)], axis=0)
+    written = np.asarray(nib.load(tmp_path / "out" / "case0_mask.nii.gz").dataobj)
+    assert 0 < (mean >= 0.5).sum() < mean.size  # a threshold that decides something
     np.testing.assert_array_equal(written, (mean >= 0.5).astype(np.uint8))
+    # evaluate: an ensemble has no one test split, so it needs --subjects all or --split
+    args = ["evaluate", "--checkpoint", a, "--checkpoint", b, "--data", tmp_path / "data"]
+    refused = cli(*args, "--out", tmp_path / "eval")
+    assert refused.returncode == 1 and "no one test split" in refused.stderr
+    assert not (tmp_path / "eval").exists()
+    scored = cli(*args, "--subjects", "all", "--out", tmp_path / "eval")
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["checkpoint"] == [str(a), str(b)]
+    expected = 2 * ((mean >= 0.5) & (mask == 1)).sum() / ((mean >= 0.5).sum() + mask.sum())
+    assert summary["dice_mean"] == pytest.approx(expected)

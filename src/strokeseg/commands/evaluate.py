@@ -24,7 +24,14 @@ def add_parser(subparsers) -> None:
     masks.add_argument("--pred", type=Path, metavar="DIR", help="predicted masks")
     masks.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth masks")
     model = p.add_argument_group("a trained model on a dataset's test split")
-    model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="best.ckpt of a run")
+    model.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        metavar="CKPT",
+        help="best.ckpt of a run; repeat it, or give a folder of runs, for an ensemble of "
+        "their mean probability (then pass --split or --subjects all)",
+    )
     model.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder")
     model.add_argument(
         "--subjects",

@@ -15,6 +15,7 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
 from strokeseg.evaluation.report import check_writable, evaluate, write_report
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.ensemble import load_model
 from strokeseg.inference.predict import segment
 
 
@@ -44,7 +45,7 @@ def select_subjects(
 
 
 def evaluate_checkpoint(
-    checkpoint: Path,
+    checkpoint: Path | list[Path],
     data_dir: Path,
     out: Path,
     *,
@@ -56,14 +57,21 @@ def evaluate_checkpoint(
     compare: Path | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png)."""
+    """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
+    per_subject.csv, summary.json, overlays/ (and fig2.png)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
-    network, meta = load_network(checkpoint)
+    items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    network, meta, files = load_model(items)
+    if len(files) > 1 and subjects == "test" and split_file is None:
+        raise StrokesegError(
+            f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
+            "its own subjects); pass --split FILE or --subjects all"
+        )
     other, other_meta = load_network(compare) if compare else (None, None)
     dataset = find_dataset(data_dir, meta["data"].get("layout"))
-    chosen = select_subjects(dataset, checkpoint, subjects, split_file)
+    chosen = select_subjects(dataset, files[0], subjects, split_file)
     modality, window = dataset.modality, meta["data"].get("window", "brain")
     figure_cases: list[tuple] = []
 
@@ -82,7 +90,11 @@ def evaluate_checkpoint(
             yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
 
     rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
-    summary.update(checkpoint=str(checkpoint), model=meta["model_name"], data=str(data_dir))
+    summary.update(
+        checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
+        model=meta["model_name"],
+        data=str(data_dir),
+    )
     write_report(rows, summary, out, overwrite=overwrite)
     if figure_cases:
         labels = (f"A: {meta['model_name']}", f"B: {other_meta['model_name']}")
