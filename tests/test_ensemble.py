@@ -15,7 +15,7 @@ from strokeseg.data.io import load_volume
 from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
-from strokeseg.inference.ensemble import Ensemble, checkpoint_files, load_ensemble, load_model
+from strokeseg.inference.ensemble import checkpoint_files, ensemble_predictor, load_ensemble
 from strokeseg.models import create_model
 
 KWARGS = {"width": 0.125, "norm": "batch"}
@@ -78,18 +78,16 @@ def test_the_ensemble_probability_is_the_mean_of_its_members(tmp_path):
     members = [write_checkpoint(tmp_path / f"fold{i}" / "best.ckpt", i) for i in range(3)]
     volume = load_volume(write_nifti(tmp_path / "scan.nii.gz", volume_and_mask(0)[0]))
     singles = [member_probabilities(m, volume) for m in members]
-    network, meta, files = load_model([tmp_path])  # the folder: its 3 folds
-    assert isinstance(network, Ensemble) and files == members
-    slices = to_slices(normalize(volume.data, "mri", "brain"), pad=True)
-    with torch.inference_mode():
-        logits = network(torch.from_numpy(slices[:, None]).float())[:, 0].double().numpy()
-    ensemble = from_slices(1 / (1 + np.exp(-logits)), volume.data.shape)
+    predictor, files = ensemble_predictor([tmp_path])  # the folder: its 3 folds
+    assert files == members and len(predictor.networks) == 3
+    ensemble = predictor.probabilities(volume)
     np.testing.assert_allclose(ensemble, np.mean(singles, axis=0), rtol=0, atol=1e-5)
     # the members disagree at p = 0.5 somewhere, so the mean is none of them
     votes = np.stack([s >= 0.5 for s in singles])
     assert (votes.any(axis=0) & ~votes.all(axis=0)).any()
-    # one checkpoint is no ensemble: its own network
-    assert not isinstance(load_model([members[0]])[0], Ensemble)
+    # an ensemble of one is that checkpoint
+    single = ensemble_predictor([members[0]])[0].probabilities(volume)
+    np.testing.assert_allclose(single, singles[0], rtol=0, atol=1e-5)
 
 
 def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):

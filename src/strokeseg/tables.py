@@ -39,8 +39,9 @@ from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.models import create_on_meta, has_output_bias
-from strokeseg.training.config import PACKAGED_CONFIGS, load_config
+from strokeseg.training.config import PACKAGED_CONFIGS, Config, load_config
 from strokeseg.training.run import same_config, train
+from strokeseg.tuning import fit_postprocess
 
 TABLES = {
     1: (
@@ -338,11 +339,19 @@ def read_subjects(per_subject_csv: Path) -> dict[str, dict[str, float]]:
         }
 
 
-def evaluation_record(checkpoint: Path, data: Path, folder: Path, connectivity: int) -> dict:
+def evaluation_record(
+    checkpoint: Path, data: Path, folder: Path, connectivity: int, config: Config
+) -> dict:
     """Evaluate a checkpoint on its test split into ``folder/evaluation``: summary means and
     the per-subject values."""
+    device = "cpu" if config.trainer.accelerator == "cpu" else "auto"  # where it trained
     summary = evaluate_checkpoint(
-        checkpoint, data, folder / "evaluation", connectivity=connectivity, overwrite=True
+        checkpoint,
+        data,
+        folder / "evaluation",
+        connectivity=connectivity,
+        overwrite=True,
+        device=device,
     )
     return {
         "connectivity": connectivity,
@@ -366,7 +375,9 @@ def run_row(
     """Train, evaluate and time one (row, seed[, fold]); the record is saved as ``result.json``."""
     start = time.perf_counter()
     config = load_config(config_file, [*overrides, f"seed={seed}"])
-    checkpoint = train(config, data, folder / "run", fold=fold) / "best.ckpt"
+    run = train(config, data, folder / "run", fold=fold)
+    fit_postprocess(config, data, run)
+    checkpoint = run / "best.ckpt"
     network, _ = load_network(checkpoint)
     record = {
         "model": model,
@@ -374,14 +385,14 @@ def run_row(
         **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
         "inference_ms": inference_ms_per_slice(network, size),
-        **evaluation_record(checkpoint, data, folder, connectivity),
+        **evaluation_record(checkpoint, data, folder, connectivity, config),
         "wall_seconds": time.perf_counter() - start,
     }
     write_record(record, folder / "result.json")
     return record
 
 
-def finished_record(folder: Path, config, data: Path, connectivity: int) -> dict:
+def finished_record(folder: Path, config: Config, data: Path, connectivity: int) -> dict:
     """A finished run's record; refused if made with another setting, re-evaluated (not
     re-trained) if scored with another lesion connectivity."""
     if not same_config(folder / "run" / "config.yaml", config):
@@ -392,7 +403,8 @@ def finished_record(folder: Path, config, data: Path, connectivity: int) -> dict
     record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
     if record.get("connectivity", 26) != connectivity or "subjects" not in record:
         start = time.perf_counter()
-        record.update(evaluation_record(folder / "run" / "best.ckpt", data, folder, connectivity))
+        checkpoint = folder / "run" / "best.ckpt"
+        record.update(evaluation_record(checkpoint, data, folder, connectivity, config))
         record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - start
         write_record(record, folder / "result.json")
     return record

@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+from strokeseg.commands.options import add_inference_options, inference_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -74,6 +76,7 @@ def add_parser(subparsers) -> None:
         "the ATLAS R2.0 final scoring)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_inference_options(model)
     p.set_defaults(run=run)
 
 
@@ -120,8 +123,16 @@ def run(args: argparse.Namespace) -> int:
             connectivity=args.connectivity,
             compare=args.compare,
             overwrite=args.overwrite,
+            **inference_options(args),
+        )
+        rule = summary["postprocess"]
+        print(
+            f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
+            f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
         )
         print(_summary_table(summary))
+        print("raw (p >= 0.5):")
+        print(_summary_table(summary["raw"]))
         print(f"wrote {args.out}/per_subject.csv, summary.json, overlays/")
         return 0
     if args.pred is None or args.gt is None:

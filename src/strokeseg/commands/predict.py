@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_inference_options, inference_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,15 +28,16 @@ def add_parser(subparsers) -> None:
         "cross-validated benchmark's ROW/seed0), for an ensemble of their mean probability",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.ensemble import load_model
+    from strokeseg.inference.ensemble import ensemble_predictor
     from strokeseg.inference.predict import predict
 
-    network, meta, _ = load_model(args.checkpoint)
-    rows, errors = predict(args.input, args.output, network, meta, overwrite=args.overwrite)
+    predictor, _ = ensemble_predictor(args.checkpoint, **inference_options(args))
+    rows, errors = predict(args.input, args.output, predictor, overwrite=args.overwrite)
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:

@@ -40,9 +40,17 @@ def run(args: argparse.Namespace) -> int:
         raise StrokesegError(f"train: --fold {args.fold} must be in 0..{args.folds - 1}")
     from strokeseg.training.config import load_config
     from strokeseg.training.run import train
+    from strokeseg.tuning import fit_postprocess
 
     config = load_config(args.config, args.overrides)
     fold = None if args.folds is None else (args.folds, args.fold)
     out = train(config, args.data, args.out, overwrite=args.overwrite, fold=fold)
+    rule = fit_postprocess(config, args.data, out)
+    if rule:
+        print(
+            f"post-processing (validation, not in the paper): threshold {rule['threshold']:g}, "
+            f"minimum lesion {rule['min_lesion_mm3']:g} mm3; validation Dice "
+            f"{rule['val_dice_raw']:.4f} raw -> {rule['val_dice']:.4f}"
+        )
     print(f"run folder: {out} (best.ckpt, last.ckpt, metrics.csv, curves.png)")
     return 0

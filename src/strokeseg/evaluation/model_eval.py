@@ -1,7 +1,9 @@
 """A trained model on a dataset's test split: per-subject metrics, overlays, and Fig. 2.
 
 The subjects are the test part of the run's ``split.json`` (found beside the checkpoint, or
-given), or every labelled subject. Each scan goes through the same path as ``predict``.
+given), or every labelled subject. Each scan goes through the same path as ``predict``: the
+checkpoint's post-processing is applied (unless ``postprocess=False``) and the raw figures
+(p >= 0.5, no size limit) are written beside them (``per_subject_raw.csv``, ``summary["raw"]``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
-from strokeseg.evaluation.report import check_writable, evaluate, write_report
-from strokeseg.inference.checkpoint import load_network
-from strokeseg.inference.ensemble import load_model
-from strokeseg.inference.predict import segment
+from strokeseg.evaluation.report import (
+    check_writable,
+    evaluate,
+    per_subject_csv,
+    write_atomic,
+    write_report,
+)
+from strokeseg.inference.engine import Predictor
+from strokeseg.inference.ensemble import ensemble_predictor
 
 
 def select_subjects(
@@ -56,48 +63,62 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
+    tta: str = "none",
+    batch_size: int = 8,
+    device: str = "cpu",
+    postprocess: bool = True,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, summary.json, overlays/ (and fig2.png)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
+    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess)
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
-    network, meta, files = load_model(items)
+    predictor, files = ensemble_predictor(items, **options)
     if len(files) > 1 and subjects == "test" and split_file is None:
         raise StrokesegError(
             f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
             "its own subjects); pass --split FILE or --subjects all"
         )
-    other, other_meta = load_network(compare) if compare else (None, None)
+    meta = predictor.meta
+    other = Predictor.from_checkpoint(compare, **options) if compare else None
     dataset = find_dataset(data_dir, meta["data"].get("layout"))
     chosen = select_subjects(dataset, files[0], subjects, split_file)
-    modality, window = dataset.modality, meta["data"].get("window", "brain")
+    predictor.modality = dataset.modality  # the dataset's own modality decides
     figure_cases: list[tuple] = []
+    raw_cases: list[tuple] = []
 
     def cases() -> Iterator[tuple]:
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
-            pred = segment(network, image, modality, window)
+            _, raw, pred = predictor.masks(image)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
                 )
                 save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
                 if other is not None:
-                    pred_b = segment(other, image, modality, window)
+                    pred_b = other.masks(image)[2]
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
+            raw = raw.astype(bool)
+            raw_cases.append((subject.id, raw, gt.astype(bool), image.voxel_mm3, image.spacing))
             yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
 
     rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
+    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty, connectivity=connectivity)
     summary.update(
         checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
         model=meta["model_name"],
         data=str(data_dir),
+        postprocess=predictor.rule.to_dict(),
+        tta=tta,
+        raw=raw_summary,
     )
     write_report(rows, summary, out, overwrite=overwrite)
+    write_atomic(out / "per_subject_raw.csv", per_subject_csv(raw_rows), overwrite=overwrite)
     if figure_cases:
-        labels = (f"A: {meta['model_name']}", f"B: {other_meta['model_name']}")
+        labels = (f"A: {meta['model_name']}", f"B: {other.meta['model_name']}")
         save_figure(
             comparison_grid(*zip(*figure_cases, strict=True), labels=labels),
             out / "fig2.png",

@@ -1,9 +1,11 @@
 """Several checkpoints as one model: the fold models of a cross-validation, averaged.
 
 As nnU-Net does with its five folds, an ensemble averages the members' lesion probabilities
-(not their masks or logits) and thresholds the mean. A checkpoint argument may be a file or a
-folder: a run folder (its ``best.ckpt``) or any folder above run folders, such as one row and
-seed of a cross-validated benchmark (``OUT/<row>/seed0``: the ``best.ckpt`` of every fold).
+(not their masks or logits) and thresholds the mean; the slice engine does the averaging
+(:func:`strokeseg.inference.engine.probabilities` over several networks). A checkpoint
+argument may be a file or a folder: a run folder (its ``best.ckpt``) or any folder above run
+folders, such as one row and seed of a cross-validated benchmark (``OUT/<row>/seed0``: the
+``best.ckpt`` of every fold).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.engine import Predictor
 
 
 def checkpoint_files(items: Sequence[Path]) -> list[Path]:
@@ -63,23 +65,9 @@ def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any
     return list(networks), meta, files
 
 
-class Ensemble(nn.Module):
-    """Several deployed networks as one: its output is the logit of the members' mean lesion
-    probability, so p >= 0.5 of the mean is ``output >= 0``, as for a single network, and any
-    code that runs one network (predict, evaluate, the slice engine) runs the ensemble."""
-
-    def __init__(self, networks: Sequence[nn.Module]):
-        super().__init__()
-        self.members = nn.ModuleList(networks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = torch.stack([torch.sigmoid(m(x).float()) for m in self.members]).mean(dim=0)
-        return torch.logit(p)  # +-inf where every member is certain; the threshold still holds
-
-
-def load_model(items: Sequence[Path]) -> tuple[nn.Module, dict[str, Any], list[Path]]:
-    """(the network of one checkpoint or the :class:`Ensemble` of several, the description as
-    :func:`load_ensemble` gives it, the checkpoint files)."""
+def ensemble_predictor(items: Sequence[Path], **options) -> tuple[Predictor, list[Path]]:
+    """(a :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
+    ``items``, which averages their probabilities; the files). One checkpoint is an ensemble
+    of one. ``options`` as the Predictor takes them (tta, batch_size, device, postprocess)."""
     networks, meta, files = load_ensemble(items)
-    network = networks[0] if len(networks) == 1 else Ensemble(networks).eval()
-    return network, meta, files
+    return Predictor(networks, meta, **options), files
