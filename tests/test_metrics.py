@@ -178,3 +178,66 @@ def test_nan_policy_excludes_empty_subjects_from_means():
     assert with_one["dice_mean"] == pytest.approx((2 / 3 + 1) / 2)
     _, with_zero = evaluate(cases, empty="zero")
     assert with_zero["dice_mean"] == pytest.approx(1 / 3)
+
+
+def edge_and_corner_pair() -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth: two voxels sharing only an edge. Prediction: one of them, and a false
+    positive of two voxels sharing only a corner."""
+    gt = np.zeros((8, 8, 8), dtype=bool)
+    gt[1, 1, 1] = gt[2, 2, 1] = True  # edge contact (two coordinates differ)
+    pred = np.zeros_like(gt)
+    pred[1, 1, 1] = True
+    pred[5, 5, 5] = pred[6, 6, 6] = True  # corner contact (all three coordinates differ)
+    return pred, gt
+
+
+def test_lesions_touching_at_an_edge_or_corner_under_both_connectivities():
+    pred, gt = edge_and_corner_pair()
+    # 26: GT is 1 lesion (detected); prediction is {a} and {c, d}: 1 false positive
+    full = metrics.lesion_counts(pred, gt, connectivity=26)
+    assert (full.n_gt, full.n_pred, full.detected, full.false_positive) == (1, 2, 1, 1)
+    assert full.f1() == pytest.approx(2 / 3)  # 2*1 / (2*1 + 1 + 0)
+    assert full.count_difference == 1
+    # 6: GT is 2 lesions (one missed); prediction is 3 lesions, 2 of them false positives
+    faces = metrics.lesion_counts(pred, gt, connectivity=6)
+    assert (faces.n_gt, faces.n_pred, faces.detected, faces.false_positive) == (2, 3, 1, 2)
+    assert faces.f1() == pytest.approx(0.4)  # 2*1 / (2*1 + 2 + 1)
+    assert faces.count_difference == 1
+    assert metrics.lesion_f1(pred, gt, connectivity=6) == pytest.approx(0.4)
+    assert metrics.lesion_counts(pred, gt) == full  # 26 is the default
+    # 6 is SciPy's default labelling
+    assert metrics.label_lesions(pred, 6)[1] == ndimage.label(pred)[1] == 3
+    with pytest.raises(ValueError, match="connectivity"):
+        metrics.label_lesions(pred, 18)
+
+
+def test_volume_difference_in_voxels_and_hd95_with_the_voxel_spacing():
+    pred, gt = edge_and_corner_pair()
+    assert metrics.abs_volume_difference_voxels(pred, gt) == 1  # 3 vs 2 voxels
+    one = np.zeros((12, 4, 4), dtype=bool)
+    one[0, 1, 1] = True
+    far = one.copy()
+    far[10, 1, 1] = True  # a second voxel 10 voxels away along x
+    assert metrics.hd95(one, one, (2.0, 1.0, 1.0)) == 0.0
+    # pred -> gt distances {0, 10 * 2 mm}, gt -> pred {0}: 95th percentile (linear) = 19 mm
+    assert metrics.hd95(far, one, (2.0, 1.0, 1.0)) == pytest.approx(19.0)
+    assert metrics.hd95(one, far, (2.0, 1.0, 1.0)) == pytest.approx(19.0)  # symmetric
+    assert metrics.hd95(far, one, (1.0, 3.0, 3.0)) == pytest.approx(9.5)
+    assert math.isnan(metrics.hd95(np.zeros_like(one), one, (1.0, 1.0, 1.0)))
+
+
+def test_report_rows_follow_the_connectivity_and_spacing():
+    pred, gt = edge_and_corner_pair()
+    rows, summary = evaluate([("s", pred, gt, 8.0, (2.0, 2.0, 2.0))], connectivity=6)
+    assert rows[0]["lesion_f1"] == pytest.approx(0.4)
+    assert rows[0]["abs_volume_difference_voxels"] == 1
+    assert rows[0]["abs_volume_difference_ml"] == pytest.approx(0.008)
+    # pred -> gt distances in voxels: a 0, c (5,5,5) -> b sqrt(34), d (6,6,6) -> b sqrt(57);
+    # gt -> pred: a 0, b -> a sqrt(2). 95th percentile of the first (linear, at 1.9 of 0..2)
+    expected = 2.0 * (math.sqrt(34) + 0.9 * (math.sqrt(57) - math.sqrt(34)))
+    assert rows[0]["hd95_mm"] == pytest.approx(expected, rel=1e-6)
+    assert summary["lesion_connectivity"] == 6
+    # without a spacing, isotropic voxels of the given volume (8 mm3 -> 2 mm)
+    same = evaluate([("s", pred, gt, 8.0)], connectivity=26)[0][0]
+    assert same["hd95_mm"] == pytest.approx(rows[0]["hd95_mm"])
+    assert same["lesion_f1"] == pytest.approx(2 / 3)

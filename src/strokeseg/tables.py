@@ -2,14 +2,25 @@
 
 Every row of Table 1 (CT baselines), Table 2 (ablation) or Table 3 (ATLAS baselines) is trained
 with each seed, evaluated on the test split, and timed at inference in the same run; the result
-is a markdown table (mean +- std over seeds of the per-subject 3D Dice and IoU means) and the raw
-per-run JSON. ``paper`` is the paper's recipe (a GPU job); ``cpu`` is a reduced setting that
-fits a 2-core machine: the demo's setting (``configs/demo.yaml``).
+is a markdown table (mean +- std over seeds of the per-subject means of Dice, IoU, lesion-wise
+F1, volume difference and HD95), the paired per-subject differences of every row against the
+reference row (UNet++ where the table has it: mean, 95 % bootstrap interval, Wilcoxon p, also
+by lesion-size stratum), a forest plot of them, and the raw per-run JSON. ``paper`` is the
+paper's recipe (a GPU job); ``cpu`` is a reduced setting that fits a 2-core machine: the demo's
+setting (``configs/demo.yaml``).
+
+With ``folds=K`` the test split becomes K-fold cross-validation (:mod:`strokeseg.data.folds`):
+the folds are made once per seed (``OUT/folds_seed{S}.json``) and shared by every row, each
+(row, seed, fold) is one run in ``OUT/<row>/seed{S}/fold{I}/``, and every subject is tested
+once per seed. A call may run one fold (``fold``) or some rows (``rows``) alone, as separate
+cluster jobs; a later call without ``fold`` re-uses every finished run and writes the table.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -17,14 +28,18 @@ from pathlib import Path
 import torch
 import yaml
 
+from strokeseg.data.folds import make_folds, save_folds
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
+from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
+from strokeseg.evaluation import stats
+from strokeseg.evaluation.figures import forest_plot, save_figure
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.models import create_on_meta, has_output_bias
-from strokeseg.training.config import PACKAGED_CONFIGS, load_config
+from strokeseg.training.config import PACKAGED_CONFIGS, Config, load_config
 from strokeseg.training.run import same_config, train
 from strokeseg.tuning import fit_postprocess
 
@@ -62,11 +77,47 @@ CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
 """The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
 
 
-def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
-    """(model, config file) per row; the config folder follows the data (ct or atlas)."""
-    dataset, models = TABLES[table]
-    folder = "ct" if modality == "ct" else "atlas"
-    return [(m, PACKAGED_CONFIGS / folder / f"table{table}_{m}.yaml") for m in models]
+REFERENCE = "unetpp"
+"""The row every other row is compared with (the first row where the table lacks it)."""
+
+
+def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
+    """(model, config file) per row; the config folder follows the data (ct or atlas).
+
+    ``rows`` picks rows by model name: UNet++ (the reference) first, then in the table's order;
+    a model of another table with a config in the same folder may be added (UNet++ to Table 3
+    uses ``atlas/table2_unetpp``).
+    """
+    _, models = TABLES[table]
+    folder = PACKAGED_CONFIGS / ("ct" if modality == "ct" else "atlas")
+    if rows is None:
+        return [(m, folder / f"table{table}_{m}.yaml") for m in models]
+    if not rows:
+        raise StrokesegError("--rows: name at least one row")
+
+    def order(model: str) -> tuple[bool, bool, int]:
+        return (
+            model != REFERENCE,
+            model not in models,
+            models.index(model) if model in models else 0,
+        )
+
+    chosen = []
+    for model in sorted(dict.fromkeys(rows), key=order):
+        candidates = [table, *(t for t in TABLES if t != table)]
+        found = [folder / f"table{t}_{model}.yaml" for t in candidates]
+        found = [f for f in found if f.exists()]
+        if not found:
+            raise StrokesegError(
+                f"--rows {model}: no config for it in {folder.name}/; rows of Table {table}: "
+                f"{', '.join(models)}"
+            )
+        chosen.append((model, found[0]))
+    return chosen
+
+
+def reference_row(models: list[str]) -> str:
+    return REFERENCE if REFERENCE in models else models[0]
 
 
 def profile_overrides(profile: str, model: str) -> list[str]:
@@ -124,94 +175,364 @@ def slice_size(data: Path) -> tuple[int, int]:
 
 def mean_std(values: list[float], signed: bool = False) -> str:
     sign = "+" if signed else ""
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "n/a"
     if len(values) == 1:
         return f"{values[0]:{sign}.4f}"
     return f"{statistics.mean(values):{sign}.4f} ± {statistics.stdev(values):.4f}"
 
 
+COLUMNS = (
+    ("Dice", "dice_mean"),
+    ("IoU", "iou_mean"),
+    ("lesion F1", "lesion_f1_mean"),
+    ("abs ΔV mL", "abs_volume_difference_ml_mean"),
+    ("abs ΔV voxels", "abs_volume_difference_voxels_mean"),
+    ("HD95 mm", "hd95_mm_mean"),
+    ("pooled Dice", "dice_pooled"),
+)
+
+
 def markdown(table: int, profile: str, runs: list[dict]) -> str:
-    """The table: one row per model, mean ± std over seeds, and each row's Dice minus the first
-    row's Dice with the same seed (same split, same sampling), so a difference can be weighed
-    against the seed-to-seed spread."""
+    """The table: one row per model, mean ± std over seeds of the per-subject means, and each
+    row's Dice minus the reference row's Dice with the same seed (same split or folds, same
+    sampling), so a difference can be weighed against the seed-to-seed spread."""
     models = list(dict.fromkeys(r["model"] for r in runs))
-    base = {r["seed"]: r["dice_mean"] for r in runs if r["model"] == models[0]}
+    reference = reference_row(models)
+    base = {r["seed"]: r["dice_mean"] for r in runs if r["model"] == reference}
     wall = sum(r.get("wall_seconds", 0.0) for r in runs)
+    folds = runs[0].get("folds")
+    tested = f"{folds}-fold cross-validation (each subject tested once per seed)"
+    if not folds:
+        tested = "the test split"
+    n_runs = sum(r.get("folds") or 1 for r in runs)
     lines = [
         f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
-        f"{len(runs)} runs, {wall / 60:.0f} min of training and evaluation. Dice and IoU: "
-        "per-subject 3D means on the test split, mean ± std over seeds; paired: Dice minus "
-        f"`{models[0]}`'s Dice with the same seed.",
+        f"{n_runs} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
+        f"means on {tested}, mean ± std over seeds; HD95 over subjects with both masks "
+        f"non-empty; paired: Dice minus `{reference}`'s Dice with the same seed.",
         "",
-        f"| model | Dice | IoU | pooled Dice | paired ΔDice vs {models[0]} | params "
-        "| inference ms/slice |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | "
+        + " | ".join(name for name, _ in COLUMNS)
+        + f" | paired ΔDice vs {reference} | params | inference ms/slice |",
+        "|---|" + "---:|" * (len(COLUMNS) + 3),
     ]
     for model in models:
         rows = [r for r in runs if r["model"] == model]
         paired = [r["dice_mean"] - base[r["seed"]] for r in rows if r["seed"] in base]
-        delta = "" if model == models[0] or not paired else mean_std(paired, signed=True)
+        delta = "" if model == reference or not paired else mean_std(paired, signed=True)
+        cells = [mean_std([r.get(key, math.nan) for r in rows]) for _, key in COLUMNS]
         lines.append(
-            f"| {model} | {mean_std([r['dice_mean'] for r in rows])} "
-            f"| {mean_std([r['iou_mean'] for r in rows])} "
-            f"| {mean_std([r['dice_pooled'] for r in rows])} | {delta} | {rows[0]['params']:,} "
+            f"| {model} | {' | '.join(cells)} | {delta} | {rows[0]['params']:,} "
             f"| {statistics.median(r['inference_ms'] for r in rows):.1f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def run_row(
-    model: str, config_file: Path, seed: int, data: Path, folder: Path, overrides: list[str], size
+def subject_means(runs: list[dict], model: str, key: str) -> dict[str, float]:
+    """Per subject, the mean over seeds of ``key`` for ``model`` (the subject is the unit)."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        if run["model"] == model:
+            for subject, row in run["subjects"].items():
+                values.setdefault(subject, []).append(float(row[key]))
+    return {s: float(sum(v) / len(v)) for s, v in values.items()}
+
+
+def paired_statistics(runs: list[dict], seed: int = 0) -> dict:
+    """Every row's per-subject Dice against the reference row: overall and per lesion-size
+    stratum (ground-truth volume), as :class:`strokeseg.evaluation.stats.PairedComparison`."""
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    reference = reference_row(models)
+    ref = subject_means(runs, reference, "dice")
+    volumes = subject_means(runs, reference, "gt_volume_ml")
+    out: dict = {"reference": reference, "metric": "dice", "rows": {}}
+    for model in models:
+        if model == reference:
+            continue
+        other = subject_means(runs, model, "dice")
+        if set(other) != set(ref):
+            raise StrokesegError(
+                f"benchmark: {model} and {reference} were tested on different subjects; "
+                "finish both rows with the same seeds and folds"
+            )
+        out["rows"][model] = {
+            "all": stats.paired_comparison(ref, other, seed=seed),
+            **stats.paired_by_stratum(ref, other, volumes, seed=seed),
+        }
+    return out
+
+
+def _cell(c: stats.PairedComparison) -> str:
+    if not c.n:
+        return "n/a"
+    return f"{c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}"
+
+
+def paired_markdown(paired: dict) -> str:
+    """The paired per-subject differences as a second markdown table."""
+    reference = paired["reference"]
+    lines = [
+        f"Paired per-subject Dice difference against `{reference}` (subject means over seeds): "
+        "mean [95 % percentile bootstrap interval over subjects, 10,000 resamples], two-sided "
+        "Wilcoxon signed-rank p; by ground-truth lesion volume. n = subjects.",
+        "",
+        "| model | n | all subjects | " + " | ".join(stats.STRATA) + " |",
+        "|---|---:|---|" + "---|" * len(stats.STRATA),
+    ]
+    for model, comparisons in paired["rows"].items():
+        strata = [
+            f"{_cell(comparisons[s])} (n = {comparisons[s].n})" if s in comparisons else "none"
+            for s in stats.STRATA
+        ]
+        lines.append(
+            f"| {model} | {comparisons['all'].n} | {_cell(comparisons['all'])} | "
+            + " | ".join(strata)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def forest_figure(table: int, paired: dict):
+    """Forest plot of every row's paired Dice difference, overall and per stratum."""
+    entries = []
+    for model, comparisons in paired["rows"].items():
+        for name, c in comparisons.items():
+            if c.n:
+                label = model if name == "all" else f"  {name}"
+                entries.append(
+                    (label, c.mean_difference, c.ci_low, c.ci_high, f"n={c.n}, p={c.p_value:.2g}")
+                )
+    return forest_plot(
+        entries,
+        f"Table {table}: Dice minus {paired['reference']}'s, per subject (95 % bootstrap CI)",
+        "paired difference in per-subject 3D Dice",
+    )
+
+
+SUMMARY_KEYS = (
+    "n_subjects",
+    *(k for _, k in COLUMNS),
+    "dice_std",
+    "iou_std",
+    "iou_pooled",
+    "hd95_mm_n",
+)
+SUBJECT_KEYS = (
+    "dice",
+    "iou",
+    "lesion_f1",
+    "abs_volume_difference_ml",
+    "abs_volume_difference_voxels",
+    "hd95_mm",
+    "gt_volume_ml",
+    "pred_volume_ml",
+)
+
+
+def read_subjects(per_subject_csv: Path) -> dict[str, dict[str, float]]:
+    """The per-subject values kept in a result record, from an evaluation's per_subject.csv."""
+    with per_subject_csv.open(encoding="utf-8", newline="") as f:
+        return {
+            row["subject"]: {k: float(row[k]) for k in SUBJECT_KEYS} for row in csv.DictReader(f)
+        }
+
+
+def evaluation_record(
+    checkpoint: Path, data: Path, folder: Path, connectivity: int, config: Config
 ) -> dict:
-    """Train, evaluate and time one (row, seed); the record is saved as ``result.json``."""
-    start = time.perf_counter()
-    config = load_config(config_file, [*overrides, f"seed={seed}"])
-    run = train(config, data, folder / "run")
-    fit_postprocess(config, data, run)
-    checkpoint = run / "best.ckpt"
+    """Evaluate a checkpoint on its test split into ``folder/evaluation``: summary means and
+    the per-subject values."""
     device = "cpu" if config.trainer.accelerator == "cpu" else "auto"  # where it trained
     summary = evaluate_checkpoint(
-        checkpoint, data, folder / "evaluation", overwrite=True, device=device
+        checkpoint,
+        data,
+        folder / "evaluation",
+        connectivity=connectivity,
+        overwrite=True,
+        device=device,
     )
+    return {
+        "connectivity": connectivity,
+        **{k: summary[k] for k in SUMMARY_KEYS},
+        "subjects": read_subjects(folder / "evaluation" / "per_subject.csv"),
+    }
+
+
+def run_row(
+    model: str,
+    config_file: Path,
+    seed: int,
+    data: Path,
+    folder: Path,
+    overrides: list[str],
+    size,
+    *,
+    fold: tuple[int, int] | None = None,
+    connectivity: int = 26,
+) -> dict:
+    """Train, evaluate and time one (row, seed[, fold]); the record is saved as ``result.json``."""
+    start = time.perf_counter()
+    config = load_config(config_file, [*overrides, f"seed={seed}"])
+    run = train(config, data, folder / "run", fold=fold)
+    fit_postprocess(config, data, run)
+    checkpoint = run / "best.ckpt"
     network, _ = load_network(checkpoint)
-    keys = ("dice_mean", "dice_std", "iou_mean", "iou_std", "dice_pooled", "iou_pooled")
     record = {
         "model": model,
         "seed": seed,
+        **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
         "inference_ms": inference_ms_per_slice(network, size),
-        "n_subjects": summary["n_subjects"],
-        **{k: summary[k] for k in keys},
+        **evaluation_record(checkpoint, data, folder, connectivity, config),
         "wall_seconds": time.perf_counter() - start,
     }
-    write_atomic(folder / "result.json", json.dumps(record, indent=2) + "\n", overwrite=True)
+    write_record(record, folder / "result.json")
     return record
 
 
+def finished_record(folder: Path, config: Config, data: Path, connectivity: int) -> dict:
+    """A finished run's record; refused if made with another setting, re-evaluated (not
+    re-trained) if scored with another lesion connectivity."""
+    if not same_config(folder / "run" / "config.yaml", config):
+        raise StrokesegError(
+            f"{folder}: holds a result for another setting (profile, --set or strokeseg "
+            "version); use another --out"
+        )
+    record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
+    if record.get("connectivity", 26) != connectivity or "subjects" not in record:
+        start = time.perf_counter()
+        checkpoint = folder / "run" / "best.ckpt"
+        record.update(evaluation_record(checkpoint, data, folder, connectivity, config))
+        record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - start
+        write_record(record, folder / "result.json")
+    return record
+
+
+def write_record(record: dict, path: Path) -> None:
+    """A run's record as strict JSON (NaN, e.g. an undefined HD95, as null)."""
+    write_atomic(path, json.dumps(_json_clean(record), indent=2) + "\n", overwrite=True)
+
+
+def _nan_for_null(value):
+    if isinstance(value, dict):
+        return {k: _nan_for_null(v) for k, v in value.items()}
+    return math.nan if value is None else value
+
+
+def merge_folds(records: list[dict]) -> dict:
+    """One (row, seed) record out of its K fold records: means over every subject (each tested
+    once), pooled Dice weighted by volume, the folds' wall time summed."""
+    subjects = {s: v for r in records for s, v in r["subjects"].items()}
+    merged = {k: records[0][k] for k in ("model", "seed", "folds", "params", "connectivity")}
+    merged["inference_ms"] = statistics.median(r["inference_ms"] for r in records)
+    merged["n_subjects"] = len(subjects)
+    for name in (
+        "dice",
+        "iou",
+        "lesion_f1",
+        "abs_volume_difference_ml",
+        "abs_volume_difference_voxels",
+        "hd95_mm",
+    ):
+        values = [v[name] for v in subjects.values() if not math.isnan(v[name])]
+        merged[f"{name}_mean"] = statistics.mean(values) if values else math.nan
+        if name in ("dice", "iou"):
+            merged[f"{name}_std"] = statistics.pstdev(values) if values else math.nan
+    merged["hd95_mm_n"] = sum(not math.isnan(v["hd95_mm"]) for v in subjects.values())
+    sizes = {s: v["pred_volume_ml"] + v["gt_volume_ml"] for s, v in subjects.items()}
+    total = sum(sizes.values())
+    merged["dice_pooled"] = (
+        sum(v["dice"] * sizes[s] for s, v in subjects.items()) / total if total else 1.0
+    )
+    merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in records)
+    merged["subjects"] = subjects
+    return merged
+
+
+def table_folds(data: Path, out: Path, k: int, seed: int) -> list[list[str]]:
+    """The K folds of one seed, shared by every row: made from the labelled subjects' lesion
+    volumes, saved as ``OUT/folds_seed{seed}.json`` (an existing file must match)."""
+    labelled = [s for s in find_dataset(data).subjects if s.masks]
+    volumes = {s.id: lesion_voxels(s.masks) for s in labelled}
+    folds = make_folds([s.id for s in labelled], k, seed, volumes)
+    save_folds(folds, seed, out / f"folds_seed{seed}.json")
+    return folds
+
+
+def _json_clean(value):
+    """NaN -> null, comparisons -> dicts, for strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_clean(v) for v in value]
+    if isinstance(value, stats.PairedComparison):
+        return value.to_dict()
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def run_table(
-    table: int, data: Path, out: Path, profile: str, seeds: int, overrides: list[str] = ()
-) -> Path:
-    """Train and evaluate every row with each seed; finished runs (result.json) are re-used."""
+    table: int,
+    data: Path,
+    out: Path,
+    profile: str,
+    seeds: int,
+    overrides: list[str] = (),
+    *,
+    folds: int | None = None,
+    fold: int | None = None,
+    rows: list[str] | None = None,
+    connectivity: int = 26,
+) -> Path | None:
+    """Train and evaluate every row (or ``rows``) with each seed (and each fold of ``folds``,
+    or only ``fold``); finished runs (result.json) are re-used. Writes the table unless only
+    one fold was run, and returns its path (None then)."""
     dataset = find_dataset(data)
     size = slice_size(data)
-    rows = row_configs(table, dataset.modality)
+    configs = row_configs(table, dataset.modality, rows)
+    if fold is not None and (folds is None or not 0 <= fold < folds):
+        raise StrokesegError(f"--fold {fold}: needs --folds K with 0 <= {fold} < K")
     runs = []
     for seed in range(seeds):  # seed-major: an interrupted run still has every row
-        for model, config_file in rows:
-            folder = out / model / f"seed{seed}"
+        fold_ids = [None] if folds is None else [fold] if fold is not None else range(folds)
+        if folds is not None:
+            table_folds(data, out, folds, seed)
+        for model, config_file in configs:
             extra = [*profile_overrides(profile, model), *overrides]
-            if (folder / "result.json").exists():
-                config = load_config(config_file, [*extra, f"seed={seed}"])
-                if not same_config(folder / "run" / "config.yaml", config):
-                    raise StrokesegError(
-                        f"{folder}: holds a result for another setting (profile, --set or "
-                        "strokeseg version); use another --out"
+            records = []
+            for i in fold_ids:
+                folder = out / model / f"seed{seed}" / ("" if i is None else f"fold{i}")
+                label = f"{model} seed {seed}" + ("" if i is None else f" fold {i}/{folds}")
+                if (folder / "result.json").exists():
+                    config = load_config(config_file, [*extra, f"seed={seed}"])
+                    record = finished_record(folder, config, data, connectivity)
+                else:
+                    cv = None if i is None else (folds, i)
+                    record = run_row(
+                        model,
+                        config_file,
+                        seed,
+                        data,
+                        folder,
+                        extra,
+                        size,
+                        fold=cv,
+                        connectivity=connectivity,
                     )
-                runs.append(json.loads((folder / "result.json").read_text(encoding="utf-8")))
-            else:
-                runs.append(run_row(model, config_file, seed, data, folder, extra, size))
-            print(f"table {table}: {model} seed {seed}: Dice {runs[-1]['dice_mean']:.4f}")
-    order = [model for model, _ in rows]
+                records.append(record)
+                print(f"table {table}: {label}: Dice {record['dice_mean']:.4f}")
+            runs.append(records[0] if folds is None or fold is not None else merge_folds(records))
+    if fold is not None:
+        return None
+    order = [model for model, _ in configs]
     runs.sort(key=lambda r: (order.index(r["model"]), r["seed"]))
-    write_atomic(out / "runs.json", json.dumps(runs, indent=2) + "\n", overwrite=True)
+    paired = paired_statistics(runs) if len(order) > 1 else None
+    write_atomic(out / "runs.json", json.dumps(_json_clean(runs), indent=2) + "\n", overwrite=True)
     text = markdown(table, profile, runs)
+    if paired is not None:
+        paired_json = json.dumps(_json_clean(paired), indent=2) + "\n"
+        write_atomic(out / f"table{table}_paired.json", paired_json, overwrite=True)
+        save_figure(forest_figure(table, paired), out / f"table{table}_forest.png", overwrite=True)
+        text += "\n" + paired_markdown(paired)
     return write_atomic(out / f"table{table}.md", text, overwrite=True)

@@ -19,8 +19,11 @@ def add_parser(subparsers) -> None:
         "table",
         help="Table 1 (CT baselines), 2 (ablation) or 3 (ATLAS baselines)",
         description="Train every row of the table with each seed, evaluate it on the test "
-        "split, time its inference, and write OUT/tableN.md and OUT/runs.json. Finished runs "
-        "in OUT are re-used, so an interrupted benchmark continues where it stopped.",
+        "split (or by K-fold cross-validation), time its inference, and write OUT/tableN.md "
+        "(with paired per-subject differences against UNet++), OUT/tableN_forest.png, "
+        "OUT/tableN_paired.json and OUT/runs.json. Finished runs in OUT are re-used, so an "
+        "interrupted benchmark continues where it stopped; --fold and --rows run a part alone "
+        "(e.g. one cluster job each), a later call without --fold gathers the table.",
     )
     t.add_argument("--table", type=int, choices=(1, 2, 3), required=True)
     t.add_argument("--data", type=Path, required=True, help="dataset folder")
@@ -32,13 +35,54 @@ def add_parser(subparsers) -> None:
         help="paper: the paper's recipe (GPU); cpu: reduced, fits 2 CPU cores",
     )
     t.add_argument("--seeds", type=positive_int, default=1, help="seeds per row (default 1)")
+    t.add_argument(
+        "--folds",
+        type=positive_int,
+        metavar="K",
+        help="K-fold cross-validation: folds stratified by lesion volume, once per seed, "
+        "shared by every row; each subject is tested once per seed",
+    )
+    t.add_argument(
+        "--fold", type=int, metavar="I", help="run only fold I (0..K-1); writes no table"
+    )
+    t.add_argument(
+        "--rows",
+        type=lambda text: [r.strip() for r in text.split(",") if r.strip()],
+        metavar="NAME,NAME",
+        help="run only these rows (model names; the table then holds them only)",
+    )
+    t.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(6, 26),
+        default=26,
+        help="lesions for lesion-wise F1: 26 (full, default; ISLES'22) or 6 (faces; ATLAS R2.0)",
+    )
     add_overrides(t, "override every row's config after the profile (repeatable)")
     t.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from strokeseg.errors import StrokesegError
+
+    if args.fold is not None and (args.folds is None or not 0 <= args.fold < args.folds):
+        raise StrokesegError(f"--fold {args.fold}: needs --folds K with 0 <= {args.fold} < K")
     from strokeseg.tables import run_table
 
-    path = run_table(args.table, args.data, args.out, args.profile, args.seeds, args.overrides)
-    print(path.read_text(encoding="utf-8"))
+    path = run_table(
+        args.table,
+        args.data,
+        args.out,
+        args.profile,
+        args.seeds,
+        args.overrides,
+        folds=args.folds,
+        fold=args.fold,
+        rows=args.rows,
+        connectivity=args.connectivity,
+    )
+    if path is None:
+        print(f"fold {args.fold} done; run again without --fold to gather the table")
+    else:
+        print(path.read_text(encoding="utf-8"))
     return 0

@@ -17,15 +17,23 @@ def add_parser(subparsers) -> None:
         "evaluate",
         help="score masks: per-subject CSV and summary JSON",
         description="Compare predicted lesion masks with ground-truth masks: per-subject 3D Dice, "
-        "IoU, absolute volume difference (mL), lesion-wise F1 (26-connected lesions) and "
-        "lesion-count difference, with mean/std and pooled Dice/IoU. Writes "
+        "IoU, absolute volume difference (mL, voxels), HD95 (mm), lesion-wise F1 (26- or "
+        "6-connected lesions) and lesion-count difference, with mean/std and pooled Dice/IoU. "
+        "Writes "
         "OUT/per_subject.csv and OUT/summary.json. Definitions: docs/metrics.md.",
     )
     masks = p.add_argument_group("mask folders (predictions against ground truth)")
     masks.add_argument("--pred", type=Path, metavar="DIR", help="predicted masks")
     masks.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth masks")
     model = p.add_argument_group("a trained model on a dataset's test split")
-    model.add_argument("--checkpoint", type=Path, metavar="CKPT", help="best.ckpt of a run")
+    model.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        metavar="CKPT",
+        help="best.ckpt of a run; repeat it, or give a folder of runs, for an ensemble of "
+        "their mean probability (then pass --split or --subjects all)",
+    )
     model.add_argument("--data", type=Path, metavar="DIR", help="the dataset folder")
     model.add_argument(
         "--subjects",
@@ -59,6 +67,14 @@ def add_parser(subparsers) -> None:
         help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
         "left out of means, or 0.0",
     )
+    p.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(6, 26),
+        default=26,
+        help="lesions for lesion-wise F1 and count: 26 (full, default; ISLES'22) or 6 (faces; "
+        "the ATLAS R2.0 final scoring)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_inference_options(model)
     p.set_defaults(run=run)
@@ -75,6 +91,8 @@ def _summary_table(summary: dict) -> str:
         ("Dice, per-slice (slices with lesion)", "slice_dice"),
         ("lesion-wise F1", "lesion_f1"),
         ("absolute volume difference (mL)", "abs_volume_difference_ml"),
+        ("absolute volume difference (voxels)", "abs_volume_difference_voxels"),
+        ("HD95 (mm; both masks non-empty)", "hd95_mm"),
         ("lesion count difference", "lesion_count_difference"),
     ):
         lines.append(f"{label:<40}{summary[key + '_mean']:>10.4f}{summary[key + '_std']:>10.4f}")
@@ -102,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             subjects=args.subjects,
             split_file=args.split,
             empty=args.empty,
+            connectivity=args.connectivity,
             compare=args.compare,
             overwrite=args.overwrite,
             **inference_options(args),
@@ -121,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, overwrite=args.overwrite)
     matched = match_files(args.pred, args.gt)
     cases: Iterator = (load_case(*item) for item in tqdm(matched, desc="evaluate", disable=None))
-    rows, summary = evaluate(cases, empty=args.empty)
+    rows, summary = evaluate(cases, empty=args.empty, connectivity=args.connectivity)
     paths = write_report(rows, summary, args.out, overwrite=args.overwrite)
     print(_summary_table(summary))
     print("wrote " + ", ".join(str(p) for p in paths))

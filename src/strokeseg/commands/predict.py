@@ -18,17 +18,25 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("-i", "--input", type=Path, required=True, help="scan file or folder")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="CKPT",
+        help="best.ckpt or last.ckpt; repeat it, or give a folder of runs (e.g. a "
+        "cross-validated benchmark's ROW/seed0), for an ensemble of their mean probability",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.ensemble import ensemble_predictor
     from strokeseg.inference.predict import predict
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, **inference_options(args))
+    predictor, _ = ensemble_predictor(args.checkpoint, **inference_options(args))
     rows, errors = predict(args.input, args.output, predictor, overwrite=args.overwrite)
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")

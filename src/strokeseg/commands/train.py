@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides
+from strokeseg.commands.options import add_overrides, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -19,17 +19,32 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset folder (any layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     add_overrides(p, "override a config value, e.g. --set optim.epochs=5 (repeatable)")
+    p.add_argument(
+        "--folds",
+        type=positive_int,
+        metavar="K",
+        help="K-fold cross-validation: subjects in K folds stratified by lesion volume "
+        "(seeded by the config's seed); with --fold I, test on fold I, train on the others",
+    )
+    p.add_argument("--fold", type=int, metavar="I", help="the fold to test on (0..K-1)")
     p.add_argument("--overwrite", action="store_true", help="start the run folder afresh")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from strokeseg.errors import StrokesegError
+
+    if (args.folds is None) != (args.fold is None):
+        raise StrokesegError("train: give --folds K and --fold I together")
+    if args.folds is not None and not 0 <= args.fold < args.folds:
+        raise StrokesegError(f"train: --fold {args.fold} must be in 0..{args.folds - 1}")
     from strokeseg.training.config import load_config
     from strokeseg.training.run import train
     from strokeseg.tuning import fit_postprocess
 
     config = load_config(args.config, args.overrides)
-    out = train(config, args.data, args.out, overwrite=args.overwrite)
+    fold = None if args.folds is None else (args.folds, args.fold)
+    out = train(config, args.data, args.out, overwrite=args.overwrite, fold=fold)
     rule = fit_postprocess(config, args.data, out)
     if rule:
         print(

@@ -40,6 +40,11 @@ class Volume:
         """Volume of one voxel in mm3."""
         return float(abs(np.linalg.det(self.affine[:3, :3])))
 
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along each array axis (the affine's column lengths)."""
+        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+
     def _to_ras(self) -> np.ndarray:
         return ornt_transform(io_orientation(self.source.affine), _RAS)
 

@@ -120,3 +120,32 @@ def save_figure(fig: Figure, path: str | Path, *, overwrite: bool = False, dpi: 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return write_atomic(path, buffer.getvalue(), overwrite=overwrite)
+
+
+def forest_plot(
+    entries: Sequence[tuple[str, float, float, float, str]], title: str, xlabel: str
+) -> Figure:
+    """Paired differences as a forest plot: one line per (label, mean, CI low, CI high, note),
+    top to bottom, with a dashed line at 0 (no difference); the note (n, p) at the right. A
+    label starting with a space is a sub-entry (a stratum), drawn lighter."""
+    fig = Figure(figsize=(7.5, 0.45 * len(entries) + 1.3), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(entries))[::-1]
+    for yi, (label, mean, low, high, _) in zip(y, entries, strict=True):
+        sub = label.startswith(" ")
+        color, size = ("#7f9fcc", 4) if sub else ("#1f4e9c", 7)
+        ax.plot([low, high], [yi, yi], color=color, linewidth=1.5 if sub else 2.5)
+        ax.plot(mean, yi, "s", color=color, markersize=size)
+    ax.axvline(0, color="gray", linestyle="--", linewidth=1)
+    labels = [f"stratum {e[0].strip()}" if e[0].startswith(" ") else e[0] for e in entries]
+    ax.set_yticks(y, labels, fontsize=9)
+    for tick, entry in zip(ax.get_yticklabels(), entries, strict=True):
+        tick.set_fontweight("normal" if entry[0].startswith(" ") else "bold")
+    ax.set_ylim(-0.7, len(entries) - 0.3)
+    right = ax.secondary_yaxis("right")
+    right.set_yticks(y, [e[4] for e in entries], fontsize=8)
+    right.tick_params(length=0)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

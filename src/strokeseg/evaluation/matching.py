@@ -122,4 +122,4 @@ def load_case(sid: str, pred_path: Path, gt_paths: list[Path]):
         )
     if not np.allclose(pred_volume.affine, gt_volume.affine, rtol=0, atol=1e-3):
         raise StrokesegError(f"{pred_path}: affine differs from ground truth {gt_paths[0]}")
-    return sid, pred_volume.data.astype(bool), gt, gt_volume.voxel_mm3
+    return sid, pred_volume.data.astype(bool), gt, gt_volume.voxel_mm3, gt_volume.spacing

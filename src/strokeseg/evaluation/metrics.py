@@ -6,8 +6,11 @@ Definitions (see ``docs/metrics.md``):
 - Empty policy: when a ratio is 0/0 because both masks are empty, the result is 1.0
   (``empty="one"``, the default: correctly predicting "no lesion" is perfect), NaN
   (``empty="nan"``: the case is left out of means) or 0.0 (``empty="zero"``).
-- Lesions are connected components with full connectivity: 26-neighbourhood in 3D, 8 in 2D
-  (two voxels touching only at a corner belong to one lesion).
+- Lesions are connected components with full connectivity by default (``connectivity=26``:
+  26-neighbourhood in 3D, 8 in 2D; two voxels touching only at a corner belong to one
+  lesion, as ISLES'22 counts them) or face connectivity (``connectivity=6``: 6 in 3D, 4 in 2D;
+  SciPy's default, as the ATLAS R2.0 final scoring counts them).
+- HD95 is MONAI's 95th-percentile symmetric Hausdorff distance in mm (voxel spacing given).
 - A ground-truth lesion is detected when at least one of its voxels is predicted; a predicted
   lesion is a true positive when at least one of its voxels is in the ground truth.
 """
@@ -22,6 +25,7 @@ from scipy import ndimage
 
 EmptyPolicy = Literal["one", "nan", "zero"]
 EMPTY_POLICIES: tuple[str, ...] = ("one", "nan", "zero")
+CONNECTIVITIES: tuple[int, ...] = (6, 26)
 
 
 def empty_value(empty: str) -> float:
@@ -68,15 +72,19 @@ def abs_volume_difference_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3:
     return voxels * float(voxel_volume_mm3) / 1000.0
 
 
-def connectivity_structure(ndim: int) -> np.ndarray:
-    """Full-connectivity structuring element: 26-neighbourhood in 3D, 8 in 2D."""
-    return np.ones((3,) * ndim, dtype=bool)
+def connectivity_structure(ndim: int, connectivity: int = 26) -> np.ndarray:
+    """Structuring element: 26 = full (26-neighbourhood in 3D, 8 in 2D), 6 = faces only
+    (6-neighbourhood in 3D, 4 in 2D; SciPy's default)."""
+    if connectivity not in CONNECTIVITIES:
+        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+    rank = ndim if connectivity == 26 else 1
+    return ndimage.generate_binary_structure(ndim, rank)
 
 
-def label_lesions(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """Connected components of ``mask`` with full connectivity; returns (labels, count)."""
+def label_lesions(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """Connected components of ``mask`` (full connectivity by default); (labels, count)."""
     mask = np.asarray(mask, dtype=bool)
-    labels, count = ndimage.label(mask, structure=connectivity_structure(mask.ndim))
+    labels, count = ndimage.label(mask, structure=connectivity_structure(mask.ndim, connectivity))
     return labels, int(count)
 
 
@@ -123,11 +131,12 @@ class LesionCounts:
         return abs(self.n_pred - self.n_gt)
 
 
-def lesion_counts(pred: np.ndarray, gt: np.ndarray) -> LesionCounts:
-    """Count detected, missed and false-positive lesions (full connectivity, 1-voxel overlap)."""
+def lesion_counts(pred: np.ndarray, gt: np.ndarray, connectivity: int = 26) -> LesionCounts:
+    """Count detected, missed and false-positive lesions (1-voxel overlap); lesions are
+    components with ``connectivity`` 26 (full, default) or 6 (faces)."""
     pred, gt = _pair(pred, gt)
-    gt_labels, n_gt = label_lesions(gt)
-    pred_labels, n_pred = label_lesions(pred)
+    gt_labels, n_gt = label_lesions(gt, connectivity)
+    pred_labels, n_pred = label_lesions(pred, connectivity)
     detected = np.unique(gt_labels[pred & gt]).size
     true_positive_pred = np.unique(pred_labels[pred & gt]).size
     return LesionCounts(
@@ -135,9 +144,40 @@ def lesion_counts(pred: np.ndarray, gt: np.ndarray) -> LesionCounts:
     )
 
 
-def lesion_f1(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
+def lesion_f1(
+    pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one", connectivity: int = 26
+) -> float:
     """Lesion-wise F1 of ``pred`` against ``gt`` (see :class:`LesionCounts`)."""
-    return lesion_counts(pred, gt).f1(empty)
+    return lesion_counts(pred, gt, connectivity).f1(empty)
+
+
+def abs_volume_difference_voxels(pred: np.ndarray, gt: np.ndarray) -> int:
+    """|#P - #G| in voxels, as the ATLAS R2.0 scoring reports the volume difference."""
+    pred, gt = _pair(pred, gt)
+    return abs(int(np.count_nonzero(pred)) - int(np.count_nonzero(gt)))
+
+
+def hd95(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]) -> float:
+    """95th-percentile symmetric Hausdorff distance in mm (MONAI's, with the voxel spacing).
+
+    Undefined (NaN, left out of means) when either mask is empty: there is no surface to
+    measure from.
+    """
+    import warnings
+
+    import torch
+    from monai.metrics import compute_hausdorff_distance
+
+    pred, gt = _pair(pred, gt)
+    if not pred.any() or not gt.any():
+        return float("nan")
+    as_batch = [torch.from_numpy(m[None, None].astype(np.float32)) for m in (pred, gt)]
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal argument
+        warnings.simplefilter("ignore", FutureWarning)
+        distance = compute_hausdorff_distance(
+            *as_batch, include_background=True, percentile=95, spacing=[float(s) for s in spacing]
+        )
+    return float(distance.item())
 
 
 def per_slice_dice(pred: np.ndarray, gt: np.ndarray, axis: int = -1) -> np.ndarray:

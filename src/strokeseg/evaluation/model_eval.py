@@ -23,6 +23,7 @@ from strokeseg.evaluation.report import (
     write_report,
 )
 from strokeseg.inference.engine import Predictor
+from strokeseg.inference.ensemble import ensemble_predictor
 
 
 def select_subjects(
@@ -51,13 +52,14 @@ def select_subjects(
 
 
 def evaluate_checkpoint(
-    checkpoint: Path,
+    checkpoint: Path | list[Path],
     data_dir: Path,
     out: Path,
     *,
     subjects: str = "test",
     split_file: Path | None = None,
     empty: str = "one",
+    connectivity: int = 26,
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
@@ -66,16 +68,23 @@ def evaluate_checkpoint(
     device: str = "cpu",
     postprocess: bool = True,
 ) -> dict:
-    """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png)."""
+    """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
+    per_subject.csv, summary.json, overlays/ (and fig2.png)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
     options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess)
-    predictor = Predictor.from_checkpoint(checkpoint, **options)
+    items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    predictor, files = ensemble_predictor(items, **options)
+    if len(files) > 1 and subjects == "test" and split_file is None:
+        raise StrokesegError(
+            f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
+            "its own subjects); pass --split FILE or --subjects all"
+        )
     meta = predictor.meta
     other = Predictor.from_checkpoint(compare, **options) if compare else None
     dataset = find_dataset(data_dir, meta["data"].get("layout"))
-    chosen = select_subjects(dataset, checkpoint, subjects, split_file)
+    chosen = select_subjects(dataset, files[0], subjects, split_file)
     predictor.modality = dataset.modality  # the dataset's own modality decides
     figure_cases: list[tuple] = []
     raw_cases: list[tuple] = []
@@ -92,13 +101,14 @@ def evaluate_checkpoint(
                 if other is not None:
                     pred_b = other.masks(image)[2]
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
-            raw_cases.append((subject.id, raw.astype(bool), gt.astype(bool), image.voxel_mm3))
-            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3
+            raw = raw.astype(bool)
+            raw_cases.append((subject.id, raw, gt.astype(bool), image.voxel_mm3, image.spacing))
+            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
 
-    rows, summary = evaluate(cases(), empty=empty)
-    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty)
+    rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
+    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty, connectivity=connectivity)
     summary.update(
-        checkpoint=str(checkpoint),
+        checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
         model=meta["model_name"],
         data=str(data_dir),
         postprocess=predictor.rule.to_dict(),

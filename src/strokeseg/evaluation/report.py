@@ -22,8 +22,9 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.metrics import EmptyPolicy
 
-Case = tuple[str, np.ndarray, np.ndarray, float]
-"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3)."""
+Case = tuple
+"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3[, voxel spacing in mm]);
+without the spacing, HD95 takes isotropic voxels of the given volume."""
 
 ROW_FIELDS: tuple[str, ...] = (
     "subject",
@@ -32,6 +33,8 @@ ROW_FIELDS: tuple[str, ...] = (
     "gt_volume_ml",
     "pred_volume_ml",
     "abs_volume_difference_ml",
+    "abs_volume_difference_voxels",
+    "hd95_mm",
     "n_gt_lesions",
     "n_pred_lesions",
     "lesions_detected",
@@ -52,6 +55,8 @@ SUMMARIZED: tuple[str, ...] = (
     "lesion_precision",
     "lesion_recall",
     "abs_volume_difference_ml",
+    "abs_volume_difference_voxels",
+    "hd95_mm",
     "lesion_count_difference",
 )
 
@@ -63,12 +68,16 @@ def evaluate_subject(
     voxel_volume_mm3: float,
     empty: EmptyPolicy = "one",
     slice_axis: int = 2,
+    *,
+    spacing: tuple[float, ...] | None = None,
+    connectivity: int = 26,
 ) -> dict:
     """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`)."""
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.ndim != 3 or pred.shape != gt.shape:
         raise ValueError(f"{subject}: need two 3D masks of one shape, got {pred.shape}, {gt.shape}")
-    lesions = metrics.lesion_counts(pred, gt)
+    lesions = metrics.lesion_counts(pred, gt, connectivity)
+    spacing = spacing if spacing is not None else (float(voxel_volume_mm3) ** (1 / 3),) * 3
     slices = metrics.per_slice_dice(pred, gt, axis=slice_axis)
     return {
         "subject": subject,
@@ -77,6 +86,8 @@ def evaluate_subject(
         "gt_volume_ml": metrics.volume_ml(gt, voxel_volume_mm3),
         "pred_volume_ml": metrics.volume_ml(pred, voxel_volume_mm3),
         "abs_volume_difference_ml": metrics.abs_volume_difference_ml(pred, gt, voxel_volume_mm3),
+        "abs_volume_difference_voxels": metrics.abs_volume_difference_voxels(pred, gt),
+        "hd95_mm": metrics.hd95(pred, gt, spacing),
         "n_gt_lesions": lesions.n_gt,
         "n_pred_lesions": lesions.n_pred,
         "lesions_detected": lesions.detected,
@@ -100,19 +111,31 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def evaluate(
-    cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2
+    cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26
 ) -> tuple[list[dict], dict]:
-    """Evaluate (id, pred, gt, voxel mm3) cases one at a time; returns (rows, summary).
+    """Evaluate (id, pred, gt, voxel mm3[, spacing]) cases one at a time; (rows, summary).
 
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
     metrics.empty_value(empty)  # reject an unknown policy before any work
+    metrics.connectivity_structure(3, connectivity)
     rows: list[dict] = []
     pooled = metrics.PooledOverlap()
     slice_dices: list[np.ndarray] = []
     n_both_empty = 0
-    for subject, pred, gt, voxel_volume_mm3 in cases:
-        rows.append(evaluate_subject(subject, pred, gt, voxel_volume_mm3, empty, slice_axis))
+    for subject, pred, gt, voxel_volume_mm3, *spacing in cases:
+        rows.append(
+            evaluate_subject(
+                subject,
+                pred,
+                gt,
+                voxel_volume_mm3,
+                empty,
+                slice_axis,
+                spacing=spacing[0] if spacing else None,
+                connectivity=connectivity,
+            )
+        )
         pooled.add(pred, gt)
         slice_dices.append(metrics.per_slice_dice(pred, gt, axis=slice_axis))
         n_both_empty += not (np.any(pred) or np.any(gt))
@@ -127,7 +150,10 @@ def evaluate(
     summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
     summary["n_lesion_slices"] = int(all_slices.size)
     summary["n_both_empty"] = int(n_both_empty)
-    summary["connectivity"] = "full: 26-neighbourhood in 3D, 8 in 2D"
+    summary["connectivity"] = (
+        "full: 26-neighbourhood in 3D" if connectivity == 26 else "faces: 6-neighbourhood in 3D"
+    )
+    summary["lesion_connectivity"] = connectivity
     summary["std"] = "population standard deviation over subjects (ddof=0)"
     return rows, summary
 

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from strokeseg import __version__
+from strokeseg.data.folds import fold_split, make_folds, save_folds, val_share
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
@@ -33,6 +34,7 @@ from strokeseg.training.module import SegmentationModule
 RUN_FILES = (
     "config.yaml",
     "split.json",
+    "folds.json",
     "versions.json",
     "best.ckpt",
     "last.ckpt",
@@ -122,6 +124,22 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
     return make_split(ids, tuple(config.data.split), config.seed, volumes)
 
 
+def cross_validation_split(
+    config: Config, dataset: Dataset, out: Path, fold: tuple[int, int]
+) -> tuple[dict[str, list[str]], list[list[str]]]:
+    """(split, folds) of fold I of K (``fold`` = (K, I)): folds stratified by lesion volume and
+    seeded by ``config.seed``, so every run with the same data, K and seed shares them."""
+    labelled = [s for s in dataset.subjects if s.masks]
+    volumes = {s.id: lesion_voxels(s.masks) for s in labelled}
+    folds = make_folds([s.id for s in labelled], fold[0], config.seed, volumes)
+    split = fold_split(folds, fold[1], val_share(config.data.split), config.seed, volumes)
+    if (out / "split.json").exists() and load_split(out / "split.json") != split:
+        raise StrokesegError(
+            f"{out}: holds a run of another split or fold; use another --out, or --overwrite"
+        )
+    return split, folds
+
+
 def precision(config: Config) -> str:
     if config.trainer.precision:
         return config.trainer.precision
@@ -173,14 +191,20 @@ def train(
     *,
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
+    fold: tuple[int, int] | None = None,
 ) -> Path:
-    """Train ``config`` on the dataset at ``data_dir`` into the run folder ``out``."""
+    """Train ``config`` on the dataset at ``data_dir`` into the run folder ``out``; with
+    ``fold`` = (K, I), on fold I of a K-fold cross-validation (:mod:`strokeseg.data.folds`)."""
     out = Path(out)
     check_model(config)
     out.mkdir(parents=True, exist_ok=True)
     prepare_run_folder(config, out, overwrite)
     dataset = find_dataset(data_dir, config.data.layout)
-    split = subject_split(config, dataset, out)
+    folds = None
+    if fold is None:
+        split = subject_split(config, dataset, out)
+    else:
+        split, folds = cross_validation_split(config, dataset, out, fold)
     if not split["train"]:
         raise StrokesegError(
             f"{data_dir}: {len(dataset.subjects)} subject(s) give an empty training split "
@@ -212,6 +236,8 @@ def train(
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
         save_split(split, out / "split.json")
+        if folds is not None:
+            save_folds(folds, config.seed, out / "folds.json")
         (out / "versions.json").write_text(
             json.dumps(versions(), indent=2) + "\n", encoding="utf-8"
         )

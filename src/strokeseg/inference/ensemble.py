@@ -1,0 +1,73 @@
+"""Several checkpoints as one model: the fold models of a cross-validation, averaged.
+
+As nnU-Net does with its five folds, an ensemble averages the members' lesion probabilities
+(not their masks or logits) and thresholds the mean; the slice engine does the averaging
+(:func:`strokeseg.inference.engine.probabilities` over several networks). A checkpoint
+argument may be a file or a folder: a run folder (its ``best.ckpt``) or any folder above run
+folders, such as one row and seed of a cross-validated benchmark (``OUT/<row>/seed0``: the
+``best.ckpt`` of every fold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from strokeseg.errors import StrokesegError
+from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.engine import Predictor
+
+
+def checkpoint_files(items: Sequence[Path]) -> list[Path]:
+    """The checkpoint files named by ``items`` (files, or folders searched for best.ckpt)."""
+    files: list[Path] = []
+    for item in items:
+        item = Path(item)
+        if item.is_dir():
+            found = sorted(item.rglob("best.ckpt"))
+            if not found:
+                raise StrokesegError(f"{item}: no best.ckpt in this folder or below it")
+            files += found
+        else:
+            files.append(item)  # load_network names a missing or unreadable file
+    if len(set(files)) != len(files):
+        raise StrokesegError(f"--checkpoint: a checkpoint is given twice ({files})")
+    return files
+
+
+SHARED = (("modality", "mri"), ("window", "brain"), ("context_slices", 0))
+"""Data settings every member must share: one preprocessing feeds them all."""
+
+
+def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
+    """(networks, the ensemble's description, files). The members must share the input
+    preprocessing (modality, CT window, 2.5D context), or one input could not feed them all.
+    The description is the first member's; its post-processing rule is kept only when every
+    member holds the same one (fold models tune their own, so an ensemble of them is scored
+    at p >= 0.5 without one)."""
+    files = checkpoint_files(items)
+    networks, metas = zip(*(load_network(f) for f in files), strict=True)
+    first = metas[0]["data"]
+    for path, meta in zip(files[1:], metas[1:], strict=True):
+        for key, default in SHARED:
+            if meta["data"].get(key, default) != first.get(key, default):
+                raise StrokesegError(
+                    f"{path}: {key} {meta['data'].get(key, default)!r} differs from "
+                    f"{first.get(key, default)!r} of {files[0]}; an ensemble needs one "
+                    "preprocessing"
+                )
+    meta = dict(metas[0])
+    if any(m.get("postprocess") != meta.get("postprocess") for m in metas[1:]):
+        meta.pop("postprocess", None)
+    return list(networks), meta, files
+
+
+def ensemble_predictor(items: Sequence[Path], **options) -> tuple[Predictor, list[Path]]:
+    """(a :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
+    ``items``, which averages their probabilities; the files). One checkpoint is an ensemble
+    of one. ``options`` as the Predictor takes them (tta, batch_size, device, postprocess)."""
+    networks, meta, files = load_ensemble(items)
+    return Predictor(networks, meta, **options), files
