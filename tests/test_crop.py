@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -60,8 +62,9 @@ def test_extract_reads_outside_as_zero_and_context_slices():
     assert x[0, 1].sum() == image[2:4, :, 0].sum()
 
 
+@functools.lru_cache(maxsize=1)
 def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A T1-like image on the template grid and a lesion along the brain's edge, up to 6 mm out."""
+    """A T1-like image on the template grid, a lesion along the brain's edge and up to 6 mm out."""
     template = crop._template()
     if template is None:
         pytest.skip("nilearn (the ICBM152 template) is not installed")
@@ -69,7 +72,7 @@ def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     edge = brain & ~ndi.binary_erosion(brain)
     lesion = np.zeros_like(brain)
     lesion[:, :100, :] = edge[:, :100, :]  # the whole posterior edge of the brain
-    outside = ndi.distance_transform_edt(~brain) <= 6
+    outside = ndi.distance_transform_cdt(~brain, metric="chessboard") <= 6
     lesion[:, 150:, :] |= outside[:, 150:, :] & ~brain[:, 150:, :]  # and a rim outside it
     image = np.where(brain, 0.7, 0.05).astype(np.float32)
     return image, affine, lesion
@@ -80,7 +83,7 @@ def test_mni_crop_keeps_every_lesion_voxel_at_the_brain_edge():
     plan = crop.crop_plan(image, affine, "mri")
     assert lesion.any() and covered(plan)[lesion].all()
     check_lattice(plan)
-    assert plan.work < 0.5 * crop.whole_plan(image.shape).work  # most of the air is skipped
+    assert plan.work < 0.6 * crop.whole_plan(image.shape).work  # most of the air is skipped
     brain_slices = np.flatnonzero(crop._template()[0].any(axis=(0, 1)))
     assert set(brain_slices) <= set(plan.boxes[:, 0])
 
@@ -140,7 +143,9 @@ def test_blank_scan_has_nothing_to_segment(modality, value):
 def test_fit_grid_grows_boxes_to_the_training_grid_centred():
     plan = crop.SlicePlan((50, 60, 2), np.array([[0, 10, 26, 20, 52], [1, -3, 237, 0, 16]]))
     fitted = crop.fit_grid(plan, (64, 48))
-    np.testing.assert_array_equal(fitted.boxes, [[0, -14, 50, 12, 60], [1, -3, 237, -16, 32]])
+    np.testing.assert_array_equal(fitted.boxes, [[0, -6, 58, 20, 68], [1, -3, 237, -16, 32]])
+    odd = crop.fit_grid(plan, (20, 40))  # a grid off the 16-lattice is centred exactly
+    np.testing.assert_array_equal(odd.boxes, [[0, 8, 28, 16, 56], [1, -3, 237, -12, 28]])
 
 
 def test_groups_batch_equal_sizes_in_slice_order():

@@ -40,6 +40,7 @@ MARGIN_MM = 8.0
 MRI_HEAD = 0.1  # normalised intensity: background noise is below it, any tissue above
 CT_HEAD_HU = -400.0
 MNI_TOLERANCE_MM = 0.01
+MAX_SIZES = 4
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,60 @@ def mask_plan(
     return SlicePlan(region.shape, np.array(rows, dtype=np.int64).reshape(-1, 5))
 
 
+def _grow(boxes: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Boxes grown (never shrunk) to ``heights`` x ``widths``, centred on themselves.
+
+    Growth is split in steps of 16 where the sizes allow, so a lattice-aligned box stays
+    aligned; otherwise it is centred exactly.
+    """
+    boxes = boxes.copy()
+    for axis, target in ((1, heights), (3, widths)):
+        lo, hi = boxes[:, axis], boxes[:, axis + 1]
+        grow = np.maximum(target - (hi - lo), 0)
+        before = np.where(grow % MULTIPLE == 0, grow // (2 * MULTIPLE) * MULTIPLE, grow // 2)
+        boxes[:, axis] = lo - before
+        boxes[:, axis + 1] = hi + grow - before
+    return boxes
+
+
 def fit_grid(plan: SlicePlan, grid: tuple[int, int]) -> SlicePlan:
     """Every box at least ``grid`` (H, W), centred on the original box (rule 4)."""
-    boxes = plan.boxes.copy()
-    for axis, g in ((1, grid[0]), (3, grid[1])):
-        lo, hi = boxes[:, axis], boxes[:, axis + 1]
-        grow = np.maximum(g - (hi - lo), 0)
-        boxes[:, axis] = lo - grow // 2
-        boxes[:, axis + 1] = hi + grow - grow // 2
-    return SlicePlan(plan.shape, boxes)
+    n = len(plan.boxes)
+    return SlicePlan(plan.shape, _grow(plan.boxes, np.full(n, grid[0]), np.full(n, grid[1])))
+
+
+def merge_sizes(plan: SlicePlan, max_sizes: int = MAX_SIZES) -> SlicePlan:
+    """Boxes of at most ``max_sizes`` sizes: runs of consecutive slices share one size.
+
+    Each new input size costs the convolution library a set-up (a tenth of a second for a
+    quarter-width UNet++ on this machine), and per-slice boxes come in 20-30 sizes. The
+    slices are cut into at most ``max_sizes`` runs, each grown to its largest height and
+    width, choosing the cuts that minimise the pixels computed (exact dynamic programming).
+    """
+    b = plan.boxes
+    n = len(b)
+    if n == 0 or max_sizes < 1:
+        return plan
+    h, w = b[:, 2] - b[:, 1], b[:, 4] - b[:, 3]
+    cost = np.full((n + 1, n + 1), np.inf)  # cost[i, j]: slices i..j-1 at one size
+    for i in range(n):
+        hh, ww = np.maximum.accumulate(h[i:]), np.maximum.accumulate(w[i:])
+        cost[i, i + 1 :] = np.arange(1, n - i + 1) * hh * ww
+    best = np.full((max_sizes + 1, n + 1), np.inf)
+    best[0, 0] = 0
+    cut = np.zeros((max_sizes + 1, n + 1), dtype=np.int64)
+    for k in range(1, max_sizes + 1):
+        for j in range(1, n + 1):
+            c = best[k - 1, :j] + cost[:j, j]
+            cut[k, j] = int(np.argmin(c))
+            best[k, j] = c[cut[k, j]]
+    k, j = int(np.argmin(best[:, n])), n
+    heights, widths = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    while j > 0:
+        i = cut[k, j]
+        heights[i:j], widths[i:j] = h[i:j].max(), w[i:j].max()
+        k, j = k - 1, i
+    return SlicePlan(plan.shape, _grow(b, heights, widths))
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,17 +252,19 @@ def crop_plan(
     crop: bool = True,
     grid: tuple[int, int] | None = None,
     margin_mm: float = MARGIN_MM,
+    max_sizes: int = MAX_SIZES,
 ) -> SlicePlan:
     """The slices and boxes to segment for a RAS ``image`` (module docstring: the rule).
 
     ``crop=False`` is the whole-volume path. ``grid`` (H, W) is the training grid of a
-    grid-bound network: boxes are grown to it.
+    grid-bound network: boxes are grown to it. ``max_sizes``: see :func:`merge_sizes`
+    (0: every slice keeps its own box).
     """
     if crop:
         region = mni_brain(image.shape, affine)
         if region is None:
             region = head_mask(image, modality)
-        plan = mask_plan(region, margin_voxels(affine, margin_mm))
+        plan = merge_sizes(mask_plan(region, margin_voxels(affine, margin_mm)), max_sizes)
     else:
         plan = whole_plan(image.shape)
     return fit_grid(plan, grid) if grid is not None else plan
