@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+from strokeseg.commands.options import add_speed_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -58,6 +60,7 @@ def add_parser(subparsers) -> None:
         "left out of means, or 0.0",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_speed_options(p)
     p.set_defaults(run=run)
 
 
@@ -101,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
             empty=args.empty,
             compare=args.compare,
             overwrite=args.overwrite,
+            crop=args.crop,
+            runtime=args.runtime,
+            threads=args.threads,
+            level=args.level,
         )
         print(_summary_table(summary))
         print(f"wrote {args.out}/per_subject.csv, summary.json, overlays/")

@@ -18,3 +18,28 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
     )
+
+
+def add_speed_options(parser: argparse.ArgumentParser) -> None:
+    """``--no-crop``, ``--runtime``, ``--threads``, ``--level`` for predict and evaluate."""
+    group = parser.add_argument_group("speed (docs/performance.md)")
+    group.add_argument(
+        "--no-crop",
+        dest="crop",
+        action="store_false",
+        help="segment every whole slice (the exact path) instead of the boxes around the head",
+    )
+    group.add_argument(
+        "--runtime",
+        choices=("eager", "onnx", "compile"),
+        default="eager",
+        help="PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
+    )
+    group.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
+    group.add_argument(
+        "--level",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=4,
+        help="UNet++ pruned at X(0,LEVEL) (trained with deep supervision; 4: whole UNet++)",
+    )

@@ -16,6 +16,7 @@ from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_f
 from strokeseg.evaluation.report import check_writable, evaluate, write_report
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.predict import segment
+from strokeseg.inference.runtime import make_runtime
 
 
 def select_subjects(
@@ -54,13 +55,18 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
+    crop: bool = True,
+    runtime: str = "eager",
+    threads: int | None = None,
+    level: int = 4,
 ) -> dict:
     """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
-    network, meta = load_network(checkpoint)
+    network, meta = load_network(checkpoint, level)
     other, other_meta = load_network(compare) if compare else (None, None)
+    run = make_runtime(network, runtime, threads)
     dataset = find_dataset(data_dir, meta["data"].get("layout"))
     chosen = select_subjects(dataset, checkpoint, subjects, split_file)
     modality, window = dataset.modality, meta["data"].get("window", "brain")
@@ -69,14 +75,14 @@ def evaluate_checkpoint(
     def cases() -> Iterator[tuple]:
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
-            pred = segment(network, image, modality, window)
+            pred = segment(network, image, modality, window, crop=crop, run=run, meta=meta)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
                 )
                 save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
                 if other is not None:
-                    pred_b = segment(other, image, modality, window)
+                    pred_b = segment(other, image, modality, window, crop=crop, meta=other_meta)
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
             yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3
 

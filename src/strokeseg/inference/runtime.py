@@ -49,7 +49,7 @@ def _eager(network: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 
 def _compiled(network: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     network = network.to(memory_format=torch.channels_last).eval()
-    compiled = torch.compile(network, dynamic=False)
+    compiled = torch.compile(network)  # static first, one dynamic-shape recompile after
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

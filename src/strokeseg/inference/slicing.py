@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokeseg.data.crop import SlicePlan
+from strokeseg.data.crop import SlicePlan, crop_plan
+from strokeseg.data.intensity import normalize
 from strokeseg.inference.grid import is_grid_bound, on_grid, training_grid
 
 Run = Callable[[torch.Tensor], torch.Tensor]
@@ -59,3 +60,33 @@ def on_training_grids(
         out.append(run)
     grid = (max(g[0] for g in grids), max(g[1] for g in grids)) if grids else None
     return out, grid
+
+
+def scan_probabilities(
+    runs: Sequence[Run],
+    networks: Sequence[nn.Module],
+    metas: Sequence[dict],
+    volume,
+    modality: str,
+    window: str = "brain",
+    *,
+    crop: bool = True,
+    context_slices: int = 0,
+    flips: Sequence[tuple[int, ...]] = ((),),
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Lesion probability of a whole ``volume`` (RAS, 0 outside the crop): normalise, plan the
+    boxes (``crop=False``: the exact whole-volume path), run, paste back."""
+    runs, grid = on_training_grids(runs, networks, metas, volume.data.shape)
+    plan = crop_plan(volume.data, volume.affine, modality, crop=crop, grid=grid)
+    image = normalize(volume.data, modality, window)
+    return run_plan(
+        runs,
+        image,
+        plan,
+        context_slices=context_slices,
+        flips=flips,
+        batch_size=batch_size,
+        device=device,
+    )
