@@ -188,6 +188,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="crop/no-crop and runtimes only")
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--skip-speed", action="store_true")
@@ -202,7 +203,8 @@ def main() -> None:
     )
     if not args.skip_speed:
         with tempfile.TemporaryDirectory() as tmp:
-            speed_table(make_scans(Path(tmp)), args.threads, QUICK if args.quick else SETTINGS)
+            settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
+            speed_table(make_scans(Path(tmp)), args.threads, settings)
     if args.checkpoint and args.data:
         accuracy_table(args.checkpoint, args.data, args.threads)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from data_files import write_nifti
 
 import strokeseg
 from strokeseg.data import crop
+from strokeseg.data.io import Volume, load_volume
 from strokeseg.inference.grid import is_grid_bound, training_grid
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import scan_probabilities
-
-from data_files import write_nifti
 
 GRID = [64, 48]  # a training grid unlike any crop box of the scan below
 GRID_BOUND = {"swin_unet", "transunet"}
@@ -28,9 +28,7 @@ def test_training_grid_from_meta_patch_size_or_the_training_slicing():
     assert training_grid({"data": {}}, (197, 233, 189)) == (224, 192)
 
 
-def scan(tmp_path) -> "strokeseg.data.io.Volume":
-    from strokeseg.data.io import load_volume
-
+def scan(tmp_path) -> Volume:
     rng = np.random.default_rng(0)
     image = np.zeros((90, 110, 3), dtype=np.float32)
     image[20:70, 15:95] = 400 + rng.normal(0, 10, (50, 80, 3))

@@ -58,8 +58,9 @@ def on_grid(
             return run(x)
         from monai.inferers import sliding_window_inference
 
-        return sliding_window_inference(
-            x, grid, sw_batch_size=x.shape[0], predictor=run, overlap=OVERLAP, mode="constant"
-        )
+        with torch.inference_mode():  # MONAI blends the windows in place
+            return sliding_window_inference(
+                x, grid, sw_batch_size=x.shape[0], predictor=run, overlap=OVERLAP, mode="constant"
+            )
 
     return windows

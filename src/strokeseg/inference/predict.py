@@ -52,9 +52,12 @@ def segment(
     per folder; ``meta`` (the checkpoint's) gives a grid-bound network its training grid.
     """
     run = run or make_runtime(network)
+    meta = meta or {}
+    context = int((meta.get("data") or {}).get("context_slices") or 0)  # 2.5D checkpoints
     p = scan_probabilities(
-        [run], [network], [meta or {}], volume, modality, window, crop=crop, batch_size=batch_size
-    )
+        [run], [network], [meta], volume, modality, window,
+        crop=crop, batch_size=batch_size, context_slices=context,
+    )  # fmt: skip
     return (p >= 0.5).astype(np.uint8)
 
 
