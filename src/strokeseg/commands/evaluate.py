@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-from strokeseg.commands.options import add_speed_options
+from strokeseg.commands.options import add_inference_options, inference_options
 
 
 def add_parser(subparsers) -> None:
@@ -60,7 +60,7 @@ def add_parser(subparsers) -> None:
         "left out of means, or 0.0",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_speed_options(p)
+    add_inference_options(model)
     p.set_defaults(run=run)
 
 
@@ -104,12 +104,16 @@ def run(args: argparse.Namespace) -> int:
             empty=args.empty,
             compare=args.compare,
             overwrite=args.overwrite,
-            crop=args.crop,
-            runtime=args.runtime,
-            threads=args.threads,
-            level=args.level,
+            **inference_options(args),
+        )
+        rule = summary["postprocess"]
+        print(
+            f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
+            f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
         )
         print(_summary_table(summary))
+        print("raw (p >= 0.5):")
+        print(_summary_table(summary["raw"]))
         print(f"wrote {args.out}/per_subject.csv, summary.json, overlays/")
         return 0
     if args.pred is None or args.gt is None:

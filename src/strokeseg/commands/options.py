@@ -20,26 +20,64 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def add_speed_options(parser: argparse.ArgumentParser) -> None:
-    """``--no-crop``, ``--runtime``, ``--threads``, ``--level`` for predict and evaluate."""
-    group = parser.add_argument_group("speed (docs/performance.md)")
-    group.add_argument(
+def add_inference_options(p: argparse.ArgumentParser) -> None:
+    """--tta, --device, --batch-size, --no-postprocess and the speed flags (--no-crop,
+    --runtime, --threads, --level): shared by predict and evaluate."""
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="lr",
+        default="none",
+        choices=("none", "lr", "lr+ud"),
+        help="test-time augmentation: mean probability of each slice and its left-right flip "
+        "(--tta or --tta lr), or of its four left-right/up-down flips (--tta lr+ud)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (default): CUDA with mixed precision when a GPU is available, else the CPU",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=8, help="slices per forward pass (8)")
+    p.add_argument(
+        "--no-postprocess",
+        dest="postprocess",
+        action="store_false",
+        help="plain p >= 0.5 masks, without the checkpoint's validation-tuned threshold and "
+        "minimum lesion volume",
+    )
+
+
+    p.add_argument(
         "--no-crop",
         dest="crop",
         action="store_false",
         help="segment every whole slice (the exact path) instead of the boxes around the head",
     )
-    group.add_argument(
+    p.add_argument(
         "--runtime",
         choices=("eager", "onnx", "compile"),
         default="eager",
-        help="PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
+        help="CPU runtime: PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
     )
-    group.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
-    group.add_argument(
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
+    p.add_argument(
         "--level",
         type=int,
         choices=(1, 2, 3, 4),
         default=4,
         help="UNet++ pruned at X(0,LEVEL) (trained with deep supervision; 4: whole UNet++)",
     )
+
+
+def inference_options(args: argparse.Namespace) -> dict:
+    return {
+        "tta": args.tta,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "postprocess": args.postprocess,
+        "crop": args.crop,
+        "runtime": args.runtime,
+        "threads": args.threads,
+        "level": args.level,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_speed_options
+from strokeseg.commands.options import add_inference_options, inference_options
 
 
 def add_parser(subparsers) -> None:
@@ -20,25 +20,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_speed_options(p)
+    add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.engine import Predictor
     from strokeseg.inference.predict import predict
 
-    network, meta = load_network(args.checkpoint, args.level)
-    rows, errors = predict(
-        args.input,
-        args.output,
-        network,
-        meta,
-        overwrite=args.overwrite,
-        crop=args.crop,
-        runtime=args.runtime,
-        threads=args.threads,
-    )
+    predictor = Predictor.from_checkpoint(args.checkpoint, **inference_options(args))
+    rows, errors = predict(args.input, args.output, predictor, overwrite=args.overwrite)
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:

@@ -1,10 +1,9 @@
 """Whole-volume prediction: NIfTI or DICOM in, a uint8 mask in the scan's own geometry out.
 
-The scan is reoriented to RAS, normalised as the checkpoint's training data was, and the
-axial slices holding the head are segmented in boxes around it (data/crop.py; ``crop=False``:
-every slice zero-padded in-plane up to a multiple of 16, the exact whole-volume path) with the
-deployed network on a runtime (runtime.py), and pasted back; voxels outside the boxes are 0.
-Deterministic: the same scan and checkpoint give the same bytes.
+Probabilities come from the slice engine (:mod:`strokeseg.inference.engine`); the mask applies
+the checkpoint's post-processing (threshold and minimum lesion volume decided on validation
+subjects; p >= 0.5 without it). ``lesions.csv`` gives the raw and post-processed figures side
+by side. Deterministic: the same scan and checkpoint give the same bytes.
 """
 
 from __future__ import annotations
@@ -17,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torch import nn
 
-from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
+from strokeseg.data.io import is_nifti, load_volume, save_like, strip_nifti
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
 from strokeseg.evaluation.report import write_atomic
-from strokeseg.inference.runtime import make_runtime
-from strokeseg.inference.slicing import Run, scan_probabilities
+from strokeseg.inference.engine import Predictor
 
 
 @dataclass
@@ -32,38 +29,19 @@ class Lesions:
     scan: str
     volume_ml: float
     count: int
+    raw_volume_ml: float
+    raw_count: int
 
 
-def segment(
-    network: nn.Module,
-    volume: Volume,
-    modality: str,
-    window: str = "brain",
-    batch_size: int = 8,
-    *,
-    crop: bool = True,
-    run: Run | None = None,
-    meta: dict | None = None,
-) -> np.ndarray:
-    """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5.
-
-    ``crop`` segments only the head's boxes (data/crop.py; False: the exact whole-volume
-    path); ``run`` is ``network`` on a runtime (runtime.py; default eager NHWC), made once
-    per folder; ``meta`` (the checkpoint's) gives a grid-bound network its training grid.
-    """
-    run = run or make_runtime(network)
-    meta = meta or {}
-    context = int((meta.get("data") or {}).get("context_slices") or 0)  # 2.5D checkpoints
-    p = scan_probabilities(
-        [run], [network], [meta], volume, modality, window,
-        crop=crop, batch_size=batch_size, context_slices=context,
-    )  # fmt: skip
-    return (p >= 0.5).astype(np.uint8)
-
-
-def lesion_stats(scan: str, mask: np.ndarray, volume: Volume) -> Lesions:
-    """Lesion volume in mL and count of 26-connected lesions."""
-    return Lesions(scan, volume_ml(mask, volume.voxel_mm3), label_lesions(mask)[1])
+def lesion_stats(scan: str, mask: np.ndarray, raw: np.ndarray, voxel_mm3: float) -> Lesions:
+    """Lesion volume in mL and count of 26-connected lesions, post-processed and raw."""
+    return Lesions(
+        scan,
+        volume_ml(mask, voxel_mm3),
+        label_lesions(mask)[1],
+        volume_ml(raw, voxel_mm3),
+        label_lesions(raw)[1],
+    )
 
 
 def scan_inputs(path: Path) -> list[tuple[str, Path]]:
@@ -86,28 +64,28 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["scan", "lesion_volume_ml", "lesion_count"])
-    writer.writerows([r.scan, f"{r.volume_ml:.4f}", r.count] for r in rows)
+    writer.writerow(
+        ["scan", "lesion_volume_ml", "lesion_count", "raw_lesion_volume_ml", "raw_lesion_count"]
+    )
+    writer.writerows(
+        [r.scan, f"{r.volume_ml:.4f}", r.count, f"{r.raw_volume_ml:.4f}", r.raw_count] for r in rows
+    )
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def predict(
     inputs: Path,
     out_dir: Path,
-    network: nn.Module,
-    meta: dict,
+    predictor: Predictor,
     *,
     overwrite: bool = False,
     progress: bool = True,
-    crop: bool = True,
-    runtime: str = "eager",
-    threads: int | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
     Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
-    is reported and skipped, the others are still written. One network on one runtime serves
-    the whole folder, and the next scan is read (a thread) while the current one is segmented.
+    is reported and skipped, the others are still written. The predictor's networks serve the
+    whole folder, and the next scan is read (a thread) while the current one is segmented.
     """
     from tqdm import tqdm
 
@@ -118,11 +96,8 @@ def predict(
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
         )
-    modality = meta["data"].get("modality", "mri")
-    window = meta["data"].get("window", "brain")
-    run = make_runtime(network, runtime, threads)
     rows, errors = [], []
-    with ThreadPoolExecutor(max_workers=1) as reader:
+    with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next scan meanwhile
         pending = reader.submit(load_volume, scans[0][1])
         for i, ((name, _), target) in enumerate(
             tqdm(
@@ -132,14 +107,14 @@ def predict(
                 disable=not progress,
             )
         ):
-            loading, pending = pending, None
+            loading = pending
             if i + 1 < len(scans):
                 pending = reader.submit(load_volume, scans[i + 1][1])
             try:
                 volume = loading.result()
-                mask = segment(network, volume, modality, window, crop=crop, run=run, meta=meta)
+                _, raw, mask = predictor.masks(volume)
                 save_like(mask, volume, target, overwrite=overwrite)
-                rows.append(lesion_stats(name, mask, volume))
+                rows.append(lesion_stats(name, mask, raw, volume.voxel_mm3))
             except StrokesegError as error:
                 errors.append(str(error))
                 print(f"strokeseg predict: error: {error}", file=sys.stderr)

@@ -29,8 +29,10 @@ from strokeseg.models.registry import register_model
 from strokeseg.models.unetpp import UNetPlusPlus
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
-# Smallest deepest map (X(4,0), 1/16 of the input) the LFFGM accepts: it pools twice, so 8x8
-# leaves a 2x2 low-frequency map; 4x4 (64x64 inputs) would leave 1x1, no spatial content.
+# Smallest deepest map (X(4,0), 1/16 of the input) a training setting may give the LFFGM: it
+# pools twice, so 8x8 leaves a 2x2 low-frequency map, while 4x4 (64x64 patches) leaves 1x1,
+# with no spatial content to tell low from high frequencies. Training refuses smaller patches
+# (training/run.py); the module itself runs from 4x4 up (tiny test volumes).
 MIN_LFFGM_INPUT = 8
 
 
@@ -53,11 +55,10 @@ class LFFGM(nn.Module):
         self.fuse = nn.Conv2d(in_channels + hidden, out_channels, 1)
 
     def forward(self, deepest: torch.Tensor) -> torch.Tensor:
-        if min(deepest.shape[-2:]) < MIN_LFFGM_INPUT:
+        if min(deepest.shape[-2:]) < 4:
             raise ValueError(
-                f"LFFGM pools twice: the deepest map must be at least {MIN_LFFGM_INPUT}x"
-                f"{MIN_LFFGM_INPUT} (an input of at least {16 * MIN_LFFGM_INPUT}x"
-                f"{16 * MIN_LFFGM_INPUT}), got {tuple(deepest.shape[-2:])}"
+                f"LFFGM pools twice: the deepest map must be at least 4x4 (an input of at least "
+                f"64x64), got {tuple(deepest.shape[-2:])}"
             )
         d1 = self.down1(self.pool(deepest))
         d2 = self.down2(self.pool(d1))

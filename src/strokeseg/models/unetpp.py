@@ -59,10 +59,13 @@ class UNetPlusPlus(nn.Module):
         norm: str = "none",
         dropout: float = 0.5,
         deep_supervision: bool = False,
+        init: str = "keras",
     ):
         super().__init__()
         if norm not in ("none", "batch"):
             raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+        if init not in ("keras", "pytorch"):
+            raise ValueError(f"init must be 'keras' or 'pytorch', got {init!r}")
         f = scaled_filters(width)
         self.filters = f
         self.pool = nn.MaxPool2d(2)
@@ -86,7 +89,8 @@ class UNetPlusPlus(nn.Module):
         )
         self.f_whole_channels = f[0]
         self.deepest_channels = f[-1]
-        keras_init_(self)
+        if init == "keras":  # the official code's; "pytorch" keeps PyTorch's defaults
+            keras_init_(self)
 
     def grid(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """Every node: ``grid[i][j]`` is X(i, j). H and W must be multiples of 16."""

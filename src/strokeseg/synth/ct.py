@@ -24,14 +24,13 @@ from scipy import sparse
 from strokeseg import __version__
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
 from strokeseg.synth.lesions import VolumeDistribution, draw_lesions
+from strokeseg.synth.output import prepare_output, save_json, save_nifti, write_bytes_atomic
 
 # SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
 # to published figures (the paper's CT cohort gives none): every size class from lacunar to
 # large territorial infarct gets the same weight on a log scale, and lesions below 0.3 mL
 # would vanish on 4-5 mm slices.
 CT_VOLUMES = VolumeDistribution(median=0.0, sigma=0.0, low=10**2.5, high=10**5.3)
-from strokeseg.synth.output import prepare_output, save_json, save_nifti, write_bytes_atomic
-
 MATRIX = 512
 PLANES_PER_SLICE = 4
 AIR_HU = -1000.0

@@ -40,7 +40,11 @@ class VolumeDistribution:
 
     def cdf(self, volume: float) -> float:
         """P(total volume <= ``volume``) under the truncated distribution."""
-        lo, hi, v = np.log(self.low), np.log(self.high), np.log(np.clip(volume, self.low, self.high))
+        lo, hi, v = (
+            np.log(self.low),
+            np.log(self.high),
+            np.log(np.clip(volume, self.low, self.high)),
+        )
         if self.sigma == 0:
             return float((v - lo) / (hi - lo))
         mu = np.log(self.median)

@@ -1,0 +1,149 @@
+"""The slice engine: lesion probabilities for a whole scan from one or more deployed networks.
+
+The scan is reoriented to RAS, normalised as the checkpoint's training data was, and its
+axial slices are cut to the boxes around the head (data/crop.py; ``crop=False``: every slice
+zero-padded in-plane up to a multiple of 16, the exact whole-volume path), run through each
+network on its runtime (runtime.py) in batches (with 2k+1 neighbouring slices as channels for
+a 2.5D checkpoint), and pasted back (inference/slicing.py); 0 outside the boxes. Test-time
+augmentation averages the probabilities of the slice and its flips; an ensemble averages its
+members' probabilities (nnU-Net's way). Deterministic on the CPU: the same scan and
+checkpoints give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from strokeseg.data.io import Volume
+from strokeseg.errors import StrokesegError
+from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.postprocess import RAW, Postprocess, apply
+from strokeseg.inference.runtime import make_runtime
+from strokeseg.inference.slicing import Run, scan_probabilities
+
+# flips of a (B, C, H, W) batch: W runs left-right, H posterior-anterior (data/slices.py)
+TTA = {"none": ((),), "lr": ((), (3,)), "lr+ud": ((), (3,), (2,), (2, 3))}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is refused."""
+    if name not in DEVICES:
+        raise StrokesegError(f"--device {name!r}: expected one of {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StrokesegError("--device cuda: no CUDA GPU is available here (use auto or cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def device_run(network: nn.Module, device: torch.device) -> Run:
+    """``network`` on ``device`` (channels-last), called under the engine's inference mode."""
+    network = network.to(device, memory_format=torch.channels_last).eval()
+    return lambda x: network(x.contiguous(memory_format=torch.channels_last))
+
+
+def probabilities(
+    networks: Sequence[nn.Module],
+    volume: Volume,
+    modality: str,
+    window: str = "brain",
+    *,
+    context_slices: int = 0,
+    tta: str = "none",
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    crop: bool = True,
+    runs: Sequence[Run] | None = None,
+    metas: Sequence[dict] | None = None,
+) -> np.ndarray:
+    """Mean lesion probability over ``networks`` and the ``tta`` flips (float32, RAS shape).
+
+    ``crop`` segments only the boxes around the head (``data/crop.py``; 0 outside them),
+    False every whole slice (the exact path). ``runs`` are the networks on a runtime
+    (``runtime.py``; default: the network itself on ``device``); ``metas`` their checkpoints'
+    descriptions (a grid-bound network's training grid, ``grid.py``).
+    """
+    device = torch.device(device)
+    runs = list(runs) if runs is not None else [device_run(n, device) for n in networks]
+    metas = list(metas) if metas is not None else [{} for _ in networks]
+    autocast = (
+        torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
+    )
+    with torch.inference_mode(), autocast:
+        return scan_probabilities(
+            runs, networks, metas, volume, modality, window,
+            crop=crop, context_slices=context_slices, flips=TTA[tta],
+            batch_size=batch_size, device=device,
+        )  # fmt: skip
+
+
+class Predictor:
+    """Deployed networks (one, or an ensemble sharing one preprocessing) with their inference
+    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks."""
+
+    def __init__(
+        self,
+        networks: Sequence[nn.Module],
+        meta: dict,
+        *,
+        tta: str = "none",
+        batch_size: int = 8,
+        device: str = "cpu",
+        postprocess: bool = True,
+        crop: bool = True,
+        runtime: str = "eager",
+        threads: int | None = None,
+        level: int = 4,
+    ):
+        if tta not in TTA:
+            raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
+        if batch_size < 1:
+            raise StrokesegError(f"--batch-size {batch_size}: must be >= 1")
+        self.networks, self.meta = list(networks), meta
+        self.tta, self.batch_size, self.device = tta, batch_size, resolve_device(device)
+        self.crop = crop
+        if self.device.type == "cpu":  # one runtime per network, made once for a folder
+            self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
+        elif runtime != "eager":
+            raise StrokesegError(f"--runtime {runtime}: CPU only; use eager with --device cuda")
+        else:
+            self.runs = [device_run(n, self.device) for n in self.networks]
+        saved = meta.get("postprocess") if postprocess else None
+        self.rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
+        data = meta["data"]
+        self.modality = data.get("modality", "mri")
+        self.window = data.get("window", "brain")
+        self.context_slices = int(data.get("context_slices", 0))
+
+    @classmethod
+    def from_checkpoint(cls, path, level: int = 4, **options) -> Predictor:
+        network, meta = load_network(path, level)
+        return cls([network], meta, **options)
+
+    def probabilities(self, volume: Volume) -> np.ndarray:
+        return probabilities(
+            self.networks,
+            volume,
+            self.modality,
+            self.window,
+            context_slices=self.context_slices,
+            tta=self.tta,
+            batch_size=self.batch_size,
+            device=self.device,
+            crop=self.crop,
+            runs=self.runs,
+            metas=[self.meta] * len(self.networks),
+        )
+
+    def masks(self, volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, raw mask at p >= 0.5, mask under the checkpoint's post-processing)."""
+        prob = self.probabilities(volume)
+        raw = apply(prob, volume.voxel_mm3, RAW)
+        final = raw if self.rule == RAW else apply(prob, volume.voxel_mm3, self.rule)
+        return prob, raw, final
