@@ -1,17 +1,29 @@
-"""Whole-volume prediction of an ATLAS-sized scan (197x233x189) on this machine.
+"""Whole-scan prediction: speed, memory and the accuracy each fast path costs, in one run.
 
-Times ``strokeseg.inference.predict.segment`` (normalise, slice, run the deployed network
-on every axial slice, paste back) with the full-size deployed ``unetpp_mtl`` and reports the
-process's peak resident memory. Weights are random: the cost does not depend on them.
+Part 1 (always): an ATLAS-sized SynthATLAS scan (197x233x189, 1 mm, MNI152 grid) and a SynthCT
+scan (512x512, 4-5 mm slices), segmented by deployed UNet++ networks (random weights: the
+cost does not depend on them) under each setting: crop on/off (``--no-crop`` is the exact
+whole-volume path), runtime (eager NHWC, ONNX Runtime, torch.compile), test-time flips,
+pruning level (UNet++ L1-L3) and width. Each setting runs in a fresh process, so its peak
+resident memory (``ru_maxrss``, which counts torch's and ONNX Runtime's native allocations)
+is its own. Wall seconds and CPU seconds (user + system, all threads) are both given: on a
+shared machine the CPU seconds are the steadier figure.
 
-    python benchmarks/predict.py [--batch-sizes 1 4 8] [--width 1.0]
+Part 2 (with ``--checkpoint`` and ``--data``): the checkpoint's test subjects (``split.json``
+beside it) segmented by the exact path and by each fast path; per subject, the Dice of each
+fast path's mask against the exact path's, and each against the ground truth.
+
+    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C --data D]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,43 +31,182 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import strokeseg
-from strokeseg.data.io import load_volume
-from strokeseg.inference.predict import segment
-from strokeseg.synth import atlas
+# scan, width, crop, runtime, TTA, pruning level
+SETTINGS = [
+    ("atlas", 1.0, False, "eager", "none", 4),
+    ("atlas", 1.0, True, "eager", "none", 4),
+    ("atlas", 1.0, True, "onnx", "none", 4),
+    ("atlas", 0.5, False, "eager", "none", 4),
+    ("atlas", 0.5, True, "eager", "none", 4),
+    ("atlas", 0.25, False, "eager", "none", 4),
+    ("atlas", 0.25, True, "eager", "none", 4),
+    ("atlas", 0.25, True, "onnx", "none", 4),
+    ("atlas", 0.25, True, "compile", "none", 4),
+    ("atlas", 0.25, True, "eager", "lr", 4),
+    ("atlas", 0.25, True, "eager", "none", 3),
+    ("atlas", 0.25, True, "eager", "none", 2),
+    ("atlas", 0.25, True, "eager", "none", 1),
+    ("ct", 1.0, False, "eager", "none", 4),
+    ("ct", 1.0, True, "eager", "none", 4),
+    ("ct", 0.25, False, "eager", "none", 4),
+    ("ct", 0.25, True, "eager", "none", 4),
+    ("ct", 0.25, True, "onnx", "none", 4),
+]
+QUICK = [s for s in SETTINGS if s[1] != 0.5 and s[4] == "none" and s[5] == 4 and s[3] != "compile"]
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def make_scans(folder: Path) -> dict[str, Path]:
+    from strokeseg.synth import atlas, ct
+
+    atlas.generate(folder / "atlas", subjects=1, seed=0, overwrite=False, progress=False)
+    ct.generate(folder / "ct", subjects=1, seed=0, overwrite=False, progress=False)
+    return {
+        "atlas": next((folder / "atlas").rglob("*_T1w.nii.gz")),
+        "ct": next((folder / "ct").rglob("*_0000.nii.gz")),
+    }
+
+
+def one_setting(spec: dict) -> dict:
+    """Run in a fresh process. Eager: one scan. ONNX/compile: a first scan (with the export
+    or compilation) and a next one."""
+    import strokeseg
+    from strokeseg.data.crop import crop_plan, whole_plan
+    from strokeseg.data.io import load_volume
+    from strokeseg.inference.runtime import make_runtime
+    from strokeseg.inference.slicing import scan_probabilities
+
+    torch.manual_seed(0)
+    volume = load_volume(Path(spec["scan"]))
+    modality = "mri" if spec["name"] == "atlas" else "ct"
+    model = strokeseg.create_model(
+        "unetpp", width=spec["width"], norm="batch", deep_supervision=spec["level"] < 4
+    )
+    network = strokeseg.deploy(model, level=spec["level"])
+    run = make_runtime(network, spec["runtime"], spec["threads"])
+    flips = {"none": ((),), "lr": ((), (3,))}[spec["tta"]]
+    times = []
+    for _ in range(1 if spec["runtime"] == "eager" else 2):  # then set-up is in the first
+        wall, cpu = time.perf_counter(), time.process_time()
+        p = scan_probabilities(
+            [run], [network], [{}], volume, modality, crop=spec["crop"], flips=flips
+        )
+        times.append((time.perf_counter() - wall, time.process_time() - cpu))
+    plan = crop_plan(volume.data, volume.affine, modality, crop=spec["crop"])
+    return {
+        "first_s": times[0][0],
+        "next_s": times[-1][0],
+        "next_cpu_s": times[-1][1],
+        "work": plan.work / whole_plan(volume.data.shape).work,
+        "slices": len(plan.boxes),
+        "lesion_voxels": int((p >= 0.5).sum()),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def speed_table(scans: dict[str, Path], threads: int, settings: list) -> None:
+    print(
+        "\n| scan | width | crop | runtime | TTA | level | slices | work | first scan s "
+        "| next scan s | next scan CPU s | peak RSS MiB |\n"
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for name, width, crop, runtime, tta, level in settings:
+        spec = dict(
+            name=name, scan=str(scans[name]), width=width, crop=crop, runtime=runtime,
+            tta=tta, level=level, threads=threads,
+        )  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            print(f"| {name} | {width} | {crop} | {runtime} | failed: {done.stderr[-300:]} |")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"| {name} | {width} | {'crop' if crop else 'no-crop'} | {runtime} | {tta} "
+            f"| {level} | {r['slices']} | {r['work']:.2f} | {r['first_s']:.1f} "
+            f"| {r['next_s']:.1f} | {r['next_cpu_s']:.1f} | {r['peak_rss_mib']:.0f} |",
+            flush=True,
+        )
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
+    """Per test subject: Dice of each fast path against the exact path and the truth."""
+    from strokeseg.data.layouts import find_dataset, load_subject
+    from strokeseg.evaluation.model_eval import select_subjects
+    from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.runtime import make_runtime
+    from strokeseg.inference.slicing import scan_probabilities
+
+    network, meta = load_network(checkpoint)
+    dataset = find_dataset(data, meta["data"].get("layout"))
+    subjects = select_subjects(dataset, checkpoint, "test", None)
+    window = meta["data"].get("window", "brain")
+    context = int(meta["data"].get("context_slices", 0) or 0)
+    paths = {"crop eager": ("eager", True), "crop onnx": ("onnx", True)}
+    runs = {"exact": make_runtime(network, "eager", threads)}
+    runs.update({name: make_runtime(network, kind, threads) for name, (kind, _) in paths.items()})
+    print(
+        f"\n{checkpoint} ({meta['model_name']} {meta['model_kwargs']}), {len(subjects)} test "
+        f"subjects of {data}; exact = --no-crop, eager; masks at p >= 0.5\n"
+    )
+    header = " | ".join(f"{n}: Dice vs exact | {n}: Dice vs truth" for n in paths)
+    print(f"| subject | exact: Dice vs truth | {header} |")
+    print("|---|---:|" + "---:|---:|" * len(paths))
+    sums = np.zeros(1 + 2 * len(paths))
+    for subject in subjects:
+        image, truth = load_subject(subject)
+        truth = truth.astype(bool)
+
+        def mask(run, crop, image=image):
+            p = scan_probabilities(
+                [run], [network], [meta], image, dataset.modality, window,
+                crop=crop, context_slices=context,
+            )  # fmt: skip
+            return p >= 0.5
+
+        exact = mask(runs["exact"], False)
+        values = [dice(exact, truth)]
+        for name, (_, crop) in paths.items():
+            fast = mask(runs[name], crop)
+            values += [dice(fast, exact), dice(fast, truth)]
+        sums += values
+        print(f"| {subject.id} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
+    mean = sums / len(subjects)
+    print("| **mean** | " + " | ".join(f"{v:.4f}" for v in mean) + " |")
+    for i, name in enumerate(paths):
+        print(f"{name}: mean Dice vs truth minus exact's = {mean[2 + 2 * i] - mean[0]:+.4f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="crop/no-crop and runtimes only")
+    parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        atlas.generate(Path(tmp), subjects=1, seed=0, overwrite=False, progress=False)
-        scan = next(Path(tmp).rglob("*_T1w.nii.gz"))
-        start = time.perf_counter()
-        volume = load_volume(scan)
-        load_s = time.perf_counter() - start
-    network = strokeseg.deploy(strokeseg.create_model("unetpp_mtl", width=args.width))
+    if args.one:
+        print(json.dumps(one_setting(json.loads(args.one))))
+        return
     print(
-        f"# {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads; scan {volume.data.shape}, read in {load_s:.1f} s; deployed unetpp_mtl "
-        f"width {args.width}, {sum(p.numel() for p in network.parameters()):,} parameters"
+        f"# {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
+        f"load average {os.getloadavg()[0]:.1f}; deployed UNet++ (norm batch), batch 8"
     )
-    print("\n| batch | seconds per scan | slices/s | peak RSS MiB |\n|---:|---:|---:|---:|")
-    for batch in args.batch_sizes:
-        start = time.perf_counter()
-        mask = segment(network, volume, "mri", batch_size=batch)
-        seconds = time.perf_counter() - start
-        assert mask.shape == volume.data.shape and set(np.unique(mask)) <= {0, 1}
-        print(
-            f"| {batch} | {seconds:.1f} | {volume.data.shape[2] / seconds:.2f} "
-            f"| {peak_rss_mib():.0f} |"
-        )
+    if not args.skip_speed:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
+            speed_table(make_scans(Path(tmp)), args.threads, settings)
+    if args.checkpoint and args.data:
+        accuracy_table(args.checkpoint, args.data, args.threads)
 
 
 if __name__ == "__main__":

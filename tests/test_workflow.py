@@ -70,6 +70,7 @@ def test_train_writes_a_complete_run_folder(run):
     assert meta["model_name"] == "unetpp_mtl"
     assert meta["model_kwargs"] == {"width": 0.125, "norm": "batch"}
     assert meta["data"]["modality"] == "mri"
+    assert meta["data"]["slice_grid"] == [64, 64]  # the training batches' grid (inference/grid.py)
 
 
 def test_checkpoint_rebuilds_the_deployed_network_without_training_code(run):

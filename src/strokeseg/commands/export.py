@@ -15,6 +15,13 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("-o", "--output", type=Path, required=True, help="FILE.onnx or FILE.pt")
+    p.add_argument(
+        "--level",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=4,
+        help="UNet++ pruned at X(0,LEVEL) (needs deep supervision; 4: the whole UNet++)",
+    )
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=run)
 
@@ -23,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.checkpoint import load_network
     from strokeseg.inference.export import export
 
-    network, meta = load_network(args.checkpoint)
+    network, meta = load_network(args.checkpoint, args.level)
+    meta = {**meta, "level": args.level}
     difference = export(network, meta, args.output, overwrite=args.overwrite)
     params = sum(p.numel() for p in network.parameters())
     print(

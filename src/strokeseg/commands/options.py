@@ -21,7 +21,8 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_inference_options(p: argparse.ArgumentParser) -> None:
-    """--tta, --device, --batch-size, --no-postprocess: shared by predict and evaluate."""
+    """--tta, --device, --batch-size, --no-postprocess and the speed flags (--no-crop,
+    --runtime, --threads, --level): shared by predict and evaluate."""
     p.add_argument(
         "--tta",
         nargs="?",
@@ -47,10 +48,36 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+    p.add_argument(
+        "--no-crop",
+        dest="crop",
+        action="store_false",
+        help="segment every whole slice (the exact path) instead of the boxes around the head",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("eager", "onnx", "compile"),
+        default="eager",
+        help="CPU runtime: PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
+    p.add_argument(
+        "--level",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=4,
+        help="UNet++ pruned at X(0,LEVEL) (trained with deep supervision; 4: whole UNet++)",
+    )
+
+
 def inference_options(args: argparse.Namespace) -> dict:
     return {
         "tta": args.tta,
         "device": args.device,
         "batch_size": args.batch_size,
         "postprocess": args.postprocess,
+        "crop": args.crop,
+        "runtime": args.runtime,
+        "threads": args.threads,
+        "level": args.level,
     }

@@ -37,13 +37,19 @@ def model_state(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     }
 
 
-def load_network(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The deployed inference network in eval mode, and the checkpoint's description."""
+def load_network(path: str | Path, level: int = 4) -> tuple[nn.Module, dict[str, Any]]:
+    """The deployed inference network in eval mode, and the checkpoint's description.
+
+    ``level`` 1-3 prunes a UNet++ trained with deep supervision (:func:`deploy`).
+    """
     checkpoint = read_checkpoint(path)
     meta = checkpoint["strokeseg"]
     model = create_model(meta["model_name"], **meta["model_kwargs"])
     model.load_state_dict(model_state(checkpoint), strict=True)
-    return deploy(model), meta
+    try:
+        return deploy(model, level), meta
+    except ValueError as error:
+        raise StrokesegError(f"{path}: {error}") from None
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:

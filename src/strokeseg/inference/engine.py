@@ -1,11 +1,13 @@
 """The slice engine: lesion probabilities for a whole scan from one or more deployed networks.
 
-The scan is reoriented to RAS, normalised as the checkpoint's training data was, cut into
-axial slices zero-padded in-plane up to a multiple of 16 (so every voxel is segmented;
-training crops down instead), run through each network in batches (with 2k+1 neighbouring
-slices as channels for a 2.5D checkpoint), and pasted back. Test-time augmentation averages the
-probabilities of the slice and its flips; an ensemble averages its members' probabilities
-(nnU-Net's way). Deterministic on the CPU: the same scan and checkpoints give the same bytes.
+The scan is reoriented to RAS, normalised as the checkpoint's training data was, and its
+axial slices are cut to the boxes around the head (data/crop.py; ``crop=False``: every slice
+zero-padded in-plane up to a multiple of 16, the exact whole-volume path), run through each
+network on its runtime (runtime.py) in batches (with 2k+1 neighbouring slices as channels for
+a 2.5D checkpoint), and pasted back (inference/slicing.py); 0 outside the boxes. Test-time
+augmentation averages the probabilities of the slice and its flips; an ensemble averages its
+members' probabilities (nnU-Net's way). Deterministic on the CPU: the same scan and
+checkpoints give the same bytes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume
-from strokeseg.data.slices import from_slices, stack_context, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.postprocess import RAW, Postprocess, apply
+from strokeseg.inference.runtime import make_runtime
+from strokeseg.inference.slicing import Run, scan_probabilities
 
 # flips of a (B, C, H, W) batch: W runs left-right, H posterior-anterior (data/slices.py)
 TTA = {"none": ((),), "lr": ((), (3,)), "lr+ud": ((), (3,), (2,), (2, 3))}
@@ -40,6 +42,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_run(network: nn.Module, device: torch.device) -> Run:
+    """``network`` on ``device`` (channels-last), called under the engine's inference mode."""
+    network = network.to(device, memory_format=torch.channels_last).eval()
+    return lambda x: network(x.contiguous(memory_format=torch.channels_last))
+
+
 def probabilities(
     networks: Sequence[nn.Module],
     volume: Volume,
@@ -50,27 +58,29 @@ def probabilities(
     tta: str = "none",
     batch_size: int = 8,
     device: torch.device | str = "cpu",
+    crop: bool = True,
+    runs: Sequence[Run] | None = None,
+    metas: Sequence[dict] | None = None,
 ) -> np.ndarray:
-    """Mean lesion probability over ``networks`` and the ``tta`` flips (float32, RAS shape)."""
+    """Mean lesion probability over ``networks`` and the ``tta`` flips (float32, RAS shape).
+
+    ``crop`` segments only the boxes around the head (``data/crop.py``; 0 outside them),
+    False every whole slice (the exact path). ``runs`` are the networks on a runtime
+    (``runtime.py``; default: the network itself on ``device``); ``metas`` their checkpoints'
+    descriptions (a grid-bound network's training grid, ``grid.py``).
+    """
     device = torch.device(device)
-    slices = to_slices(normalize(volume.data, modality, window), pad=True)
-    total = np.zeros(slices.shape, dtype=np.float32)
+    runs = list(runs) if runs is not None else [device_run(n, device) for n in networks]
+    metas = list(metas) if metas is not None else [{} for _ in networks]
     autocast = (
         torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
     )
-    runs = [network.to(device, memory_format=torch.channels_last).eval() for network in networks]
     with torch.inference_mode(), autocast:
-        for start in range(0, len(slices), batch_size):
-            zs = np.arange(start, min(start + batch_size, len(slices)))
-            x = torch.from_numpy(stack_context(slices, zs, context_slices)).float()
-            x = x.to(device).contiguous(memory_format=torch.channels_last)
-            p = torch.zeros((len(zs), *slices.shape[1:]), dtype=torch.float32, device=device)
-            for network in runs:
-                for dims in TTA[tta]:
-                    logits = network(torch.flip(x, dims) if dims else x).float()
-                    p += torch.sigmoid(torch.flip(logits, dims) if dims else logits)[:, 0]
-            total[zs] = (p / (len(runs) * len(TTA[tta]))).cpu().numpy()
-    return from_slices(total, volume.data.shape)
+        return scan_probabilities(
+            runs, networks, metas, volume, modality, window,
+            crop=crop, context_slices=context_slices, flips=TTA[tta],
+            batch_size=batch_size, device=device,
+        )  # fmt: skip
 
 
 class Predictor:
@@ -86,6 +96,10 @@ class Predictor:
         batch_size: int = 8,
         device: str = "cpu",
         postprocess: bool = True,
+        crop: bool = True,
+        runtime: str = "eager",
+        threads: int | None = None,
+        level: int = 4,
     ):
         if tta not in TTA:
             raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
@@ -93,6 +107,13 @@ class Predictor:
             raise StrokesegError(f"--batch-size {batch_size}: must be >= 1")
         self.networks, self.meta = list(networks), meta
         self.tta, self.batch_size, self.device = tta, batch_size, resolve_device(device)
+        self.crop = crop
+        if self.device.type == "cpu":  # one runtime per network, made once for a folder
+            self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
+        elif runtime != "eager":
+            raise StrokesegError(f"--runtime {runtime}: CPU only; use eager with --device cuda")
+        else:
+            self.runs = [device_run(n, self.device) for n in self.networks]
         saved = meta.get("postprocess") if postprocess else None
         self.rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
         data = meta["data"]
@@ -101,8 +122,8 @@ class Predictor:
         self.context_slices = int(data.get("context_slices", 0))
 
     @classmethod
-    def from_checkpoint(cls, path, **options) -> Predictor:
-        network, meta = load_network(path)
+    def from_checkpoint(cls, path, level: int = 4, **options) -> Predictor:
+        network, meta = load_network(path, level)
         return cls([network], meta, **options)
 
     def probabilities(self, volume: Volume) -> np.ndarray:
@@ -115,6 +136,9 @@ class Predictor:
             tta=self.tta,
             batch_size=self.batch_size,
             device=self.device,
+            crop=self.crop,
+            runs=self.runs,
+            metas=[self.meta] * len(self.networks),
         )
 
     def masks(self, volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,23 +29,28 @@ def _reference(network: nn.Module, x: torch.Tensor) -> np.ndarray:
         return network(x).numpy()
 
 
-def _export_onnx(network: nn.Module, meta: dict, tmp: Path, check: torch.Tensor) -> float:
-    import onnx
-    import onnxruntime
-
+def write_onnx(network: nn.Module, path: Path, shape: tuple[int, ...] = TRACE_SHAPE) -> None:
+    """Trace ``network`` on zeros of ``shape`` into an ONNX file with dynamic batch, H, W."""
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings on the size check are expected
         torch.onnx.export(
             network,
-            (torch.zeros(TRACE_SHAPE),),
-            str(tmp),
+            (torch.zeros(shape),),
+            str(path),
             dynamo=False,
             input_names=["image"],
             output_names=["logits"],
             dynamic_axes={"image": axes, "logits": axes},
             opset_version=17,
         )
+
+
+def _export_onnx(network: nn.Module, meta: dict, tmp: Path, check: torch.Tensor) -> float:
+    import onnx
+    import onnxruntime
+
+    write_onnx(network, tmp)
     model = onnx.load(str(tmp))
     onnx.helper.set_model_props(model, {"strokeseg": json.dumps(meta, default=str)})
     onnx.save(model, str(tmp))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def predict(
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
     Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
-    is reported and skipped, the others are still written.
+    is reported and skipped, the others are still written. The predictor's networks serve the
+    whole folder, and the next scan is read (a thread) while the current one is segmented.
     """
     from tqdm import tqdm
 
@@ -95,17 +97,27 @@ def predict(
             f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
         )
     rows, errors = [], []
-    for (name, path), target in tqdm(
-        list(zip(scans, targets, strict=False)), desc="predict", unit="scan", disable=not progress
-    ):
-        try:
-            volume = load_volume(path)
-            _, raw, mask = predictor.masks(volume)
-            save_like(mask, volume, target, overwrite=overwrite)
-            rows.append(lesion_stats(name, mask, raw, volume.voxel_mm3))
-        except StrokesegError as error:
-            errors.append(str(error))
-            print(f"strokeseg predict: error: {error}", file=sys.stderr)
+    with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next scan meanwhile
+        pending = reader.submit(load_volume, scans[0][1])
+        for i, ((name, _), target) in enumerate(
+            tqdm(
+                list(zip(scans, targets, strict=False)),
+                desc="predict",
+                unit="scan",
+                disable=not progress,
+            )
+        ):
+            loading = pending
+            if i + 1 < len(scans):
+                pending = reader.submit(load_volume, scans[i + 1][1])
+            try:
+                volume = loading.result()
+                _, raw, mask = predictor.masks(volume)
+                save_like(mask, volume, target, overwrite=overwrite)
+                rows.append(lesion_stats(name, mask, raw, volume.voxel_mm3))
+            except StrokesegError as error:
+                errors.append(str(error))
+                print(f"strokeseg predict: error: {error}", file=sys.stderr)
     if rows:
         write_lesions_csv(rows, out_dir / "lesions.csv")
     return rows, errors

@@ -43,13 +43,18 @@ def _inference_network(model: nn.Module) -> nn.Module:
     return model.inference_network() if hasattr(model, "inference_network") else model
 
 
-def deploy(model: nn.Module) -> nn.Module:
+def deploy(model: nn.Module, level: int = 4) -> nn.Module:
     """The inference network alone, as an independent copy in eval mode.
 
     For a multi-task model this is the backbone with its mask head: no LFFGM, no edge head,
     the same state-dict keys and shapes as the single-task network. Deep-supervision heads
-    (UNet++ X(0,1)..X(0,3)) are dropped as well.
+    (UNet++ X(0,1)..X(0,3)) are dropped as well. ``level`` 1-3 prunes a UNet++ trained with
+    deep supervision to the nodes X(0, level) needs and its head (``models/pruned.py``).
     """
+    if level != 4:
+        from strokeseg.models.pruned import prune
+
+        return prune(_inference_network(model), level)
     network = copy.deepcopy(_inference_network(model)).eval()
     if getattr(network, "ds_heads", None) is not None:
         network.ds_heads = None

@@ -153,6 +153,8 @@ def stage(dim: int, heads: int, ws: int, rates: list[float]) -> nn.Sequential:
 class SwinUnet(nn.Module):
     """Swin-Unet; forward pads to whole windows, returns mask logits cropped to the input size."""
 
+    grid_bound = True  # evaluated on its training grid (inference/grid.py)
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -145,6 +145,8 @@ class DecoderBlock(nn.Module):
 class TransUNet(nn.Module):
     """R50-ViT-B/16 TransUNet with a CUP decoder; forward returns mask logits at input size."""
 
+    grid_bound = True  # evaluated on its training grid (inference/grid.py)
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -55,6 +55,7 @@ class SegmentationModule(L.LightningModule):
         return batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self._slice_grid = list(batch["image"].shape[-2:])  # inference runs on it (grid.py)
         losses = self.criterion(self.model(batch["image"]), batch["mask"])
         size = batch["image"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
@@ -120,6 +121,6 @@ class SegmentationModule(L.LightningModule):
             "version": __version__,
             "model_name": self.hparams.model_name,
             "model_kwargs": dict(self.hparams.model_kwargs),
-            "data": dict(self.hparams.data or {}),
+            "data": {**(self.hparams.data or {}), "slice_grid": getattr(self, "_slice_grid", None)},
             "config": self.hparams.config,
         }

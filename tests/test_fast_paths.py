@@ -1,0 +1,126 @@
+"""The fast paths against the exact one: crop, runtimes and the grid rule, on real volumes."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from data_files import write_nifti
+from scipy import ndimage as ndi
+
+import strokeseg
+from strokeseg.data import crop
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import Volume, load_volume
+from strokeseg.inference.runtime import make_runtime
+from strokeseg.inference.slicing import scan_probabilities
+
+SHAPE = (150, 170, 10)
+
+
+def head_volume(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A T1-like head (bright ellipsoid in noise) with dark lesion blobs, some at its edge."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(SHAPE).astype(np.float32)
+    centre = np.array([70, 90, 5], dtype=np.float32)[:, None, None, None]
+    radii = np.array([34, 42, 9], dtype=np.float32)[:, None, None, None]
+    head = (((grid - centre) / radii) ** 2).sum(axis=0) <= 1
+    lesion = np.zeros(SHAPE, dtype=bool)
+    for _ in range(4):
+        c = np.array(np.nonzero(head))[:, rng.integers(head.sum())]
+        r = rng.uniform(3, 7)
+        lesion |= ((grid - c[:, None, None, None]) ** 2).sum(axis=0) <= r * r
+    lesion &= head
+    image = np.where(head, 500.0, 0.0) - 300.0 * lesion + rng.normal(0, 10, SHAPE)
+    return np.abs(image).astype(np.float32), lesion
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_trained() -> torch.nn.Module:
+    """A width-0.125 UNet++ trained for 60 steps on 64x64 patches of two head volumes."""
+    torch.manual_seed(0)
+    model = strokeseg.create_model("unetpp", width=0.125, norm="batch")
+    optim = torch.optim.Adam(model.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    data = [head_volume(s) for s in (1, 2)]
+    data = [(normalize(i, "mri"), m) for i, m in data]
+    for _ in range(60):
+        xs, ys = [], []
+        for _ in range(8):
+            image, mask = data[rng.integers(2)]
+            z, y, x = rng.integers(SHAPE[2]), rng.integers(20, 96), rng.integers(20, 76)
+            xs.append(image[x : x + 64, y : y + 64, z].T)
+            ys.append(mask[x : x + 64, y : y + 64, z].T)
+        x, y = torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None])
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y.float())
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    return strokeseg.deploy(model)
+
+
+def saved_scan(tmp_path, seed: int = 3) -> tuple[Volume, np.ndarray]:
+    image, lesion = head_volume(seed)
+    return load_volume(write_nifti(tmp_path / "scan.nii.gz", image)), lesion
+
+
+def probs(network, volume, *, crop_on: bool, runtime: str = "eager") -> np.ndarray:
+    run = make_runtime(network, runtime, threads=1)
+    return scan_probabilities([run], [network], [{}], volume, "mri", crop=crop_on)
+
+
+def border_distance(plan: crop.SlicePlan) -> np.ndarray:
+    """Per voxel: in-plane distance (voxels, chessboard) to the outside of its slice's box."""
+    inside = np.zeros(plan.shape, dtype=bool)
+    for z, y0, y1, x0, x1 in plan.boxes:
+        inside[max(x0, 0) : max(x1, 0), max(y0, 0) : max(y1, 0), z] = True
+    out = np.zeros(plan.shape, dtype=np.float64)
+    for z in range(plan.shape[2]):
+        padded = np.pad(inside[:, :, z], 1)  # the volume's edge is not a box border
+        for axis, n in ((0, plan.shape[0]), (1, plan.shape[1])):
+            edge = [slice(None), slice(None)]
+            for end in (0, n + 1):
+                edge[axis] = end
+                padded[tuple(edge)] = True
+        d = ndi.distance_transform_cdt(padded, metric="chessboard")[1:-1, 1:-1]
+        out[:, :, z] = np.where(inside[:, :, z], d, 0)
+    return out
+
+
+BORDER_BOUND = 24  # voxels; stated in docs/data.md
+
+
+def test_crop_mask_equals_exact_mask_except_near_the_crop_border(tmp_path):
+    network = tiny_trained()
+    volume, lesion = saved_scan(tmp_path)
+    exact = probs(network, volume, crop_on=False) >= 0.5
+    cropped = probs(network, volume, crop_on=True) >= 0.5
+    assert exact.sum() > 0.3 * lesion.sum()  # the tiny model does find lesions
+    plan = crop.crop_plan(volume.data, volume.affine, "mri")
+    assert plan.work < 0.6 * crop.whole_plan(volume.data.shape).work  # it does crop
+    distance = border_distance(plan)
+    differ = exact != cropped
+    assert not differ[distance > BORDER_BOUND].any()
+    assert not exact[distance == 0].any()  # nothing the exact path finds lies outside the crop
+    dice = 2 * (exact & cropped).sum() / (exact.sum() + cropped.sum())
+    assert dice > 0.998
+
+
+@pytest.mark.parametrize("runtime", ["onnx", pytest.param("compile", marks=pytest.mark.slow)])
+def test_every_runtime_gives_the_same_mask(tmp_path, runtime):
+    network = tiny_trained()
+    volume, _ = saved_scan(tmp_path)
+    eager = probs(network, volume, crop_on=True)
+    other = probs(network, volume, crop_on=True, runtime=runtime)
+    np.testing.assert_allclose(other, eager, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(other >= 0.5, eager >= 0.5)
+    assert (eager >= 0.5).any()
+
+
+def test_blank_scan_gives_an_empty_mask_without_running_the_network(tmp_path):
+    volume = load_volume(write_nifti(tmp_path / "blank.nii.gz", np.zeros(SHAPE, np.float32)))
+    calls = []
+    p = scan_probabilities([lambda x: calls.append(x) or x], [None], [{}], volume, "mri")
+    assert p.shape == SHAPE and not p.any() and not calls
