@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from strokeseg import __version__
+from strokeseg.data.fingerprint import dataset_fingerprint
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
@@ -165,6 +166,10 @@ def train(
         "modality": dataset.modality,
         "window": config.data.window,
     }
+    train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
+    data_info["fingerprint"] = dataset_fingerprint(
+        train_images, dataset.modality, config.data.window
+    )
     module = SegmentationModule(
         model_name=config.model.name,
         model_kwargs=config.model.kwargs,
