@@ -158,6 +158,8 @@ def scan_page(
         + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
         "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
         + "<h2>Axial montage</h2>"
+        + f'<p class="small">Images in the {figures.CONVENTION}; the red line is the mask '
+        "outline; the slice number is the axial index k.</p>"
         + html.image(figures.axial_montage(display, mask, spacing), "axial montage")
         + "<h2>Coronal and sagittal views</h2>"
         + html.image(views, "coronal and sagittal views")
