@@ -34,23 +34,13 @@ def blob_subject(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("folders")
-    for i in range(6):
-        image, mask = blob_subject(i)
-        write_nifti(root / "images" / f"case{i}.nii.gz", image)
-        write_nifti(root / "masks" / f"case{i}.nii.gz", mask)
-    return root
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 @pytest.fixture(scope="module")
-def run(dataset, tmp_path_factory):
-    from conftest import run_cli
-
-    out = tmp_path_factory.mktemp("run")
-    result = run_cli("train", "--config", "tiny", "--data", dataset, "--out", out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 def test_train_writes_a_complete_run_folder(run):
