@@ -62,6 +62,15 @@ def scan_fingerprint(volume: Volume, modality: str, window: str = "brain") -> di
     }
 
 
+def describe_range(low, high, unit: str = "") -> str:
+    """A training range in words ("1 x 1 x 3 to 1 x 1 x 5 mm"; one value when all agree)."""
+    low, high = np.atleast_1d(low).tolist(), np.atleast_1d(high).tolist()
+    text = " x ".join(f"{v:g}" for v in low)
+    if low != high:
+        text += " to " + " x ".join(f"{v:g}" for v in high)
+    return text + unit
+
+
 def summarize(prints: Sequence[dict], n_scans: int) -> dict:
     """Ranges (min, max per axis for vectors) over scans, with the sets of orientations seen."""
     summary: dict = {"n_scans": n_scans, "n_measured": len(prints)}

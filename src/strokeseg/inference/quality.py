@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from strokeseg.data.fingerprint import head_mask, scan_fingerprint
+from strokeseg.data.fingerprint import describe_range, head_mask, scan_fingerprint
 from strokeseg.data.io import Volume
 
 RANGE_SLACK = 1.25
@@ -35,11 +35,6 @@ def _axes(values, low, high, slack: float) -> list[int]:
 
 def _fmt(values) -> str:
     return " x ".join(f"{v:g}" for v in values)
-
-
-def _span(low, high) -> str:
-    """The training range in words: one value when all training scans agree."""
-    return _fmt(low) if list(low) == list(high) else f"{_fmt(low)} to {_fmt(high)}"
 
 
 def looks_like_ct(data: np.ndarray) -> bool:
@@ -71,7 +66,9 @@ def data_warnings(volume: Volume, meta: dict) -> list[str]:
     for key, label in (("spacing_mm", "voxel size"), ("fov_mm", "field of view")):
         low, high = train[key]["min"], train[key]["max"]
         if _axes(scan[key], low, high, RANGE_SLACK):
-            warnings.append(f"{label}: {_fmt(scan[key])} mm, training {_span(low, high)} mm")
+            warnings.append(
+                f"{label}: {_fmt(scan[key])} mm, training {describe_range(low, high, ' mm')}"
+            )
     if scan["axcodes"] not in train["axcodes"]:
         warnings.append(
             f"orientation: stored as {scan['axcodes']}, training scans were "
@@ -81,14 +78,14 @@ def data_warnings(volume: Volume, meta: dict) -> list[str]:
     if _axes([scan["head_fraction"]], [low], [high], HEAD_SLACK):
         warnings.append(
             f"intensity: the head fills {scan['head_fraction']:.2f} of the volume, "
-            f"training {_span([round(low, 2)], [round(high, 2)])}"
+            f"training {describe_range(round(low, 2), round(high, 2))}"
         )
     low, high = train["intensity_median"]["min"], train["intensity_median"]["max"]
     median = scan["intensity_median"]
     if median < low - INTENSITY_SLACK or median > high + INTENSITY_SLACK:
         warnings.append(
             f"intensity: median normalised head intensity {median:.2f}, "
-            f"training {_span([round(low, 2)], [round(high, 2)])}"
+            f"training {describe_range(round(low, 2), round(high, 2))}"
         )
     return warnings
 

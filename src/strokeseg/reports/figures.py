@@ -27,14 +27,14 @@ def png(fig: Figure, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
-def head_box(display: np.ndarray, margin: int = 4) -> tuple[slice, slice, slice]:
-    """Bounding box of the visible head (display > 0.02) with a margin; the whole volume if none."""
-    where = np.nonzero(display > 0.02)
+def head_box(head: np.ndarray, margin: int = 4) -> tuple[slice, slice, slice]:
+    """Bounding box of the head mask with a margin; the whole volume when it is empty."""
+    where = np.nonzero(head)
     if not where[0].size:
-        return tuple(slice(0, n) for n in display.shape)
+        return tuple(slice(0, n) for n in head.shape)
     return tuple(
         slice(max(0, int(w.min()) - margin), min(n, int(w.max()) + margin + 1))
-        for w, n in zip(where, display.shape, strict=True)
+        for w, n in zip(where, head.shape, strict=True)
     )
 
 
@@ -68,9 +68,11 @@ def _panel(ax, image, mask, aspect: float, letters: tuple[str, str], title: str)
     ax.set_axis_off()
 
 
-def axial_montage(display: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...]) -> bytes:
+def axial_montage(
+    display: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], head: np.ndarray
+) -> bytes:
     """Axial slices with lesion (and neighbours) with the mask outline, cropped to the head."""
-    box = head_box(display)
+    box = head_box(head)
     slices = montage_slices(mask, box[2])
     columns = min(MONTAGE_COLUMNS, len(slices))
     rows = -(-len(slices) // columns)
@@ -103,10 +105,15 @@ def axial_montage(display: np.ndarray, mask: np.ndarray, spacing: tuple[float, .
 
 
 def orthogonal_views(
-    display: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], centre: tuple[int, ...]
+    display: np.ndarray,
+    mask: np.ndarray,
+    spacing: tuple[float, ...],
+    centre: tuple[int, ...],
+    head: np.ndarray,
+    through: str,
 ) -> bytes:
     """One coronal and one sagittal slice through ``centre`` (voxel indices, RAS)."""
-    box = head_box(display)
+    box = head_box(head)
     i, j = int(centre[0]), int(centre[1])
     fig = Figure(figsize=(6.4, 3.3))
     ax_cor, ax_sag = fig.subplots(1, 2)
@@ -116,7 +123,7 @@ def orthogonal_views(
         mask[box[0], j, box[2]],
         spacing[2] / spacing[0],
         ("L", "R"),
-        f"coronal {j} (through the largest lesion)",
+        f"coronal {j} ({through})",
     )
     _panel(
         ax_sag,
@@ -131,9 +138,11 @@ def orthogonal_views(
     return png(fig)
 
 
-def thumbnail(display: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], k: int) -> bytes:
+def thumbnail(
+    display: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...], k: int, head: np.ndarray
+) -> bytes:
     """A small axial slice ``k`` with the mask outline (for the run index)."""
-    box = head_box(display)
+    box = head_box(head)
     fig = Figure(figsize=(1.3, 1.3 * (box[1].stop - box[1].start) / (box[0].stop - box[0].start)))
     ax = fig.add_axes((0, 0, 1, 1))
     _panel(

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 
 from strokeseg import __version__
+from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, save_labels_like
 from strokeseg.errors import StrokesegError
@@ -36,11 +37,7 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
 
 
 def _range(entry: dict | None, unit: str) -> str:
-    if not entry:
-        return "not recorded"
-    low, high = entry["min"], entry["max"]
-    fmt = (lambda v: " x ".join(f"{x:g}" for x in v)) if isinstance(low, list) else "{:g}".format
-    return f"{fmt(low)} to {fmt(high)}{unit}"
+    return describe_range(entry["min"], entry["max"], unit) if entry else "not recorded"
 
 
 def training_summary(meta: dict) -> list[tuple[str, object]]:
@@ -125,17 +122,25 @@ def scan_page(
     spacing = _spacing(volume.affine)
     header = volume.source.header
     total = sum(les.volume_ml for les in lesions)
+    mni = on_mni_grid(volume.data.shape, volume.affine)
+    head = head_mask(volume.data, modality)
     if lesions:
         centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
+        through = "through the largest lesion"
     else:
-        centre = np.asarray(volume.data.shape) // 2
+        centre = (
+            np.round(np.mean(np.nonzero(head), axis=1)).astype(int)
+            if head.any()
+            else (np.asarray(volume.data.shape) // 2)
+        )
+        through = "through the head's centre"
     scan_fields = [
         ("file", volume.path),
         ("shape (as stored)", " x ".join(str(n) for n in volume.source.shape[:3])),
         ("voxel size (as stored)", " x ".join(f"{z:g}" for z in header.get_zooms()[:3]) + " mm"),
         ("orientation (as stored)", "".join(nib.aff2axcodes(volume.source.affine))),
         ("modality", f"{modality} (the checkpoint's; see the warnings for a mismatch)"),
-        ("grid", "MNI152 1 mm (ATLAS R2.0)" if lesions and lesions[0].mni_mm else "scanner space"),
+        ("grid", "MNI152 1 mm (ATLAS R2.0)" if mni else "not the MNI152 grid (scanner space)"),
     ]
     result_fields = [
         ("total lesion volume", f"{total:.3f} mL"),
@@ -143,7 +148,7 @@ def scan_page(
         ("threshold", f"probability >= {threshold:g}"),
         ("label image", f"{labels_name} (ids as in the table)"),
     ]
-    views = figures.orthogonal_views(display, mask, spacing, tuple(centre))
+    views = figures.orthogonal_views(display, mask, spacing, tuple(centre), head, through)
     body = (
         "<h2>Result</h2>"
         + html.fields(result_fields)
@@ -160,7 +165,7 @@ def scan_page(
         + "<h2>Axial montage</h2>"
         + f'<p class="small">Images in the {figures.CONVENTION}; the red line is the mask '
         "outline; the slice number is the axial index k.</p>"
-        + html.image(figures.axial_montage(display, mask, spacing), "axial montage")
+        + html.image(figures.axial_montage(display, mask, spacing, head), "axial montage")
         + "<h2>Coronal and sagittal views</h2>"
         + html.image(views, "coronal and sagittal views")
         + "<h2>Scan</h2>"
@@ -170,7 +175,7 @@ def scan_page(
         + f'<p class="small">strokeseg {html.escape(__version__)}</p>'
     )
     k = int(centre[2])
-    thumb = figures.thumbnail(display, mask, spacing, k)
+    thumb = figures.thumbnail(display, mask, spacing, k, head)
     return html.page(f"strokeseg lesion report: {name}", body), thumb
 
 
