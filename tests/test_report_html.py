@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from data_files import write_nifti
 from html_checks import check_html, chromium, dump_dom_offline
 
-from strokeseg.data.io import load_volume
+from strokeseg.data.io import Volume, load_volume
 from strokeseg.reports.evaluation import (
     OverlayCollector,
     pick_subjects,
@@ -89,7 +91,8 @@ def test_evaluation_report_shows_best_median_worst(tmp_path):
     for i, dice in enumerate([0.9, 0.1, 0.5, float("nan"), 0.7]):
         gt = np.zeros((20, 20, 6), np.uint8)
         gt[5 : 8 + i, 5:10, 2:4] = 1
-        collector.add(f"s{i}", rng.normal(100, 5, gt.shape), gt, np.roll(gt, i, axis=0))
+        image = Volume(Path(f"s{i}"), rng.normal(100, 5, gt.shape), np.eye(4), None)
+        collector.add(f"s{i}", image, gt, np.roll(gt, i, axis=0))
         rows.append({"subject": f"s{i}", "dice": dice, "gt_volume_ml": 0.1 * i,
                      "pred_volume_ml": 0.12 * i, "n_gt_lesions": 1.0, "n_pred_lesions": 1.0,
                      "lesion_f1": 1.0})  # fmt: skip

@@ -17,6 +17,8 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.intensity import normalize
+from strokeseg.data.io import Volume
+from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import largest_lesion_slice
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.reports import figures, html
@@ -37,17 +39,36 @@ COLUMNS = (
 class OverlayCollector:
     """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing."""
 
-    modality: str = "mri"
-    window: str = "brain"
     slices: dict[str, tuple] = field(default_factory=dict)
 
-    def add(self, subject: str, image, gt: np.ndarray, pred: np.ndarray, affine=None) -> None:
+    def add(
+        self,
+        subject: str,
+        image: Volume | None,
+        gt: np.ndarray,
+        pred: np.ndarray,
+        modality: str = "mri",
+        window: str = "brain",
+    ) -> None:
         k = largest_lesion_slice(gt)
-        plane = None
+        plane, spacing = None, (1.0, 1.0)
         if image is not None:
-            plane = normalize(np.asarray(image)[:, :, k], self.modality, self.window)
-        spacing = (1.0, 1.0) if affine is None else np.sqrt((affine[:3, :2] ** 2).sum(axis=0))
-        self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, tuple(spacing), k)
+            plane = normalize(image.data[:, :, k], modality, window)
+            spacing = tuple(np.sqrt((image.affine[:3, :2] ** 2).sum(axis=0)))
+        self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, spacing, k)
+
+    def case(self, case: tuple) -> tuple:
+        """Keep a (subject, pred, gt, voxel mm3) case of ``evaluate --pred --gt`` and pass it on."""
+        self.add(case[0], None, case[2], case[1])
+        return case
+
+
+def check_report_writable(out: Path, overwrite: bool) -> None:
+    """Refuse an existing report.html before any work (unless ``overwrite``)."""
+    if (Path(out) / REPORT).exists() and not overwrite:
+        raise StrokesegError(
+            f"{Path(out) / REPORT}: already exists (pass --overwrite to replace it)"
+        )
 
 
 def read_rows(path: Path) -> list[dict]:
