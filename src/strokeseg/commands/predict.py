@@ -18,6 +18,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
+        "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
+    )
     p.set_defaults(run=run)
 
 
@@ -26,7 +32,24 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.predict import predict
 
     network, meta = load_network(args.checkpoint)
-    rows, errors = predict(args.input, args.output, network, meta, overwrite=args.overwrite)
+    report = None
+    if args.report:
+        from strokeseg.inference.predict import scan_inputs
+        from strokeseg.reports.scan import RunReport
+
+        report = RunReport(args.output, meta, str(args.checkpoint), args.overwrite)
+        report.check([name for name, _ in scan_inputs(args.input)])
+    rows, errors = predict(
+        args.input,
+        args.output,
+        network,
+        meta,
+        overwrite=args.overwrite,
+        on_scan=report.add if report else None,
+    )
+    if report and rows:
+        report.finish()
+        print(f"wrote {args.output / 'report.html'}")
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:

@@ -6,7 +6,7 @@ given), or every labelled subject. Each scan goes through the same path as ``pre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
@@ -54,8 +54,11 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
+    on_case: Callable | None = None,
 ) -> dict:
-    """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png)."""
+    """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png).
+
+    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
@@ -70,6 +73,8 @@ def evaluate_checkpoint(
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
             pred = segment(network, image, modality, window)
+            if on_case is not None:
+                on_case(subject.id, image, gt, pred, modality, window)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"

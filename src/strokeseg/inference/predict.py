@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
 from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.quality import scan_warnings
 
 
 @dataclass
@@ -31,22 +33,29 @@ class Lesions:
     scan: str
     volume_ml: float
     count: int
+    warnings: list[str] = field(default_factory=list)
 
 
-def segment(
+def probabilities(
     network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
 ) -> np.ndarray:
-    """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5, i.e. logits >= 0."""
+    """Lesion probability (float32, RAS, the volume's shape): sigmoid of the logits."""
     slices = to_slices(normalize(volume.data, modality, window), pad=True)
-    out = np.empty(slices.shape, dtype=np.uint8)
+    out = np.empty(slices.shape, dtype=np.float32)
     network = network.to(memory_format=torch.channels_last)  # ~10 % faster on CPU (benchmarks/)
     with torch.inference_mode():
         for start in range(0, len(slices), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(slices[start : start + batch_size]))
             x = x.unsqueeze(1).float().contiguous(memory_format=torch.channels_last)
-            logits = network(x)
-            out[start : start + batch_size] = (logits[:, 0] >= 0).numpy()
-    return from_slices(out, volume.data.shape).astype(np.uint8)
+            out[start : start + batch_size] = torch.sigmoid(network(x)[:, 0]).numpy()
+    return from_slices(out, volume.data.shape)
+
+
+def segment(
+    network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
+) -> np.ndarray:
+    """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5."""
+    return (probabilities(network, volume, modality, window, batch_size) >= 0.5).astype(np.uint8)
 
 
 def lesion_stats(scan: str, mask: np.ndarray, volume: Volume) -> Lesions:
@@ -71,11 +80,28 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
     raise StrokesegError(f"{path}: no NIfTI files or DICOM series found")
 
 
+def predict_scan(
+    name: str, volume: Volume, network: nn.Module, meta: dict
+) -> tuple[Lesions, np.ndarray, np.ndarray]:
+    """One scan's lesion row (with its quality warnings, also printed on stderr), probability
+    map and mask (RAS)."""
+    data = meta["data"]
+    probability = probabilities(
+        network, volume, data.get("modality", "mri"), data.get("window", "brain")
+    )
+    mask = (probability >= 0.5).astype(np.uint8)
+    row = lesion_stats(name, mask, volume)
+    row.warnings = scan_warnings(volume, mask, probability, meta)
+    for warning in row.warnings:
+        print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
+    return row, probability, mask
+
+
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["scan", "lesion_volume_ml", "lesion_count"])
-    writer.writerows([r.scan, f"{r.volume_ml:.4f}", r.count] for r in rows)
+    writer.writerow(["scan", "lesion_volume_ml", "lesion_count", "warnings"])
+    writer.writerows([r.scan, f"{r.volume_ml:.4f}", r.count, "; ".join(r.warnings)] for r in rows)
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
@@ -87,11 +113,13 @@ def predict(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    on_scan: Callable | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
     Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
-    is reported and skipped, the others are still written.
+    is reported and skipped, the others are still written. ``on_scan(name, volume, mask,
+    probability, warnings)`` is called after each scan's mask is written (the reports).
     """
     from tqdm import tqdm
 
@@ -102,17 +130,17 @@ def predict(
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
         )
-    modality = meta["data"].get("modality", "mri")
-    window = meta["data"].get("window", "brain")
     rows, errors = [], []
     for (name, path), target in tqdm(
         list(zip(scans, targets, strict=False)), desc="predict", unit="scan", disable=not progress
     ):
         try:
             volume = load_volume(path)
-            mask = segment(network, volume, modality, window)
+            row, probability, mask = predict_scan(name, volume, network, meta)
             save_like(mask, volume, target, overwrite=overwrite)
-            rows.append(lesion_stats(name, mask, volume))
+            if on_scan is not None:
+                on_scan(name, volume, mask, probability, row.warnings)
+            rows.append(row)
         except StrokesegError as error:
             errors.append(str(error))
             print(f"strokeseg predict: error: {error}", file=sys.stderr)

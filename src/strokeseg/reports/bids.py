@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from strokeseg import __version__
+from strokeseg.data.io import load_volume, save_like
 from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.predict import predict_scan, write_lesions_csv
+from strokeseg.reports.scan import INDEX, LESION_CSV, RunReport
 
 BIDS_VERSION = "1.10.0"
 ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part", "space")
@@ -157,3 +162,75 @@ def dseg_tsv(count: int) -> str:
 
 def to_json(data: dict) -> str:
     return json.dumps(data, indent=2) + "\n"
+
+
+def output_paths(scan: BidsScan) -> dict[str, Path]:
+    """Every file one scan adds to the derivatives dataset (relative to its root)."""
+    return {
+        "mask": scan.derivative("mask", ".nii.gz"),
+        "sidecar": scan.derivative("mask", ".json"),
+        "dseg": scan.derivative("dseg", ".nii.gz"),
+        "lookup": scan.derivative("dseg", ".tsv"),
+        "report": scan.report,
+    }
+
+
+def run_app(
+    bids_dir: Path,
+    out_dir: Path,
+    network,
+    meta: dict,
+    checkpoint: str,
+    *,
+    suffix: str = "T1w",
+    labels: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[list, list[str]]:
+    """Segment every chosen scan of ``bids_dir`` into the derivatives dataset ``out_dir``.
+
+    Returns the lesions.csv rows and one error line per failed scan (the others are written).
+    Existing outputs are refused before any work unless ``overwrite``.
+    """
+    from tqdm import tqdm
+
+    bids_dir, out_dir = Path(bids_dir), Path(out_dir)
+    if out_dir.resolve() == bids_dir.resolve():
+        raise StrokesegError(f"{out_dir}: the output folder must differ from the BIDS input")
+    scans = find_scans(bids_dir, suffix, labels)
+    plans = [(scan, {k: out_dir / p for k, p in output_paths(scan).items()}) for scan in scans]
+    tops = [out_dir / n for n in ("dataset_description.json", ".bidsignore", "lesions.csv")]
+    targets = [p for _, paths in plans for p in paths.values()] + tops
+    targets += [out_dir / INDEX, out_dir / LESION_CSV]
+    clashes = [t for t in targets if t.exists()]
+    if clashes and not overwrite:
+        raise StrokesegError(
+            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
+        )
+    threshold = 0.5
+    report = RunReport(out_dir, meta, checkpoint, overwrite, threshold)
+    rows, errors = [], []
+    for scan, paths in tqdm(plans, desc="bids", unit="scan", disable=not progress):
+        name = scan.stem(with_space=False)
+        try:
+            volume = load_volume(scan.path)
+            row, probability, mask = predict_scan(name, volume, network, meta)
+            save_like(mask, volume, paths["mask"], overwrite=overwrite)
+            result = report.add(
+                name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
+            )
+            volumes = [les.volume_ml for les in result.lesions]
+            sidecar = mask_sidecar(scan, bids_dir, checkpoint, threshold, volumes, row.warnings)
+            write_atomic(paths["sidecar"], to_json(sidecar), overwrite=overwrite)
+            write_atomic(paths["lookup"], dseg_tsv(len(volumes)), overwrite=overwrite)
+            rows.append(row)
+        except StrokesegError as error:
+            errors.append(str(error))
+            print(f"strokeseg bids: error: {error}", file=sys.stderr)
+    description = to_json(dataset_description(bids_dir, checkpoint))
+    write_atomic(out_dir / "dataset_description.json", description, overwrite=True)
+    write_atomic(out_dir / ".bidsignore", "\n".join(IGNORED) + "\n", overwrite=True)
+    if rows:
+        write_lesions_csv(rows, out_dir / "lesions.csv")
+        report.finish()
+    return rows, errors
