@@ -1,135 +1,278 @@
-"""Each quality warning fires on a scan built to trigger it, and not on a normal scan."""
+"""Issue 11: what makes the models learn and the inference side strong.
+
+Init (against the He formula), the ATLAS-shaped volume draw (against its own fitted figures,
+computed by hand here), the LFFGM size refusal, deep supervision, 2.5D stacking, augmentation
+alignment, post-processing, TTA, and a training run that must actually learn.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
-from data_files import write_nifti
+import torch
+from scipy import ndimage as ndi
+from scipy.stats import norm
 
-from strokeseg.data.fingerprint import contrast_from_name, dataset_fingerprint
-from strokeseg.data.io import load_volume
-from strokeseg.inference.quality import data_warnings, result_warnings, scan_warnings
+import strokeseg
+from strokeseg.data.io import Volume
+from strokeseg.data.slices import stack_context
+from strokeseg.errors import StrokesegError
+from strokeseg.inference.engine import probabilities, resolve_device
+from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose
+from strokeseg.models.multitask import SegmentLoss, build_loss
+from strokeseg.synth.lesions import ATLAS_R2, LOG_UNIFORM
+from strokeseg.training.config import load_config
+from strokeseg.training.run import check_model
 
-SHAPE = (40, 48, 30)
-
-
-def head(seed: int, brain: float = 100.0, scalp: float = 300.0, shape=SHAPE) -> np.ndarray:
-    """An ellipsoid 'brain' inside a brighter 'scalp' shell, zero outside, with noise."""
-    rng = np.random.default_rng(seed)
-    grid = np.stack(np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij"))
-    r = np.sqrt((grid**2).sum(axis=0))
-    image = np.where(r < 0.7, brain, np.where(r < 0.85, scalp, 0.0))
-    image = image + (r < 0.85) * rng.normal(0, 5, shape)
-    return image.astype(np.float32)
-
-
-def affine(spacing=(1.0, 1.0, 1.0), flip_x: bool = False) -> np.ndarray:
-    a = np.diag([*spacing, 1.0])
-    if flip_x:
-        a[0, 0] = -spacing[0]
-        a[0, 3] = spacing[0] * (SHAPE[0] - 1)
-    return a
+# --- initialisation: he_normal as the official Keras UNet++ ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def meta(tmp_path_factory):
-    """A checkpoint description whose training data are three normal T1w heads."""
-    root = tmp_path_factory.mktemp("train")
-    images = [write_nifti(root / f"sub-{i}_T1w.nii.gz", head(i), affine()) for i in range(3)]
-    fingerprint = dataset_fingerprint(images, "mri")
-    return {"data": {"modality": "mri", "window": "brain", "fingerprint": fingerprint}}
+@pytest.mark.parametrize("name", ["unetpp", "unetpp_mtl"])
+def test_every_conv_starts_he_normal_with_zero_bias(name):
+    model = strokeseg.create_model(name)  # full width, the paper's network
+    checked = 0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.weight.numel() >= 2000:
+            fan_in = m.weight[0].numel()
+            assert m.weight.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.1)
+            checked += 1
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None:
+            assert torch.count_nonzero(m.bias) == 0
+    assert checked >= 29  # every 3x3 conv but the first (its 288 weights give a noisy std)
+    for m in model.modules():  # Keras' default glorot_uniform on Conv2DTranspose
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            limit = math.sqrt(6 / (4 * m.in_channels + 4 * m.out_channels))
+            assert m.weight.abs().max() <= limit
+            assert m.weight.abs().max() > 0.9 * limit
 
 
-def scan(tmp_path, data, aff=None, name="sub-9_T1w.nii.gz"):
-    return load_volume(write_nifti(tmp_path / name, data, affine() if aff is None else aff))
+def test_full_width_logits_at_init_are_not_vanishing():
+    # PyTorch's default init gave logits with std ~2e-3 at full width; He init about 0.1-1
+    logits = strokeseg.create_model("unetpp", dropout=0.0).eval()(torch.randn(1, 1, 64, 64))
+    assert logits.std().item() > 0.05
 
 
-def kinds(warnings: list[str]) -> set[str]:
-    return {w.split(":")[0] + ":" + w.split(":")[1].split()[0] for w in warnings}
+def test_l2_penalty_reaches_conv_kernels_only(tmp_path):
+    from strokeseg.training.module import SegmentationModule
+
+    module = SegmentationModule("unetpp", {"width": 0.125}, loss={}, l2=1e-4)
+    groups = module.parameter_groups()
+    assert groups[0]["weight_decay"] == pytest.approx(2e-4)  # d/dw of 1e-4 * w^2
+    assert all(p.dim() == 4 for p in groups[0]["params"])
+    transposed = {
+        id(m.weight) for m in module.model.modules() if isinstance(m, torch.nn.ConvTranspose2d)
+    }
+    assert not transposed & {id(p) for p in groups[0]["params"]}
+    assert groups[1]["weight_decay"] == 0
 
 
-def test_a_normal_scan_gets_no_warning(tmp_path, meta):
-    volume = scan(tmp_path, head(7))
-    mask = np.zeros(SHAPE, np.uint8)
-    mask[18:22, 20:26, 12:16] = 1
-    assert scan_warnings(volume, mask, np.where(mask, 0.95, 0.01), meta) == []
+# --- SynthATLAS volumes: a truncated log-normal fitted to ATLAS R2.0 --------------------------
 
 
-def test_voxel_size_far_from_training(tmp_path, meta):
-    warnings = data_warnings(scan(tmp_path, head(7), affine((1.0, 1.0, 3.0))), meta)
-    assert any(w.startswith("voxel size:") for w in warnings)
-    assert not any(
-        w.startswith("voxel size:") for w in data_warnings(scan(tmp_path, head(7)), meta)
+def test_atlas_volume_draws_match_the_fitted_figures():
+    rng = np.random.default_rng(7)
+    draws = np.array([ATLAS_R2.draw(rng) for _ in range(40_000)])
+    assert np.median(draws) == pytest.approx(5_000, rel=0.05)  # the published median, 5 mL
+    # by hand: P(V < 1 mL) = Phi(ln(1/5) / 1.74) = 0.1779, renormalised for the truncation
+    low, high = norm.cdf(math.log(10 / 5000) / 1.74), norm.cdf(math.log(2.8e5 / 5000) / 1.74)
+    under_1ml = (norm.cdf(math.log(1000 / 5000) / 1.74) - low) / (high - low)
+    assert (draws < 1000).mean() == pytest.approx(under_1ml, abs=0.01)
+    assert 0.15 < under_1ml < 0.2  # "well under a fifth"
+    q90 = 5000 * math.exp(1.74 * norm.ppf(low + 0.9 * (high - low)))
+    assert np.quantile(draws, 0.9) == pytest.approx(q90, rel=0.06)
+    assert draws.min() >= 10 and draws.max() <= 2.8e5
+
+
+def test_old_log_uniform_draw_stays_reachable():
+    rng = np.random.default_rng(3)
+    draws = np.array([LOG_UNIFORM.draw(rng) for _ in range(20_000)])
+    assert np.median(draws) == pytest.approx(math.sqrt(10 * 2.8e5), rel=0.06)  # 1.67 mL
+    assert (draws < 1000).mean() == pytest.approx(math.log(100) / math.log(2.8e4), abs=0.015)
+
+
+# --- LFFGM input size ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["unetpp_mtl", "unetpp_lffgm"])
+def test_lffgm_models_refuse_patches_under_128(model):
+    config = load_config("demo", [f"model.name={model}", "data.patch_size=64"])
+    with pytest.raises(StrokesegError, match="at least 128x128"):
+        check_model(config)
+    check_model(load_config("demo", [f"model.name={model}", "data.patch_size=128"]))
+
+
+def test_models_without_lffgm_accept_small_patches():
+    check_model(load_config("demo", ["model.name=unetpp_edge", "data.patch_size=64"]))
+
+
+def test_cli_refuses_small_lffgm_patch_before_writing(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli(
+        "train", "--config", "demo", "--data", tmp_path, "--out", out, "--set", "data.patch_size=64"
     )
+    assert result.returncode != 0
+    assert "LFFGM" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
 
 
-def test_orientation_never_seen_in_training(tmp_path, meta):
-    flipped = scan(tmp_path, head(7)[::-1], affine(flip_x=True))
-    warnings = data_warnings(flipped, meta)
-    assert [w for w in warnings if w.startswith("orientation:")] == [
-        "orientation: stored as LAS, training scans were RAS"
-    ]
-    assert not [w for w in warnings if w.startswith(("voxel size", "field of view"))]
+# --- deep supervision -----------------------------------------------------------------------
 
 
-def test_field_of_view_far_from_training(tmp_path, meta):
-    big = np.zeros((SHAPE[0] * 2, SHAPE[1] * 2, SHAPE[2]), np.float32)
-    big[: SHAPE[0], : SHAPE[1]] = head(7)
-    warnings = data_warnings(scan(tmp_path, big), meta)
-    assert any(w.startswith("field of view:") for w in warnings)
-    assert any(w.startswith("intensity: the head fills 0.07") for w in warnings)  # 1/4 of 0.30
-    assert not any(w.startswith("voxel size:") for w in warnings)
+def test_deep_supervision_heads_train_only_and_deploy_to_plain_unetpp():
+    model = strokeseg.create_model("unetpp_mtl", width=0.125, deep_supervision=True).train()
+    out = model(torch.randn(2, 1, 64, 64))
+    assert [d.shape for d in out["deep"]] == [(2, 1, 64, 64)] * 3
+    deployed = strokeseg.deploy(model)
+    plain = strokeseg.create_model("unetpp", width=0.125)
+    assert {k: v.shape for k, v in deployed.state_dict().items()} == {
+        k: v.shape for k, v in plain.state_dict().items()
+    }
 
 
-def test_intensity_distribution_far_from_training(tmp_path, meta):
-    inverted = head(7, brain=300.0, scalp=100.0)  # a different contrast: bright brain
-    warnings = data_warnings(scan(tmp_path, inverted), meta)
-    assert any(w.startswith("intensity: median") for w in warnings)
-    normal = data_warnings(scan(tmp_path, head(8)), meta)
-    assert not any(w.startswith("intensity:") for w in normal)
+def test_deep_supervision_loss_is_the_mean_over_the_four_heads():
+    y = (torch.rand(2, 1, 32, 32) > 0.7).float()
+    heads = [torch.randn(2, 1, 32, 32) for _ in range(4)]
+    loss = build_loss(strokeseg.create_model("unetpp", width=0.125))
+    got = loss({"mask": heads[3], "deep": heads[:3]}, y)["loss_mask"]
+    segment = SegmentLoss()
+    assert got.item() == pytest.approx(np.mean([segment(h, y).item() for h in heads]), rel=1e-6)
 
 
-def test_modality_differs_from_the_checkpoint(tmp_path, meta):
-    ct = np.where(head(7) > 0, 40.0, -1000.0).astype(np.float32)  # air and tissue in HU
-    warnings = data_warnings(scan(tmp_path, ct, name="ct.nii.gz"), meta)
-    assert any(w.startswith("modality: the scan looks CT") for w in warnings)
-    ct_meta = {"data": {"modality": "ct"}}
-    mri_for_ct = data_warnings(scan(tmp_path, head(7)), ct_meta)
-    assert any(w.startswith("modality: the scan looks not CT") for w in mri_for_ct)
-    assert data_warnings(scan(tmp_path, ct, name="ct2.nii.gz"), ct_meta) == []
+# --- 2.5D context ---------------------------------------------------------------------------
 
 
-def test_contrast_in_the_file_name_differs(tmp_path, meta):
-    flair = data_warnings(scan(tmp_path, head(7), name="sub-9_FLAIR.nii.gz"), meta)
-    assert "modality: file name says flair, training scans were t1w" in flair
-    assert data_warnings(scan(tmp_path, head(7), name="sub-9_T1w.nii.gz"), meta) == []
-    assert contrast_from_name("sub-1_ses-1_space-MNI152NLin2009aSym_T1w.nii.gz") == "t1w"
-    assert contrast_from_name("case_0000.nii.gz") is None
+def test_context_channels_run_inferior_to_superior_with_zeros_past_the_ends():
+    slices = np.arange(1, 6, dtype=np.float32)[:, None, None] * np.ones((5, 2, 3), np.float32)
+    out = stack_context(slices, np.array([0, 2, 4]), 1)
+    assert out.shape == (3, 3, 2, 3)
+    assert out[:, :, 0, 0].tolist() == [[0, 1, 2], [2, 3, 4], [4, 5, 0]]
+    two = stack_context(slices, np.array([0]), 2)[0, :, 0, 0].tolist()
+    assert two == [0, 0, 1, 2, 3]
 
 
-def test_empty_and_implausibly_large_masks(tmp_path, meta):
-    volume = scan(tmp_path, head(7))
-    empty = np.zeros(SHAPE, np.uint8)
-    assert result_warnings(volume, empty, empty.astype(float), meta)[0].startswith("mask: empty")
-    large = (head(7) > 50).astype(np.uint8)  # the whole head
-    warnings = result_warnings(volume, large, np.where(large, 0.99, 0.0), meta)
-    assert warnings == ["mask: 100 % of the head, implausibly large"]
-    small = np.zeros(SHAPE, np.uint8)
-    small[18:22, 20:26, 12:16] = 1
-    assert result_warnings(volume, small, np.where(small, 0.99, 0.0), meta) == []
+def test_context_sets_the_input_channels(tmp_path):
+    from strokeseg.training.run import model_kwargs
+
+    assert model_kwargs(load_config("tiny", ["data.context_slices=2"]))["in_channels"] == 5
+    with pytest.raises(StrokesegError, match="context_slices"):
+        model_kwargs(load_config("tiny", ["data.context_slices=1", "model.kwargs.in_channels=1"]))
 
 
-def test_low_confidence_inside_the_mask(tmp_path, meta):
-    volume = scan(tmp_path, head(7))
-    mask = np.zeros(SHAPE, np.uint8)
-    mask[18:22, 20:26, 12:16] = 1
-    low = result_warnings(volume, mask, np.where(mask, 0.6, 0.0), meta)
-    assert low == ["confidence: mean probability in the mask 0.60 < 0.75"]
-    assert result_warnings(volume, mask, np.where(mask, 0.8, 0.0), meta) == []
-    # with a stored threshold of 0.3 the floor is 0.65
-    assert result_warnings(volume, mask, np.where(mask, 0.6, 0.0), meta, threshold=0.3)
+# --- augmentation moves image and mask together ---------------------------------------------
 
 
-def test_old_checkpoints_without_statistics_get_the_other_checks(tmp_path):
-    volume = scan(tmp_path, head(7), affine((1.0, 1.0, 3.0)))
-    assert data_warnings(volume, {"data": {"modality": "mri"}}) == []
+def test_spatial_augmentation_keeps_image_and_mask_aligned():
+    from strokeseg.data.augment import augmentation
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((1, 96, 96), np.float32)
+    mask[0, 20:50, 30:70] = 1
+    mask[0, 60:80, 10:30] = 1
+    transform = augmentation()
+    moved = 0
+    for seed in range(40):
+        transform.set_random_state(seed=seed)
+        image = mask + rng.normal(0, 0.01, mask.shape).astype(np.float32)  # image = mask + noise
+        out = transform({"image": torch.from_numpy(image), "mask": torch.from_numpy(mask)})
+        img, msk = np.asarray(out["image"])[0], np.asarray(out["mask"])[0] > 0.5
+        assert set(np.unique(np.asarray(out["mask"]))) <= {0.0, 1.0}  # nearest for the mask
+        if not np.array_equal(msk, mask[0] > 0.5):
+            moved += 1
+        # wherever the mask says lesion, the image is brighter than where it says background
+        if msk.any() and (~msk).any():
+            assert np.median(img[msk]) > np.median(img[~msk]) + 0.3 * (img.max() - img.min())
+        inside = ndi.binary_erosion(msk, iterations=2)
+        if inside.any():  # away from the border, bilinear image and nearest mask agree
+            assert np.median(img[inside]) > np.median(img[~ndi.binary_dilation(msk, iterations=2)])
+    assert moved >= 10  # the spatial transforms did act
+
+
+# --- post-processing ------------------------------------------------------------------------
+
+
+def two_component_case():
+    prob = np.zeros((20, 20, 20), np.float32)
+    prob[2:7, 2:7, 2:7] = 0.9  # large true lesion: 125 voxels
+    prob[15:17, 15:17, 15:17] = 0.8  # small false positive: 8 voxels
+    gt = np.zeros_like(prob, dtype=bool)
+    gt[2:7, 2:7, 2:7] = True
+    return prob, gt
+
+
+def test_min_lesion_volume_removes_the_small_component_only():
+    prob, gt = two_component_case()
+    assert apply(prob, 1.0, RAW).sum() == 133
+    kept = apply(prob, 2.0, Postprocess(0.5, 20.0))  # 8 voxels x 2 mm3 = 16 mm3 < 20
+    assert kept.sum() == 125 and np.array_equal(kept.astype(bool), gt)
+    assert apply(prob, 1.0, Postprocess(0.85, 0.0)).sum() == 125  # threshold alone
+
+
+def test_choose_picks_the_size_limit_that_removes_the_false_positive():
+    prob, gt = two_component_case()
+    rule, score, raw = choose([(prob, gt, 1.0)], [0.5], [0.0, 10.0, 200.0])
+    assert rule == Postprocess(0.5, 10.0)  # 8 voxels < 10 mm3 < 125 voxels; 200 drops both
+    assert score == pytest.approx(1.0)
+    assert raw == pytest.approx(2 * 125 / (133 + 125))  # by hand
+
+
+def test_choose_prefers_the_plain_rule_on_ties():
+    prob, gt = two_component_case()
+    prob[15:17, 15:17, 15:17] = 0
+    rule, _, _ = choose([(prob, gt, 1.0)], [0.3, 0.5, 0.7], [0.0, 10.0])
+    assert rule == RAW
+
+
+# --- TTA and device ---------------------------------------------------------------------------
+
+
+def test_tta_is_the_mean_of_the_slice_and_its_flip_passes():
+    torch.manual_seed(1)
+    net = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125, norm="batch"))
+    data = np.random.default_rng(0).normal(100, 20, (32, 48, 3)).astype(np.float32)
+    volume = Volume(data, np.eye(4), None)
+    plain = probabilities([net], volume, "mri")
+    tta = probabilities([net], volume, "mri", tta="lr")
+    flipped = probabilities([net], Volume(data[::-1].copy(), np.eye(4), None), "mri")
+    # left-right is the RAS x axis: the flip pass on the flipped scan, flipped back
+    assert np.allclose(tta, (plain + flipped[::-1]) / 2, atol=1e-6)
+    assert not np.allclose(tta, plain, atol=1e-4)
+
+
+def test_device_auto_is_the_cpu_here_and_cuda_is_refused():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(StrokesegError, match="no CUDA"):
+        resolve_device("cuda")
+
+
+# --- training learns ------------------------------------------------------------------------
+
+
+def test_a_tiny_model_overfits_a_few_slices():
+    """The init, loss and optimiser together must fit 4 fixed slices to Dice > 0.9 quickly."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    masks, images = [], []
+    for _ in range(4):
+        cy, cx, r = rng.integers(18, 46), rng.integers(18, 46), rng.integers(6, 12)
+        m = ((yy - cy) ** 2 + (xx - cx) ** 2 <= r * r).astype(np.float32)
+        masks.append(m)
+        images.append(0.6 - 0.3 * m + rng.normal(0, 0.05, m.shape))
+    x = torch.tensor(np.array(images), dtype=torch.float32)[:, None]
+    y = torch.tensor(np.array(masks))[:, None]
+    torch.manual_seed(0)
+    model = strokeseg.create_model("unetpp_mtl", width=0.125, norm="batch")
+    loss = build_loss(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss(model(x), y)["loss"].backward()
+        optimizer.step()
+    with torch.no_grad():
+        pred = strokeseg.deploy(model)(x) > 0
+    dice = 2 * (pred & (y > 0.5)).sum() / (pred.sum() + (y > 0.5).sum())
+    assert dice.item() > 0.9

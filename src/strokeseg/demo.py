@@ -15,12 +15,13 @@ from pathlib import Path
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.evaluation.report import write_atomic
-from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict
 from strokeseg.synth import atlas
 from strokeseg.training.config import load_config
 from strokeseg.training.curves import read_epoch_metrics
 from strokeseg.training.run import train
+from strokeseg.tuning import fit_postprocess
 
 DISCLAIMER = "strokeseg is a research tool, not a medical device."
 
@@ -131,6 +132,7 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
     data, run = out / "data", out / "run"
     stage("synthesise SynthATLAS", lambda: atlas.generate(data, subjects, seed, overwrite))
     stage("train", lambda: train(config, data, run, overwrite=overwrite))
+    stage("post-processing (validation)", lambda: fit_postprocess(config, data, run))
     summary = stage(
         "evaluate",
         lambda: evaluate_checkpoint(
@@ -139,10 +141,10 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
     )
     test_id = json.loads((run / "split.json").read_text(encoding="utf-8"))["test"][0]
     scan = next((data / test_id).rglob("*_T1w.nii.gz"))
-    network, meta = load_network(run / "best.ckpt")
+    predictor = Predictor.from_checkpoint(run / "best.ckpt")
     rows, _ = stage(
         "predict one scan",
-        lambda: predict(scan, out / "predict", network, meta, overwrite=overwrite),
+        lambda: predict(scan, out / "predict", predictor, overwrite=overwrite),
     )
     timings["total"] = sum(timings.values())
     best_val = max(read_epoch_metrics(run / "metrics.csv").get("val/dice", {0: 0.0}).values())

@@ -26,6 +26,7 @@ from strokeseg.inference.checkpoint import load_network
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.run import same_config, train
+from strokeseg.tuning import fit_postprocess
 
 TABLES = {
     1: (
@@ -164,8 +165,13 @@ def run_row(
     """Train, evaluate and time one (row, seed); the record is saved as ``result.json``."""
     start = time.perf_counter()
     config = load_config(config_file, [*overrides, f"seed={seed}"])
-    checkpoint = train(config, data, folder / "run") / "best.ckpt"
-    summary = evaluate_checkpoint(checkpoint, data, folder / "evaluation", overwrite=True)
+    run = train(config, data, folder / "run")
+    fit_postprocess(config, data, run)
+    checkpoint = run / "best.ckpt"
+    device = "cpu" if config.trainer.accelerator == "cpu" else "auto"  # where it trained
+    summary = evaluate_checkpoint(
+        checkpoint, data, folder / "evaluation", overwrite=True, device=device
+    )
     network, _ = load_network(checkpoint)
     keys = ("dice_mean", "dice_std", "iou_mean", "iou_std", "dice_pooled", "iou_pooled")
     record = {

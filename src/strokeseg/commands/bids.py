@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_inference_options, inference_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -33,19 +35,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
     p.add_argument("--suffix", default="T1w", help="the scans' BIDS suffix (default T1w)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.engine import Predictor
     from strokeseg.reports.bids import run_app
 
-    network, meta = load_network(args.checkpoint)
+    predictor = Predictor.from_checkpoint(args.checkpoint, **inference_options(args))
     rows, errors = run_app(
         args.bids_dir,
         args.output_dir,
-        network,
-        meta,
+        predictor,
         str(args.checkpoint),
         suffix=args.suffix,
         labels=args.participant_label,

@@ -9,6 +9,8 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
+from strokeseg.commands.options import add_inference_options, inference_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -58,6 +60,7 @@ def add_parser(subparsers) -> None:
         "left out of means, or 0.0",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_inference_options(model)
     p.set_defaults(run=run)
 
 
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     html_report.check_report_writable(args.out, args.overwrite)
     collector = html_report.OverlayCollector()
+
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
@@ -105,12 +109,20 @@ def run(args: argparse.Namespace) -> int:
             compare=args.compare,
             overwrite=args.overwrite,
             on_case=collector.add,
+            **inference_options(args),
         )
         rows = html_report.read_rows(args.out / "per_subject.csv")
         html_report.write_evaluation_report(
             args.out, rows, summary, collector, overwrite=args.overwrite
         )
+        rule = summary["postprocess"]
+        print(
+            f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
+            f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
+        )
         print(_summary_table(summary))
+        print("raw (p >= 0.5):")
+        print(_summary_table(summary["raw"]))
         print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
         return 0
     if args.pred is None or args.gt is None:

@@ -18,3 +18,39 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
     )
+
+
+def add_inference_options(p: argparse.ArgumentParser) -> None:
+    """--tta, --device, --batch-size, --no-postprocess: shared by predict and evaluate."""
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="lr",
+        default="none",
+        choices=("none", "lr", "lr+ud"),
+        help="test-time augmentation: mean probability of each slice and its left-right flip "
+        "(--tta or --tta lr), or of its four left-right/up-down flips (--tta lr+ud)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="auto (default): CUDA with mixed precision when a GPU is available, else the CPU",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=8, help="slices per forward pass (8)")
+    p.add_argument(
+        "--no-postprocess",
+        dest="postprocess",
+        action="store_false",
+        help="plain p >= 0.5 masks, without the checkpoint's validation-tuned threshold and "
+        "minimum lesion volume",
+    )
+
+
+def inference_options(args: argparse.Namespace) -> dict:
+    return {
+        "tta": args.tta,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "postprocess": args.postprocess,
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_inference_options, inference_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -24,26 +26,29 @@ def add_parser(subparsers) -> None:
         help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
         "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
     )
+    add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.engine import Predictor
     from strokeseg.inference.predict import predict
 
-    network, meta = load_network(args.checkpoint)
+    predictor = Predictor.from_checkpoint(args.checkpoint, **inference_options(args))
     report = None
     if args.report:
         from strokeseg.inference.predict import scan_inputs
         from strokeseg.reports.scan import RunReport
 
-        report = RunReport(args.output, meta, str(args.checkpoint), args.overwrite)
+        threshold = predictor.rule.threshold
+        report = RunReport(
+            args.output, predictor.meta, str(args.checkpoint), args.overwrite, threshold
+        )
         report.check([name for name, _ in scan_inputs(args.input)])
     rows, errors = predict(
         args.input,
         args.output,
-        network,
-        meta,
+        predictor,
         overwrite=args.overwrite,
         on_scan=report.add if report else None,
     )

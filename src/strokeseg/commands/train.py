@@ -26,8 +26,16 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from strokeseg.training.config import load_config
     from strokeseg.training.run import train
+    from strokeseg.tuning import fit_postprocess
 
     config = load_config(args.config, args.overrides)
     out = train(config, args.data, args.out, overwrite=args.overwrite)
+    rule = fit_postprocess(config, args.data, out)
+    if rule:
+        print(
+            f"post-processing (validation, not in the paper): threshold {rule['threshold']:g}, "
+            f"minimum lesion {rule['min_lesion_mm3']:g} mm3; validation Dice "
+            f"{rule['val_dice_raw']:.4f} raw -> {rule['val_dice']:.4f}"
+        )
     print(f"run folder: {out} (best.ckpt, last.ckpt, metrics.csv, curves.png)")
     return 0

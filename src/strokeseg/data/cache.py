@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
+from strokeseg.data.augment import augmentation
 from strokeseg.data.intensity import normalize
 from strokeseg.data.layouts import Dataset, Subject, load_subject
-from strokeseg.data.slices import to_slices
+from strokeseg.data.slices import stack_context, to_slices
 from strokeseg.errors import StrokesegError
 
 CACHE_VERSION = 1
@@ -132,35 +133,6 @@ class SliceCache:
         return {**self.__dict__, "_arrays": {}}  # workers re-open the maps instead of copying
 
 
-def light_augmentation():
-    """MONAI dictionary transforms, kept light: left-right flip, small affine, intensity jitter."""
-    from monai.transforms import (
-        Compose,
-        RandAffined,
-        RandFlipd,
-        RandScaleIntensityd,
-        RandShiftIntensityd,
-    )
-
-    keys = ["image", "mask"]
-    return Compose(
-        [
-            RandFlipd(keys, prob=0.5, spatial_axis=1),  # W = left-right
-            RandAffined(
-                keys,
-                prob=0.3,
-                rotate_range=(np.pi / 18,),  # +-10 degrees
-                scale_range=(0.05, 0.05),
-                translate_range=(8, 8),
-                mode=("bilinear", "nearest"),
-                padding_mode="zeros",
-            ),
-            RandScaleIntensityd("image", factors=0.1, prob=0.3),
-            RandShiftIntensityd("image", offsets=0.05, prob=0.3),
-        ]
-    )
-
-
 def _plain(sample: dict) -> dict[str, torch.Tensor]:
     return {k: torch.as_tensor(v).as_subclass(torch.Tensor) for k, v in sample.items()}
 
@@ -191,6 +163,8 @@ class SliceDataset(torch.utils.data.Dataset):
     ``patch_size`` trains on random square patches instead of whole slices (a multiple of 16;
     inference still runs on whole slices): several times more optimiser steps per second.
     ``slice_stride`` keeps every k-th slice of each subject (a cheaper validation set).
+    ``context_slices`` k feeds slices z-k..z+k as 2k+1 channels (2.5D; zeros past the ends).
+    Each sample also carries ``subject``, its subject's position in the cache.
     """
 
     def __init__(
@@ -202,6 +176,7 @@ class SliceDataset(torch.utils.data.Dataset):
         patch_size: int | None = None,
         patch_positive: float = 0.5,
         slice_stride: int = 1,
+        context_slices: int = 0,
     ):
         if lesion_fraction is not None and not 0 < lesion_fraction < 1:
             raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
@@ -219,7 +194,8 @@ class SliceDataset(torch.utils.data.Dataset):
         self.rows = cache.index[keep]
         self.has_lesion = cache.lesion_voxels[keep] > 0
         self.lesion_fraction = lesion_fraction
-        self.transform = light_augmentation() if augment else None
+        self.transform = augmentation() if augment else None
+        self.context_slices = context_slices
         self.crops = patch_crops(patch_size, patch_positive) if patch_size else None
 
     def __len__(self) -> int:
@@ -228,8 +204,9 @@ class SliceDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         position, z = self.rows[i]
         images, masks = self.cache.arrays(int(position))
+        image = stack_context(images, np.array([z]), self.context_slices)[0]
         sample = {
-            "image": torch.from_numpy(images[z].astype(np.float32)[None]),
+            "image": torch.from_numpy(image.astype(np.float32)),
             "mask": torch.from_numpy(masks[z].astype(np.float32)[None]),
         }
         if self.crops is not None:
@@ -238,7 +215,7 @@ class SliceDataset(torch.utils.data.Dataset):
             sample = sample[0] if isinstance(sample, list) else sample
         if self.transform is not None:
             sample = self._monai(self.transform, sample)
-        return sample
+        return {**sample, "subject": torch.tensor(int(position))}
 
     @staticmethod
     def _monai(transform, sample: dict):

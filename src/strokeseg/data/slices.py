@@ -51,3 +51,17 @@ def from_slices(slices: np.ndarray, shape_ras: tuple[int, int, int]) -> np.ndarr
     out = np.zeros(shape_ras, dtype=slices.dtype)
     out[sx, sy, :] = np.transpose(slices[:, ty, tx], (2, 1, 0))
     return out
+
+
+def stack_context(slices: np.ndarray, zs: np.ndarray, k: int) -> np.ndarray:
+    """2.5D input: for each index in ``zs``, slices z-k..z+k of ``slices`` (Z, H, W) as channels
+    (channel c holds slice z - k + c, inferior to superior), zeros beyond the first and last
+    slice. Returns (len(zs), 2k+1, H, W); works on memory-mapped arrays."""
+    zs = np.asarray(zs, dtype=np.int64)
+    out = np.zeros((len(zs), 2 * k + 1, *slices.shape[1:]), dtype=slices.dtype)
+    for c, offset in enumerate(range(-k, k + 1)):
+        idx = zs + offset
+        inside = (idx >= 0) & (idx < len(slices))
+        if inside.any():
+            out[inside, c] = slices[idx[inside]]
+    return out

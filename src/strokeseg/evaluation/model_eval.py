@@ -1,7 +1,9 @@
 """A trained model on a dataset's test split: per-subject metrics, overlays, and Fig. 2.
 
 The subjects are the test part of the run's ``split.json`` (found beside the checkpoint, or
-given), or every labelled subject. Each scan goes through the same path as ``predict``.
+given), or every labelled subject. Each scan goes through the same path as ``predict``: the
+checkpoint's post-processing is applied (unless ``postprocess=False``) and the raw figures
+(p >= 0.5, no size limit) are written beside them (``per_subject_raw.csv``, ``summary["raw"]``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
-from strokeseg.evaluation.report import check_writable, evaluate, write_report
-from strokeseg.inference.checkpoint import load_network
-from strokeseg.inference.predict import segment
+from strokeseg.evaluation.report import (
+    check_writable,
+    evaluate,
+    per_subject_csv,
+    write_atomic,
+    write_report,
+)
+from strokeseg.inference.engine import Predictor
 
 
 def select_subjects(
@@ -54,6 +61,10 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
+    tta: str = "none",
+    batch_size: int = 8,
+    device: str = "cpu",
+    postprocess: bool = True,
     on_case: Callable | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` and write per_subject.csv, summary.json, overlays/ (and fig2.png).
@@ -62,34 +73,47 @@ def evaluate_checkpoint(
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
-    network, meta = load_network(checkpoint)
-    other, other_meta = load_network(compare) if compare else (None, None)
+    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess)
+    predictor = Predictor.from_checkpoint(checkpoint, **options)
+    meta = predictor.meta
+    other = Predictor.from_checkpoint(compare, **options) if compare else None
     dataset = find_dataset(data_dir, meta["data"].get("layout"))
     chosen = select_subjects(dataset, checkpoint, subjects, split_file)
-    modality, window = dataset.modality, meta["data"].get("window", "brain")
+    predictor.modality = dataset.modality  # the dataset's own modality decides
     figure_cases: list[tuple] = []
+    raw_cases: list[tuple] = []
 
     def cases() -> Iterator[tuple]:
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
-            pred = segment(network, image, modality, window)
+            _, raw, pred = predictor.masks(image)
             if on_case is not None:
-                on_case(subject.id, image, gt, pred, modality, window)
+                on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
                 )
                 save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
                 if other is not None:
-                    pred_b = segment(other, image, modality, window)
+                    pred_b = other.masks(image)[2]
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
+            raw_cases.append((subject.id, raw.astype(bool), gt.astype(bool), image.voxel_mm3))
             yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3
 
     rows, summary = evaluate(cases(), empty=empty)
-    summary.update(checkpoint=str(checkpoint), model=meta["model_name"], data=str(data_dir))
+    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty)
+    summary.update(
+        checkpoint=str(checkpoint),
+        model=meta["model_name"],
+        data=str(data_dir),
+        postprocess=predictor.rule.to_dict(),
+        tta=tta,
+        raw=raw_summary,
+    )
     write_report(rows, summary, out, overwrite=overwrite)
+    write_atomic(out / "per_subject_raw.csv", per_subject_csv(raw_rows), overwrite=overwrite)
     if figure_cases:
-        labels = (f"A: {meta['model_name']}", f"B: {other_meta['model_name']}")
+        labels = (f"A: {meta['model_name']}", f"B: {other.meta['model_name']}")
         save_figure(
             comparison_grid(*zip(*figure_cases, strict=True), labels=labels),
             out / "fig2.png",

@@ -1,9 +1,9 @@
 """Whole-volume prediction: NIfTI or DICOM in, a uint8 mask in the scan's own geometry out.
 
-The scan is reoriented to RAS, normalised as the checkpoint's training data was, cut into
-axial slices zero-padded in-plane up to a multiple of 16 (so every voxel is segmented;
-training crops down instead), segmented slice by slice with the deployed network, and pasted
-back. Deterministic: the same scan and checkpoint give the same bytes.
+Probabilities come from the slice engine (:mod:`strokeseg.inference.engine`); the mask applies
+the checkpoint's post-processing (threshold and minimum lesion volume decided on validation
+subjects; p >= 0.5 without it). ``lesions.csv`` gives the raw and post-processed figures side
+by side. Deterministic: the same scan and checkpoint give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
-from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
 from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.engine import Predictor
 from strokeseg.inference.quality import scan_warnings
 
 
@@ -33,34 +30,20 @@ class Lesions:
     scan: str
     volume_ml: float
     count: int
+    raw_volume_ml: float
+    raw_count: int
     warnings: list[str] = field(default_factory=list)
 
 
-def probabilities(
-    network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
-) -> np.ndarray:
-    """Lesion probability (float32, RAS, the volume's shape): sigmoid of the logits."""
-    slices = to_slices(normalize(volume.data, modality, window), pad=True)
-    out = np.empty(slices.shape, dtype=np.float32)
-    network = network.to(memory_format=torch.channels_last)  # ~10 % faster on CPU (benchmarks/)
-    with torch.inference_mode():
-        for start in range(0, len(slices), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(slices[start : start + batch_size]))
-            x = x.unsqueeze(1).float().contiguous(memory_format=torch.channels_last)
-            out[start : start + batch_size] = torch.sigmoid(network(x)[:, 0]).numpy()
-    return from_slices(out, volume.data.shape)
-
-
-def segment(
-    network: nn.Module, volume: Volume, modality: str, window: str = "brain", batch_size: int = 4
-) -> np.ndarray:
-    """Binary lesion mask (uint8, RAS, the volume's shape): p >= 0.5."""
-    return (probabilities(network, volume, modality, window, batch_size) >= 0.5).astype(np.uint8)
-
-
-def lesion_stats(scan: str, mask: np.ndarray, volume: Volume) -> Lesions:
-    """Lesion volume in mL and count of 26-connected lesions."""
-    return Lesions(scan, volume_ml(mask, volume.voxel_mm3), label_lesions(mask)[1])
+def lesion_stats(scan: str, mask: np.ndarray, raw: np.ndarray, voxel_mm3: float) -> Lesions:
+    """Lesion volume in mL and count of 26-connected lesions, post-processed and raw."""
+    return Lesions(
+        scan,
+        volume_ml(mask, voxel_mm3),
+        label_lesions(mask)[1],
+        volume_ml(raw, voxel_mm3),
+        label_lesions(raw)[1],
+    )
 
 
 def scan_inputs(path: Path) -> list[tuple[str, Path]]:
@@ -81,17 +64,15 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
 
 
 def predict_scan(
-    name: str, volume: Volume, network: nn.Module, meta: dict
+    name: str, volume: Volume, predictor: Predictor
 ) -> tuple[Lesions, np.ndarray, np.ndarray]:
     """One scan's lesion row (with its quality warnings, also printed on stderr), probability
-    map and mask (RAS)."""
-    data = meta["data"]
-    probability = probabilities(
-        network, volume, data.get("modality", "mri"), data.get("window", "brain")
+    map and post-processed mask (RAS)."""
+    probability, raw, mask = predictor.masks(volume)
+    row = lesion_stats(name, mask, raw, volume.voxel_mm3)
+    row.warnings = scan_warnings(
+        volume, mask, probability, predictor.meta, predictor.rule.threshold
     )
-    mask = (probability >= 0.5).astype(np.uint8)
-    row = lesion_stats(name, mask, volume)
-    row.warnings = scan_warnings(volume, mask, probability, meta)
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
     return row, probability, mask
@@ -100,16 +81,28 @@ def predict_scan(
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["scan", "lesion_volume_ml", "lesion_count", "warnings"])
-    writer.writerows([r.scan, f"{r.volume_ml:.4f}", r.count, "; ".join(r.warnings)] for r in rows)
+    writer.writerow(
+        [
+            "scan",
+            "lesion_volume_ml",
+            "lesion_count",
+            "raw_lesion_volume_ml",
+            "raw_lesion_count",
+            "warnings",
+        ]
+    )
+    writer.writerows(
+        [r.scan, f"{r.volume_ml:.4f}", r.count, f"{r.raw_volume_ml:.4f}", r.raw_count]
+        + ["; ".join(r.warnings)]
+        for r in rows
+    )
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def predict(
     inputs: Path,
     out_dir: Path,
-    network: nn.Module,
-    meta: dict,
+    predictor: Predictor,
     *,
     overwrite: bool = False,
     progress: bool = True,
@@ -136,7 +129,7 @@ def predict(
     ):
         try:
             volume = load_volume(path)
-            row, probability, mask = predict_scan(name, volume, network, meta)
+            row, probability, mask = predict_scan(name, volume, predictor)
             save_like(mask, volume, target, overwrite=overwrite)
             if on_scan is not None:
                 on_scan(name, volume, mask, probability, row.warnings)

@@ -24,10 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from strokeseg.models.blocks import ConvBNReLU
+from strokeseg.models.keras_layers import he_normal_
 from strokeseg.models.registry import register_model
 from strokeseg.models.unetpp import UNetPlusPlus
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+# Smallest deepest map (X(4,0), 1/16 of the input) a training setting may give the LFFGM: it
+# pools twice, so 8x8 leaves a 2x2 low-frequency map, while 4x4 (64x64 patches) leaves 1x1,
+# with no spatial content to tell low from high frequencies. Training refuses smaller patches
+# (training/run.py); the module itself runs from 4x4 up (tiny test volumes).
+MIN_LFFGM_INPUT = 8
 
 
 class LFFGM(nn.Module):
@@ -84,17 +90,24 @@ class MultiTaskNet(nn.Module):
         c = backbone.f_whole_channels
         self.lffgm = LFFGM(backbone.deepest_channels, c, hidden=c) if aux == "lffgm" else None
         self.edge_head = nn.Conv2d(c, 1, 1)
+        he_normal_(self.edge_head)
+        if self.lffgm is not None:
+            he_normal_(self.lffgm)
         self.consistency_loss = consistency_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if not self.training:
             return self.backbone(x)
-        f_whole, deepest = self.backbone.features(x)
+        grid = self.backbone.grid(x)
+        f_whole, deepest = grid[0][-1], grid[-1][0]
         f_edge = f_whole
         if self.lffgm is not None:
             f_low = upsample_to(self.lffgm(deepest), f_whole)
             f_edge = f_whole - f_low
-        return {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
+        out = {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
+        if self.backbone.ds_heads is not None:
+            out["deep"] = self.backbone.deep_logits(grid)
+        return out
 
     def inference_network(self) -> nn.Module:
         return self.backbone
@@ -153,8 +166,10 @@ class LaplacianLoss(nn.Module):
 class MultiTaskLoss(nn.Module):
     """Eq. 6: gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
 
-    ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}``. The
-    edge term is used when the model predicts an edge; the Laplacian term when
+    ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}`` (and
+    ``"deep"``, the deep-supervision logits of UNet++ X(0,1)..X(0,3), which make Loss_mask
+    the mean of Eq. 2 over the four heads, as in the UNet++ paper). The edge term is used
+    when the model predicts an edge; the Laplacian term (on the X(0,4) mask) when
     ``consistency`` is set. Returns the total and each term (detached) for logging.
     """
 
@@ -182,6 +197,9 @@ class MultiTaskLoss(nn.Module):
         if isinstance(outputs, torch.Tensor):
             outputs = {"mask": outputs}
         terms = {"loss_mask": self.segment(outputs["mask"], mask)}
+        if "deep" in outputs:  # UNet++ deep supervision: mean over the heads X(0,1)..X(0,4)
+            heads = [self.segment(logits, mask) for logits in outputs["deep"]]
+            terms["loss_mask"] = (terms["loss_mask"] + sum(heads)) / (len(heads) + 1)
         total = self.gamma * terms["loss_mask"]
         if "edge" in outputs:
             terms["loss_edge"] = self.segment(outputs["edge"], edge_target(mask, self.edge_radius))

@@ -30,6 +30,7 @@ from strokeseg import __version__
 from strokeseg.data.io import load_volume, save_like
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
 from strokeseg.reports.scan import INDEX, LESION_CSV, RunReport
 
@@ -178,8 +179,7 @@ def output_paths(scan: BidsScan) -> dict[str, Path]:
 def run_app(
     bids_dir: Path,
     out_dir: Path,
-    network,
-    meta: dict,
+    predictor: Predictor,
     checkpoint: str,
     *,
     suffix: str = "T1w",
@@ -207,14 +207,14 @@ def run_app(
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
         )
-    threshold = 0.5
-    report = RunReport(out_dir, meta, checkpoint, overwrite, threshold)
+    threshold = predictor.rule.threshold
+    report = RunReport(out_dir, predictor.meta, checkpoint, overwrite, threshold)
     rows, errors = [], []
     for scan, paths in tqdm(plans, desc="bids", unit="scan", disable=not progress):
         name = scan.stem(with_space=False)
         try:
             volume = load_volume(scan.path)
-            row, probability, mask = predict_scan(name, volume, network, meta)
+            row, probability, mask = predict_scan(name, volume, predictor)
             save_like(mask, volume, paths["mask"], overwrite=overwrite)
             result = report.add(
                 name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])

@@ -39,6 +39,7 @@ class SliceDataModule(L.LightningDataModule):
             lesion_fraction=data.lesion_fraction,
             patch_size=data.patch_size,
             patch_positive=data.patch_positive,
+            context_slices=data.context_slices,
         )
         batch = self.config.optim.batch_size
         sampler = dataset.sampler()
@@ -56,7 +57,10 @@ class SliceDataModule(L.LightningDataModule):
         if not self.split["val"]:
             return []
         dataset = SliceDataset(
-            self.cache, self.split["val"], slice_stride=self.config.data.val_slice_stride
+            self.cache,
+            self.split["val"],
+            slice_stride=self.config.data.val_slice_stride,
+            context_slices=self.config.data.context_slices,
         )
         return DataLoader(
             dataset,

@@ -1,8 +1,11 @@
 """The LightningModule: one registered model, the loss it asks for, validation Dice.
 
-Validation Dice is pooled over the validation slices (every one, or every k-th with
-``data.val_slice_stride``; sum of overlaps over sum of sizes,
-masks thresholded at p = 0.5) and reduced across DDP ranks; ``best.ckpt`` follows it.
+Validation runs on the validation subjects' slices (every one, or every k-th with
+``data.val_slice_stride``), masks thresholded at p = 0.5, sums reduced across DDP ranks. Two
+figures are logged: ``val/dice_subject``, the mean over subjects of each subject's Dice on its
+slices (its 3D Dice when every slice is used: the headline metric), and ``val/dice``, pooled
+over all slices (sum of overlaps over sum of sizes). ``best.ckpt`` follows the one chosen by
+``trainer.select_by``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class SegmentationModule(L.LightningModule):
         config: dict[str, Any] | None = None,
         weights: str | None = None,
         output_prior: float | None = None,
+        l2: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -41,7 +45,7 @@ class SegmentationModule(L.LightningModule):
             load_weights(self.model, weights)
         self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU
         self.criterion = build_loss(self.model, **loss)
-        self._val_sums = torch.zeros(3)
+        self._val_sums = torch.zeros(1, 3)
 
     def forward(self, x: torch.Tensor):
         return self.model(x)
@@ -60,27 +64,49 @@ class SegmentationModule(L.LightningModule):
         return losses["loss"]
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
+        subjects = len(self.trainer.datamodule.cache.subject_ids)
+        # per cache subject: overlap, predicted, truth, slices seen
+        self._val_sums = torch.zeros(subjects, 4, device=self.device, dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self.model(batch["image"])
         pred, mask = logits > 0, batch["mask"] > 0.5
-        self._val_sums += torch.stack([(pred & mask).sum(), pred.sum(), mask.sum()]).to(
-            self._val_sums
+        per_slice = torch.stack(
+            [(pred & mask).sum((1, 2, 3)), pred.sum((1, 2, 3)), mask.sum((1, 2, 3))], dim=1
+        ).to(self._val_sums)
+        ones = torch.ones(len(per_slice), 1, dtype=per_slice.dtype, device=per_slice.device)
+        self._val_sums.index_add_(
+            0, batch["subject"].to(self.device), torch.cat([per_slice, ones], 1)
         )
         loss = self.criterion.segment(logits, batch["mask"])
         self.log("val/loss_mask", loss, batch_size=batch["image"].shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
-        overlap, predicted, truth = sums.tolist()
+        overlap, predicted, truth = sums[:, :3].sum(0).tolist()
         dice = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
         self.log("val/dice", dice, prog_bar=True)
+        seen = sums[sums[:, 3] > 0]
+        size = seen[:, 1] + seen[:, 2]
+        per_subject = torch.where(size > 0, 2 * seen[:, 0] / size.clamp(min=1), 1.0)
+        self.log("val/dice_subject", float(per_subject.mean()) if len(seen) else 0.0, prog_bar=True)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Conv kernels get the Keras-style L2 penalty (``l2 * sum(w^2)`` in the loss, i.e. a
+        gradient of ``2 * l2 * w``: Adam's coupled weight decay of ``2 * l2``), as the
+        official UNet++ code puts ``kernel_regularizer=l2(1e-4)`` on its Conv2D layers."""
+        l2 = self.hparams.l2
+        kernels = [m.weight for m in self.model.modules() if isinstance(m, torch.nn.Conv2d)]
+        ids = {id(p) for p in kernels}
+        rest = [p for p in self.model.parameters() if id(p) not in ids]
+        decay = self.hparams.weight_decay
+        return [
+            {"params": kernels, "weight_decay": decay + 2 * l2},
+            {"params": rest, "weight_decay": decay},
+        ]
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        optimizer = torch.optim.Adam(self.parameter_groups(), lr=self.hparams.lr)
         if self.hparams.schedule == "constant":
             return optimizer
         # cosine: lr decays from its value to 0 over every optimiser step of the run

@@ -25,6 +25,7 @@ from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, has_output_bias
+from strokeseg.models.multitask import MIN_LFFGM_INPUT
 from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
@@ -57,15 +58,37 @@ def versions() -> dict[str, str]:
     }
 
 
+def model_kwargs(config: Config) -> dict[str, Any]:
+    """The model's kwargs; 2.5D context sets the input channels (2k+1)."""
+    kwargs = dict(config.model.kwargs)
+    k = config.data.context_slices
+    if k:
+        given = kwargs.setdefault("in_channels", 2 * k + 1)
+        if given != 2 * k + 1:
+            raise StrokesegError(
+                f"model.kwargs.in_channels {given}: data.context_slices {k} feeds {2 * k + 1}"
+            )
+    return kwargs
+
+
 def check_model(config: Config) -> None:
-    """Refuse a model setting that cannot be built, before anything is written."""
+    """Refuse a model setting that cannot be built or trained, before anything is written."""
     model = config.model
+    kwargs = model_kwargs(config)
     try:
-        network = create_on_meta(model.name, **model.kwargs)
+        network = create_on_meta(model.name, **kwargs)
     except (TypeError, ValueError) as error:
-        raise StrokesegError(f"model {model.name} with kwargs {model.kwargs}: {error}") from None
+        raise StrokesegError(f"model {model.name} with kwargs {kwargs}: {error}") from None
     if model.output_prior is not None and not has_output_bias(network):
         raise StrokesegError(f"model.output_prior with {model.name}: its output layer has no bias")
+    patch = config.data.patch_size
+    if getattr(network, "lffgm", None) is not None and patch and patch < 16 * MIN_LFFGM_INPUT:
+        raise StrokesegError(
+            f"data.patch_size {patch}: {model.name}'s LFFGM needs inputs of at least "
+            f"{16 * MIN_LFFGM_INPUT}x{16 * MIN_LFFGM_INPUT} (its input, the 1/16 deepest map, "
+            f"must be {MIN_LFFGM_INPUT}x{MIN_LFFGM_INPUT} or more); use a larger patch or whole "
+            "slices"
+        )
 
 
 def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
@@ -114,7 +137,11 @@ def build_trainer(
     checkpoint = ModelCheckpoint(
         dirpath=out,
         filename="best",
-        monitor="val/dice" if validate else None,
+        monitor=(
+            ("val/dice_subject" if config.trainer.select_by == "subject" else "val/dice")
+            if validate
+            else None
+        ),
         mode="max",
         save_top_k=1,
         save_last=True,
@@ -165,6 +192,7 @@ def train(
         "layout": dataset.layout,
         "modality": dataset.modality,
         "window": config.data.window,
+        "context_slices": config.data.context_slices,
     }
     train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
     data_info["fingerprint"] = dataset_fingerprint(
@@ -172,7 +200,7 @@ def train(
     )
     module = SegmentationModule(
         model_name=config.model.name,
-        model_kwargs=config.model.kwargs,
+        model_kwargs=model_kwargs(config),
         loss=vars(config.loss),
         lr=config.optim.lr,
         weight_decay=config.optim.weight_decay,
@@ -181,6 +209,7 @@ def train(
         config=config.to_dict(),
         weights=config.model.weights,
         output_prior=config.model.output_prior,
+        l2=config.optim.l2,
     )
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)

@@ -1,0 +1,60 @@
+"""Post-processing decided when training ends (not in the paper; ``docs/training.md``).
+
+The run's ``best.ckpt`` segments each validation subject once; the probability threshold and
+the minimum lesion volume (26-connected components, mm3) with the best mean per-subject Dice
+over ``config.postprocess``'s grid are stored in the checkpoint's description, where
+``predict`` and ``evaluate`` find them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from strokeseg.data.layouts import find_dataset, load_subject
+from strokeseg.data.splits import load_split
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.checkpoint import read_checkpoint
+from strokeseg.inference.engine import Predictor
+from strokeseg.inference.postprocess import choose
+from strokeseg.training.config import Config
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun or Lightning-launched job (the only one that edits files)."""
+    return (
+        os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0"
+        and os.environ.get("NODE_RANK", "0") == "0"
+    )
+
+
+def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> dict | None:
+    """Choose and store the post-processing of ``run/best.ckpt``; None when there is nothing to
+    fit on (no validation subjects, or ``postprocess.fit`` off) or on a non-zero rank."""
+    run = Path(run)
+    val = load_split(run / "split.json")["val"]
+    if not config.postprocess.fit or not val or not is_main_process():
+        return None
+    from tqdm import tqdm
+
+    checkpoint = run / "best.ckpt"
+    predictor = Predictor.from_checkpoint(checkpoint, postprocess=False, device="auto")
+    dataset = find_dataset(data_dir, config.data.layout)
+    by_id = {s.id: s for s in dataset.subjects}
+    cases = []
+    for sid in tqdm(val, desc="post-processing (validation)", unit="subject", disable=None):
+        image, gt = load_subject(by_id[sid])
+        cases.append((predictor.probabilities(image), gt, image.voxel_mm3))
+    rule, score, raw = choose(
+        cases, config.postprocess.thresholds, config.postprocess.min_lesion_mm3
+    )
+    record = {**rule.to_dict(), "val_dice": score, "val_dice_raw": raw, "val_subjects": len(val)}
+    state = read_checkpoint(checkpoint)
+    state["strokeseg"]["postprocess"] = record
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(checkpoint, buffer.getvalue(), overwrite=True)
+    return record
