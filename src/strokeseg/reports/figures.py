@@ -31,14 +31,19 @@ def png(fig: Figure, dpi: int = 90) -> bytes:
 
 
 def head_box(head: np.ndarray, margin: int = 4) -> tuple[slice, slice, slice]:
-    """Bounding box of the head mask with a margin; the whole volume when it is empty."""
-    where = np.nonzero(head)
-    if not where[0].size:
-        return tuple(slice(0, n) for n in head.shape)
-    return tuple(
-        slice(max(0, int(w.min()) - margin), min(n, int(w.max()) + margin + 1))
-        for w, n in zip(where, head.shape, strict=True)
-    )
+    """Bounding box of the head mask with a margin; the whole volume when it is empty.
+
+    Along each axis, planes holding under 2 % of the fullest plane's head voxels are left out,
+    so stray noise voxels far from the head do not widen the box.
+    """
+    box = []
+    for axis, n in enumerate(head.shape):
+        profile = np.count_nonzero(head, axis=tuple(a for a in range(head.ndim) if a != axis))
+        keep = np.flatnonzero(profile > 0.02 * profile.max()) if profile.any() else []
+        if not len(keep):
+            return tuple(slice(0, m) for m in head.shape)
+        box.append(slice(max(0, int(keep[0]) - margin), min(n, int(keep[-1]) + margin + 1)))
+    return tuple(box)
 
 
 def montage_slices(mask: np.ndarray, head_z: slice) -> list[int]:
@@ -169,7 +174,7 @@ def thumbnail(
         display[box[0], box[1], k],
         mask[box[0], box[1], k],
         spacing[1] / spacing[0],
-        ("L", "R"),
+        ("", ""),  # too small for letters; the index's column header states the convention
         "",
     )
     return png(fig, dpi=80)

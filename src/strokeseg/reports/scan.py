@@ -196,7 +196,13 @@ def index_page(results: list[ScanResult], checkpoint: str, meta: dict, folder: P
         f"({html.escape(str(meta.get('model_name', '?')))}); strokeseg "
         f"{html.escape(__version__)}.</p>"
         + html.table(
-            ("axial slice", "scan", "lesion volume (mL)", "lesions", "warnings"),
+            (
+                "axial slice (R on the right)",
+                "scan",
+                "lesion volume (mL)",
+                "lesions",
+                "warnings",
+            ),
             rows,
             numeric=(2, 3),
         )
