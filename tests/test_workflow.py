@@ -94,7 +94,8 @@ def test_predict_keeps_geometry_and_is_deterministic(run, dataset, tmp_path, cli
     assert out.get_data_dtype() == np.uint8
     assert set(np.unique(np.asarray(out.dataobj))) <= {0, 1}
     lines = (tmp_path / "a" / "lesions.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "scan,lesion_volume_ml,lesion_count" and lines[1].startswith("case0,")
+    assert lines[0].startswith("scan,lesion_volume_ml,lesion_count,") and lines[1][:6] == "case0,"
+    assert lines[0].endswith(",warnings")  # quality warnings (docs/reports.md)
 
 
 def test_predict_never_overwrites_without_the_flag(run, dataset, tmp_path, cli):
