@@ -29,3 +29,27 @@ def run_cli(*args: str, cwd=None, timeout: float = 600) -> subprocess.CompletedP
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Six blob subjects in plain folders (test_workflow.blob_subject), shared by all tests."""
+    from data_files import write_nifti
+    from test_workflow import blob_subject
+
+    root = tmp_path_factory.mktemp("folders")
+    for i in range(6):
+        image, mask = blob_subject(i)
+        write_nifti(root / "images" / f"case{i}.nii.gz", image)
+        write_nifti(root / "masks" / f"case{i}.nii.gz", mask)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_dataset, tmp_path_factory):
+    """One tiny training through the CLI (about a minute), shared by every test that needs a
+    trained checkpoint, so the suite trains it once."""
+    out = tmp_path_factory.mktemp("run")
+    result = run_cli("train", "--config", "tiny", "--data", tiny_dataset, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out

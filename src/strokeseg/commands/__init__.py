@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from strokeseg.commands import benchmark, check, demo, evaluate, export, predict, synth, train
+from strokeseg.commands import (
+    benchmark,
+    bids,
+    check,
+    demo,
+    evaluate,
+    export,
+    predict,
+    synth,
+    train,
+)
 
-COMMANDS: tuple = (demo, synth, check, train, evaluate, predict, export, benchmark)
+COMMANDS: tuple = (demo, synth, check, train, evaluate, predict, bids, export, benchmark)

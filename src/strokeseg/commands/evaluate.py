@@ -107,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.errors import StrokesegError
     from strokeseg.evaluation.matching import load_case, match_files
     from strokeseg.evaluation.report import check_writable, evaluate, write_report
+    from strokeseg.reports import evaluation as html_report
+
+    html_report.check_report_writable(args.out, args.overwrite)
+    collector = html_report.OverlayCollector()
 
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
@@ -123,7 +127,12 @@ def run(args: argparse.Namespace) -> int:
             connectivity=args.connectivity,
             compare=args.compare,
             overwrite=args.overwrite,
+            on_case=collector.add,
             **inference_options(args),
+        )
+        rows = html_report.read_rows(args.out / "per_subject.csv")
+        html_report.write_evaluation_report(
+            args.out, rows, summary, collector, overwrite=args.overwrite
         )
         rule = summary["postprocess"]
         print(
@@ -133,15 +142,22 @@ def run(args: argparse.Namespace) -> int:
         print(_summary_table(summary))
         print("raw (p >= 0.5):")
         print(_summary_table(summary["raw"]))
-        print(f"wrote {args.out}/per_subject.csv, summary.json, overlays/")
+        print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
         return 0
     if args.pred is None or args.gt is None:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
     matched = match_files(args.pred, args.gt)
-    cases: Iterator = (load_case(*item) for item in tqdm(matched, desc="evaluate", disable=None))
+    cases: Iterator = (
+        collector.case(load_case(*item)) for item in tqdm(matched, desc="evaluate", disable=None)
+    )
     rows, summary = evaluate(cases, empty=args.empty, connectivity=args.connectivity)
     paths = write_report(rows, summary, args.out, overwrite=args.overwrite)
+    paths.append(
+        html_report.write_evaluation_report(
+            args.out, rows, summary, collector, overwrite=args.overwrite
+        )
+    )
     print(_summary_table(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -28,6 +28,12 @@ def add_parser(subparsers) -> None:
         "cross-validated benchmark's ROW/seed0), for an ensemble of their mean probability",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
+        "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
+    )
     add_inference_options(p)
     p.set_defaults(run=run)
 
@@ -37,7 +43,25 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.predict import predict
 
     predictor, _ = ensemble_predictor(args.checkpoint, **inference_options(args))
-    rows, errors = predict(args.input, args.output, predictor, overwrite=args.overwrite)
+    report = None
+    if args.report:
+        from strokeseg.inference.predict import scan_inputs
+        from strokeseg.reports.scan import RunReport
+
+        threshold = predictor.rule.threshold
+        checkpoints = ", ".join(str(c) for c in args.checkpoint)
+        report = RunReport(args.output, predictor.meta, checkpoints, args.overwrite, threshold)
+        report.check([name for name, _ in scan_inputs(args.input)])
+    rows, errors = predict(
+        args.input,
+        args.output,
+        predictor,
+        overwrite=args.overwrite,
+        on_scan=report.add if report else None,
+    )
+    if report and rows:
+        report.finish()
+        print(f"wrote {args.output / 'report.html'}")
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:

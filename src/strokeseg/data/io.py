@@ -200,15 +200,26 @@ def save_like(
     array_ras: np.ndarray, reference: Volume, path: str | Path, *, overwrite: bool = False
 ) -> Path:
     """Write a {0,1} mask as uint8 in ``reference``'s own geometry and header, atomically."""
-    path = Path(path)
     array_ras = np.asarray(array_ras)
     if not np.isin(array_ras, (0, 1)).all():
         raise ValueError("save_like writes binary masks: values must be 0 or 1")
+    return save_labels_like(array_ras, reference, path, overwrite=overwrite)
+
+
+def save_labels_like(
+    array_ras: np.ndarray, reference: Volume, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write a label image (integers 0..65535; uint8 when they fit) like :func:`save_like`."""
+    path = Path(path)
+    array_ras = np.asarray(array_ras)
+    if array_ras.size and (array_ras.min() < 0 or array_ras.max() > np.iinfo(np.uint16).max):
+        raise ValueError("label images hold integers 0..65535")
+    dtype = np.uint8 if not array_ras.size or array_ras.max() <= 255 else np.uint16
     header = reference.source.header.copy()
-    header.set_data_dtype(np.uint8)
+    header.set_data_dtype(dtype)
     header.set_slope_inter(1.0, 0.0)
     header["cal_min"], header["cal_max"] = 0, 0
-    data = reference.to_source(array_ras).astype(np.uint8)
+    data = reference.to_source(array_ras).astype(dtype)
     image = type(reference.source)(data, None, header=header)
     tmp = atomic_target(path, overwrite)
     try:

@@ -8,7 +8,7 @@ checkpoint's post-processing is applied (unless ``postprocess=False``) and the r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
@@ -67,9 +67,12 @@ def evaluate_checkpoint(
     batch_size: int = 8,
     device: str = "cpu",
     postprocess: bool = True,
+    on_case: Callable | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
-    per_subject.csv, summary.json, overlays/ (and fig2.png)."""
+    per_subject.csv, summary.json, overlays/ (and fig2.png).
+
+    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
@@ -93,6 +96,8 @@ def evaluate_checkpoint(
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
             _, raw, pred = predictor.masks(image)
+            if on_case is not None:
+                on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"

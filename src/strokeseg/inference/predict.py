@@ -11,17 +11,19 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import is_nifti, load_volume, save_like, strip_nifti
+from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
 from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.engine import Predictor
+from strokeseg.inference.quality import scan_warnings
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Lesions:
     count: int
     raw_volume_ml: float
     raw_count: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def lesion_stats(scan: str, mask: np.ndarray, raw: np.ndarray, voxel_mm3: float) -> Lesions:
@@ -61,14 +64,38 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
     raise StrokesegError(f"{path}: no NIfTI files or DICOM series found")
 
 
+def predict_scan(
+    name: str, volume: Volume, predictor: Predictor
+) -> tuple[Lesions, np.ndarray, np.ndarray]:
+    """One scan's lesion row (with its quality warnings, also printed on stderr), probability
+    map and post-processed mask (RAS)."""
+    probability, raw, mask = predictor.masks(volume)
+    row = lesion_stats(name, mask, raw, volume.voxel_mm3)
+    row.warnings = scan_warnings(
+        volume, mask, probability, predictor.meta, predictor.rule.threshold
+    )
+    for warning in row.warnings:
+        print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
+    return row, probability, mask
+
+
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(
-        ["scan", "lesion_volume_ml", "lesion_count", "raw_lesion_volume_ml", "raw_lesion_count"]
+        [
+            "scan",
+            "lesion_volume_ml",
+            "lesion_count",
+            "raw_lesion_volume_ml",
+            "raw_lesion_count",
+            "warnings",
+        ]
     )
     writer.writerows(
-        [r.scan, f"{r.volume_ml:.4f}", r.count, f"{r.raw_volume_ml:.4f}", r.raw_count] for r in rows
+        [r.scan, f"{r.volume_ml:.4f}", r.count, f"{r.raw_volume_ml:.4f}", r.raw_count]
+        + ["; ".join(r.warnings)]
+        for r in rows
     )
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
@@ -80,12 +107,15 @@ def predict(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    on_scan: Callable | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
     Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
     is reported and skipped, the others are still written. The predictor's networks serve the
     whole folder, and the next scan is read (a thread) while the current one is segmented.
+    ``on_scan(name, volume, mask, probability, warnings)`` is called after each scan's mask is
+    written (the reports).
     """
     from tqdm import tqdm
 
@@ -112,9 +142,11 @@ def predict(
                 pending = reader.submit(load_volume, scans[i + 1][1])
             try:
                 volume = loading.result()
-                _, raw, mask = predictor.masks(volume)
+                row, probability, mask = predict_scan(name, volume, predictor)
                 save_like(mask, volume, target, overwrite=overwrite)
-                rows.append(lesion_stats(name, mask, raw, volume.voxel_mm3))
+                if on_scan is not None:
+                    on_scan(name, volume, mask, probability, row.warnings)
+                rows.append(row)
             except StrokesegError as error:
                 errors.append(str(error))
                 print(f"strokeseg predict: error: {error}", file=sys.stderr)

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from strokeseg import __version__
+from strokeseg.data.fingerprint import dataset_fingerprint
 from strokeseg.data.folds import fold_split, make_folds, save_folds, val_share
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
@@ -217,6 +218,10 @@ def train(
         "window": config.data.window,
         "context_slices": config.data.context_slices,
     }
+    train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
+    data_info["fingerprint"] = dataset_fingerprint(
+        train_images, dataset.modality, config.data.window
+    )
     module = SegmentationModule(
         model_name=config.model.name,
         model_kwargs=model_kwargs(config),

@@ -1,0 +1,236 @@
+"""BIDS in, BIDS derivatives out: the ``strokeseg bids BIDS_DIR OUT_DIR participant`` app.
+
+Inputs are the anatomical scans ``sub-<label>/[ses-<label>/]anat/*_<suffix>.nii[.gz]`` of a
+BIDS dataset (ATLAS R2.0 and SynthATLAS among them). Per scan the derivatives dataset gets,
+beside the source's folder structure and named from its entities (BIDS derivatives,
+"imaging data types": masks and discrete segmentations):
+
+- ``..._space-<as input>_desc-lesion_mask.nii.gz`` and its ``.json`` sidecar (``Type``
+  "Lesion", ``Sources``, checkpoint, threshold, volumes, warnings);
+- ``..._space-<as input>_desc-lesion_dseg.nii.gz`` (lesion ids of the report's table) and its
+  ``_dseg.tsv`` look-up table;
+- the scan's HTML report at the dataset's top level (``<sub>[_<ses>]...html``, as fMRIPrep
+  places its reports), the run index ``report.html``, ``lesions.csv`` and
+  ``lesions_by_lesion.csv``, all listed in ``.bidsignore``.
+
+``dataset_description.json`` declares ``DatasetType: derivative`` with ``GeneratedBy`` and a
+``DatasetLinks`` entry for the input (so ``Sources`` are BIDS URIs ``bids:raw:...``). Without
+a ``space`` entity in the input name the outputs have none (the input's own space).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from strokeseg import __version__
+from strokeseg.data.io import load_volume, save_like
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.inference.engine import Predictor
+from strokeseg.inference.predict import predict_scan, write_lesions_csv
+from strokeseg.reports.scan import INDEX, LESION_CSV, RunReport
+
+BIDS_VERSION = "1.10.0"
+ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part", "space")
+"""Entities carried from the input name, in the specification's order (space last of them);
+``desc`` follows. Other input entities (label, desc, ...) describe the input and are dropped."""
+DESC = "lesion"
+IGNORED = ("*.html", "lesions.csv", "lesions_by_lesion.csv")
+_PAIR = re.compile(r"([a-zA-Z]+)-([a-zA-Z0-9]+)")
+
+
+@dataclass
+class BidsScan:
+    path: Path
+    entities: dict[str, str]  # in file-name order
+    suffix: str
+
+    @property
+    def subject(self) -> str:
+        return self.entities["sub"]
+
+    @property
+    def folder(self) -> Path:
+        """``sub-X/[ses-Y/]anat``, as in the input."""
+        parts = [f"sub-{self.subject}"]
+        if "ses" in self.entities:
+            parts.append(f"ses-{self.entities['ses']}")
+        return Path(*parts, "anat")
+
+    def stem(self, with_space: bool = True) -> str:
+        keys = [k for k in ENTITY_ORDER if k in self.entities and (with_space or k != "space")]
+        return "_".join(f"{k}-{self.entities[k]}" for k in keys)
+
+    def derivative(self, suffix: str, extension: str) -> Path:
+        """``sub-X/[ses-Y/]anat/<entities>_desc-lesion_<suffix><extension>``."""
+        return self.folder / f"{self.stem()}_desc-{DESC}_{suffix}{extension}"
+
+    @property
+    def report(self) -> Path:
+        return Path(f"{self.stem(with_space=False)}.html")
+
+
+def parse_name(name: str) -> tuple[dict[str, str], str, str] | None:
+    """``sub-1_ses-2_T1w.nii.gz`` -> ({sub: 1, ses: 2}, "T1w", ".nii.gz"); None if not BIDS."""
+    match = re.fullmatch(r"((?:[a-zA-Z]+-[a-zA-Z0-9]+_)+)([a-zA-Z0-9]+)(\.[a-z.]+)", name)
+    if not match:
+        return None
+    pairs = _PAIR.findall(match.group(1))
+    entities = dict(pairs)
+    if len(entities) != len(pairs) or "sub" not in entities:
+        return None
+    return entities, match.group(2), match.group(3)
+
+
+def participant_labels(labels: list[str] | None) -> set[str] | None:
+    """BIDS-App ``--participant-label``: labels with or without the ``sub-`` prefix."""
+    if not labels:
+        return None
+    return {label.removeprefix("sub-") for label in labels}
+
+
+def find_scans(bids_dir: Path, suffix: str, labels: list[str] | None = None) -> list[BidsScan]:
+    """Every ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` of the chosen participants, sorted."""
+    bids_dir = Path(bids_dir)
+    if not (bids_dir / "dataset_description.json").is_file():
+        raise StrokesegError(f"{bids_dir}: not a BIDS dataset (no dataset_description.json)")
+    wanted = participant_labels(labels)
+    scans = []
+    for path in sorted(bids_dir.glob("sub-*/**/anat/*")):
+        parsed = parse_name(path.name)
+        if parsed is None or parsed[1] != suffix or parsed[2] not in (".nii", ".nii.gz"):
+            continue
+        entities = parsed[0]
+        if wanted is None or entities["sub"] in wanted:
+            scans.append(BidsScan(path, entities, suffix))
+    if wanted:
+        missing = wanted - {s.subject for s in scans}
+        if missing:
+            raise StrokesegError(
+                f"{bids_dir}: no *_{suffix} scan for participant(s) "
+                + ", ".join(f"sub-{m}" for m in sorted(missing))
+            )
+    if not scans:
+        raise StrokesegError(f"{bids_dir}: no sub-*/[ses-*/]anat/*_{suffix}.nii[.gz] scans found")
+    return scans
+
+
+def dataset_description(bids_dir: Path, checkpoint: str) -> dict:
+    return {
+        "Name": "strokeseg lesion segmentations",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "strokeseg",
+                "Version": __version__,
+                "Description": f"lesion masks from checkpoint {checkpoint} (research use only)",
+            }
+        ],
+        "SourceDatasets": [{"URL": Path(bids_dir).resolve().as_uri()}],
+        "DatasetLinks": {"raw": Path(bids_dir).resolve().as_uri()},
+    }
+
+
+def mask_sidecar(
+    scan: BidsScan,
+    bids_dir: Path,
+    checkpoint: str,
+    threshold: float,
+    volumes_ml: list[float],
+    warnings: list[str],
+) -> dict:
+    return {
+        "Type": "Lesion",
+        "Sources": [f"bids:raw:{scan.path.relative_to(bids_dir).as_posix()}"],
+        "Checkpoint": checkpoint,
+        "Threshold": threshold,
+        "LesionVolumeML": round(sum(volumes_ml), 4),
+        "LesionCount": len(volumes_ml),
+        "LesionVolumesML": [round(v, 4) for v in volumes_ml],
+        "QualityWarnings": list(warnings),
+    }
+
+
+def dseg_tsv(count: int) -> str:
+    """The look-up table of the lesion label image: index 1 is the largest lesion."""
+    return "index\tname\n" + "".join(f"{i}\tlesion-{i}\n" for i in range(1, count + 1))
+
+
+def to_json(data: dict) -> str:
+    return json.dumps(data, indent=2) + "\n"
+
+
+def output_paths(scan: BidsScan) -> dict[str, Path]:
+    """Every file one scan adds to the derivatives dataset (relative to its root)."""
+    return {
+        "mask": scan.derivative("mask", ".nii.gz"),
+        "sidecar": scan.derivative("mask", ".json"),
+        "dseg": scan.derivative("dseg", ".nii.gz"),
+        "lookup": scan.derivative("dseg", ".tsv"),
+        "report": scan.report,
+    }
+
+
+def run_app(
+    bids_dir: Path,
+    out_dir: Path,
+    predictor: Predictor,
+    checkpoint: str,
+    *,
+    suffix: str = "T1w",
+    labels: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[list, list[str]]:
+    """Segment every chosen scan of ``bids_dir`` into the derivatives dataset ``out_dir``.
+
+    Returns the lesions.csv rows and one error line per failed scan (the others are written).
+    Existing outputs are refused before any work unless ``overwrite``.
+    """
+    from tqdm import tqdm
+
+    bids_dir, out_dir = Path(bids_dir), Path(out_dir)
+    if out_dir.resolve() == bids_dir.resolve():
+        raise StrokesegError(f"{out_dir}: the output folder must differ from the BIDS input")
+    scans = find_scans(bids_dir, suffix, labels)
+    plans = [(scan, {k: out_dir / p for k, p in output_paths(scan).items()}) for scan in scans]
+    tops = [out_dir / n for n in ("dataset_description.json", ".bidsignore", "lesions.csv")]
+    targets = [p for _, paths in plans for p in paths.values()] + tops
+    targets += [out_dir / INDEX, out_dir / LESION_CSV]
+    clashes = [t for t in targets if t.exists()]
+    if clashes and not overwrite:
+        raise StrokesegError(
+            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
+        )
+    threshold = predictor.rule.threshold
+    report = RunReport(out_dir, predictor.meta, checkpoint, overwrite, threshold)
+    rows, errors = [], []
+    for scan, paths in tqdm(plans, desc="bids", unit="scan", disable=not progress):
+        name = scan.stem(with_space=False)
+        try:
+            volume = load_volume(scan.path)
+            row, probability, mask = predict_scan(name, volume, predictor)
+            save_like(mask, volume, paths["mask"], overwrite=overwrite)
+            result = report.add(
+                name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
+            )
+            volumes = [les.volume_ml for les in result.lesions]
+            sidecar = mask_sidecar(scan, bids_dir, checkpoint, threshold, volumes, row.warnings)
+            write_atomic(paths["sidecar"], to_json(sidecar), overwrite=overwrite)
+            write_atomic(paths["lookup"], dseg_tsv(len(volumes)), overwrite=overwrite)
+            rows.append(row)
+        except StrokesegError as error:
+            errors.append(str(error))
+            print(f"strokeseg bids: error: {error}", file=sys.stderr)
+    description = to_json(dataset_description(bids_dir, checkpoint))
+    write_atomic(out_dir / "dataset_description.json", description, overwrite=True)
+    write_atomic(out_dir / ".bidsignore", "\n".join(IGNORED) + "\n", overwrite=True)
+    if rows:
+        write_lesions_csv(rows, out_dir / "lesions.csv")
+        report.finish()
+    return rows, errors

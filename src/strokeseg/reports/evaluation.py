@@ -1,0 +1,150 @@
+"""``evaluate``'s ``report.html``: per-subject table, Bland-Altman, Dice by size, overlays.
+
+:class:`OverlayCollector` keeps, per subject, one axial slice (the one with the largest true
+lesion area, as the overlay figures use) of the image, the true and the predicted mask, so the
+best, median and worst subjects can be drawn after all subjects are scored without holding
+their volumes. Without images (``--pred``/``--gt``) the overlays show the masks alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from strokeseg import __version__
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import Volume
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.figures import largest_lesion_slice
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.reports import figures, html
+
+REPORT = "report.html"
+COLUMNS = (
+    ("subject", "subject"),
+    ("dice", "Dice"),
+    ("gt_volume_ml", "true mL"),
+    ("pred_volume_ml", "predicted mL"),
+    ("n_gt_lesions", "true lesions"),
+    ("n_pred_lesions", "predicted lesions"),
+    ("lesion_f1", "lesion F1"),
+)
+
+
+@dataclass
+class OverlayCollector:
+    """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing."""
+
+    slices: dict[str, tuple] = field(default_factory=dict)
+
+    def add(
+        self,
+        subject: str,
+        image: Volume | None,
+        gt: np.ndarray,
+        pred: np.ndarray,
+        modality: str = "mri",
+        window: str = "brain",
+    ) -> None:
+        k = largest_lesion_slice(gt)
+        plane, spacing = None, (1.0, 1.0)
+        if image is not None:
+            plane = normalize(image.data[:, :, k], modality, window)
+            spacing = tuple(np.sqrt((image.affine[:3, :2] ** 2).sum(axis=0)))
+        self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, spacing, k)
+
+    def case(self, case: tuple) -> tuple:
+        """Keep a (subject, pred, gt, voxel mm3) case of ``evaluate --pred --gt`` and pass it on."""
+        self.add(case[0], None, case[2], case[1])
+        return case
+
+
+def check_report_writable(out: Path, overwrite: bool) -> None:
+    """Refuse an existing report.html before any work (unless ``overwrite``)."""
+    if (Path(out) / REPORT).exists() and not overwrite:
+        raise StrokesegError(
+            f"{Path(out) / REPORT}: already exists (pass --overwrite to replace it)"
+        )
+
+
+def read_rows(path: Path) -> list[dict]:
+    """per_subject.csv back as dicts of floats (subject kept as text)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return [
+            {k: (v if k == "subject" else float(v)) for k, v in row.items()}
+            for row in csv.DictReader(f)
+        ]
+
+
+def pick_subjects(rows: list[dict]) -> list[tuple[str, dict]]:
+    """(label, row) of the best, median and worst subject by Dice (NaN Dice left out)."""
+    scored = sorted((r for r in rows if not math.isnan(r["dice"])), key=lambda r: -r["dice"])
+    if not scored:
+        return []
+    picks = [("best", scored[0]), ("median", scored[len(scored) // 2]), ("worst", scored[-1])]
+    seen, unique = set(), []
+    for label, row in picks:
+        if row["subject"] not in seen:
+            seen.add(row["subject"])
+            unique.append((label, row))
+    return unique
+
+
+def _overlay(collector: OverlayCollector, label: str, row: dict) -> str:
+    plane, gt, pred, spacing, k = collector.slices[row["subject"]]
+    background = plane if plane is not None else gt * 0.35
+    title = f"{label}: {row['subject']}, Dice {row['dice']:.3f} (axial {k})"
+    return html.image(figures.subject_overlay(background, gt, pred, spacing, title), title)
+
+
+def _cell(value) -> str:
+    return value if isinstance(value, str) else f"{value:.3f}" if value % 1 else f"{value:.0f}"
+
+
+def evaluation_page(rows: list[dict], summary: dict, collector: OverlayCollector | None) -> str:
+    true = np.array([r["gt_volume_ml"] for r in rows])
+    pred = np.array([r["pred_volume_ml"] for r in rows])
+    dice = np.array([r["dice"] for r in rows])
+    headline = [
+        ("subjects", summary.get("n_subjects", len(rows))),
+        ("per-subject Dice", f"{summary['dice_mean']:.3f} ± {summary['dice_std']:.3f}"),
+        ("pooled Dice", f"{summary['dice_pooled']:.3f}"),
+        ("lesion-wise F1", f"{summary['lesion_f1_mean']:.3f}"),
+        ("empty policy", summary.get("empty_policy", "one")),
+    ]
+    if "checkpoint" in summary:
+        headline.insert(0, ("checkpoint", f"{summary['checkpoint']} ({summary.get('model')})"))
+    body = "<h2>Summary</h2>" + html.fields(headline)
+    body += "<h2>Volumes and Dice by lesion size</h2>"
+    body += html.image(figures.bland_altman(pred, true), "Bland-Altman plot") + " "
+    body += html.image(figures.dice_by_size(true, dice), "Dice by lesion size")
+    if collector is not None and collector.slices:
+        picks = [p for p in pick_subjects(rows) if p[1]["subject"] in collector.slices]
+        body += "<h2>Best, median and worst subjects</h2>"
+        body += '<p class="small">Green: true lesion; red: prediction.</p>'
+        body += " ".join(_overlay(collector, label, row) for label, row in picks)
+    body += "<h2>Per subject</h2>"
+    body += html.table(
+        [title for _, title in COLUMNS],
+        ([_cell(r[key]) for key, _ in COLUMNS] for r in rows),
+        numeric=tuple(range(1, len(COLUMNS))),
+    )
+    body += f'<p class="small">Definitions: docs/metrics.md. strokeseg {__version__}.</p>'
+    return html.page("strokeseg evaluation report", body)
+
+
+def write_evaluation_report(
+    out: Path,
+    rows: list[dict],
+    summary: dict,
+    collector: OverlayCollector | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    return write_atomic(
+        Path(out) / REPORT, evaluation_page(rows, summary, collector), overwrite=overwrite
+    )

@@ -1,0 +1,286 @@
+"""The per-scan report, the run index and the per-lesion files that ``predict --report`` adds.
+
+:class:`RunReport` is fed one scan at a time (the volume, its mask, its probability map and
+its warnings, all RAS arrays) and holds only the small index rows between scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from strokeseg import __version__
+from strokeseg.data.fingerprint import describe_range, head_mask
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import Volume, save_labels_like
+from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.report import write_atomic
+from strokeseg.reports import figures, html
+from strokeseg.reports.lesions import (
+    Lesion,
+    lesion_table,
+    lesions_csv,
+    midline_x,
+    on_mni_grid,
+    relabel_by_size,
+)
+
+INDEX = "report.html"
+LESION_CSV = "lesions_by_lesion.csv"
+
+
+def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    return tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+
+
+def _range(entry: dict | None, unit: str) -> str:
+    return describe_range(entry["min"], entry["max"], unit) if entry else "not recorded"
+
+
+def training_summary(meta: dict) -> list[tuple[str, object]]:
+    """The checkpoint's training data, as label/value pairs for the report."""
+    data = meta.get("data", {})
+    fp = data.get("fingerprint") or {}
+    pairs: list[tuple[str, object]] = [
+        ("model", meta.get("model_name", "?")),
+        ("trained with strokeseg", meta.get("version", "?")),
+        ("training data", f"{data.get('layout', '?')} layout, {data.get('modality', '?')}"),
+    ]
+    if fp:
+        pairs += [
+            ("training scans", f"{fp['n_scans']} ({fp['n_measured']} measured)"),
+            ("training voxel size", _range(fp.get("spacing_mm"), " mm")),
+            ("training field of view", _range(fp.get("fov_mm"), " mm")),
+            ("training orientations", ", ".join(fp.get("axcodes", [])) or "?"),
+            ("training contrasts", ", ".join(fp.get("contrasts", [])) or "not in file names"),
+        ]
+    else:
+        pairs.append(("training statistics", "not stored in this checkpoint (older strokeseg)"))
+    return pairs
+
+
+def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
+    rows = []
+    for les in lesions:
+        mni = ", ".join(f"{v:.1f}" for v in les.mni_mm) if les.mni_mm else "not on MNI grid"
+        rows.append(
+            [
+                les.id,
+                f"{les.volume_ml:.3f}",
+                ", ".join(f"{v:.1f}" for v in les.centroid_mm),
+                mni,
+                les.hemisphere,
+                f"{les.axial_slices[0]}-{les.axial_slices[1]}",
+                f"{les.mean_probability:.2f}",
+            ]
+        )
+    return rows
+
+
+LESION_HEADERS = (
+    "id",
+    "volume (mL)",
+    "centroid x, y, z (scanner mm, RAS)",
+    "MNI x, y, z (mm)",
+    "hemisphere",
+    "axial slices",
+    "mean probability",
+)
+
+
+@dataclass
+class ScanResult:
+    """What one scan's report shows (RAS arrays are not kept after the report is written)."""
+
+    name: str
+    lesions: list[Lesion]
+    warnings: list[str]
+    total_ml: float
+    thumbnail: bytes
+    report: Path
+
+
+def scan_page(
+    name: str,
+    volume: Volume,
+    mask: np.ndarray,
+    labels: np.ndarray,
+    lesions: list[Lesion],
+    warnings: list[str],
+    meta: dict,
+    checkpoint: str,
+    threshold: float,
+    labels_name: str,
+) -> tuple[str, bytes]:
+    """The per-scan HTML and its thumbnail PNG."""
+    data = meta.get("data", {})
+    modality = data.get("modality", "mri")
+    display = normalize(volume.data, modality, data.get("window", "brain"))
+    spacing = _spacing(volume.affine)
+    header = volume.source.header
+    total = sum(les.volume_ml for les in lesions)
+    mni = on_mni_grid(volume.data.shape, volume.affine)
+    head = head_mask(volume.data, modality)
+    if lesions:
+        centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
+        through = "through the largest lesion"
+    else:
+        centre = (
+            np.round(np.mean(np.nonzero(head), axis=1)).astype(int)
+            if head.any()
+            else (np.asarray(volume.data.shape) // 2)
+        )
+        through = "through the head's centre"
+    scan_fields = [
+        ("file", volume.path),
+        ("shape (as stored)", " x ".join(str(n) for n in volume.source.shape[:3])),
+        ("voxel size (as stored)", " x ".join(f"{z:g}" for z in header.get_zooms()[:3]) + " mm"),
+        ("orientation (as stored)", "".join(nib.aff2axcodes(volume.source.affine))),
+        ("modality", f"{modality} (the checkpoint's; see the warnings for a mismatch)"),
+        ("grid", "MNI152 1 mm (ATLAS R2.0)" if mni else "not the MNI152 grid (scanner space)"),
+    ]
+    result_fields = [
+        ("total lesion volume", f"{total:.3f} mL"),
+        ("lesions (26-connected)", len(lesions)),
+        ("threshold", f"probability >= {threshold:g}"),
+        ("label image", f"{labels_name} (ids as in the table)"),
+    ]
+    views = figures.orthogonal_views(display, mask, spacing, tuple(centre), head, through)
+    body = (
+        "<h2>Result</h2>"
+        + html.fields(result_fields)
+        + "<h2>Quality warnings</h2>"
+        + html.warning_list(warnings)
+        + "<h2>Lesions (largest first)</h2>"
+        + (
+            html.table(LESION_HEADERS, lesion_rows(lesions), numeric=(0, 1, 6))
+            if lesions
+            else "<p>No lesion in the mask.</p>"
+        )
+        + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
+        "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
+        + "<h2>Axial montage</h2>"
+        + f'<p class="small">Images in the {figures.CONVENTION}; the red line is the mask '
+        "outline; the slice number is the axial index k.</p>"
+        + html.image(figures.axial_montage(display, mask, spacing, head), "axial montage")
+        + "<h2>Coronal and sagittal views</h2>"
+        + html.image(views, "coronal and sagittal views")
+        + "<h2>Scan</h2>"
+        + html.fields(scan_fields)
+        + "<h2>Checkpoint</h2>"
+        + html.fields([("checkpoint", checkpoint), *training_summary(meta)])
+        + f'<p class="small">strokeseg {html.escape(__version__)}</p>'
+    )
+    k = int(centre[2])
+    thumb = figures.thumbnail(display, mask, spacing, k, head)
+    return html.page(f"strokeseg lesion report: {name}", body), thumb
+
+
+def index_page(results: list[ScanResult], checkpoint: str, meta: dict, folder: Path) -> str:
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                html.Raw(html.image(r.thumbnail, f"{r.name} thumbnail", width=110)),
+                html.link(r.report.relative_to(folder).as_posix(), r.name),
+                f"{r.total_ml:.3f}",
+                len(r.lesions),
+                html.Raw(html.warning_list(r.warnings)) if r.warnings else "none",
+            ]
+        )
+    body = (
+        f"<p>{len(results)} scan(s); checkpoint {html.escape(checkpoint)} "
+        f"({html.escape(str(meta.get('model_name', '?')))}); strokeseg "
+        f"{html.escape(__version__)}.</p>"
+        + html.table(
+            (
+                "axial slice (R on the right)",
+                "scan",
+                "lesion volume (mL)",
+                "lesions",
+                "warnings",
+            ),
+            rows,
+            numeric=(2, 3),
+        )
+    )
+    return html.page("strokeseg run report", body)
+
+
+@dataclass
+class RunReport:
+    """Collects per-scan results during ``predict`` and writes the index at the end."""
+
+    out_dir: Path
+    meta: dict
+    checkpoint: str
+    overwrite: bool = False
+    threshold: float = 0.5
+    results: list[ScanResult] = field(default_factory=list)
+
+    def scan_targets(self, name: str) -> tuple[Path, Path]:
+        """(label image, per-scan report) of scan ``name`` in the output folder."""
+        return self.out_dir / f"{name}_lesions.nii.gz", self.out_dir / f"{name}_report.html"
+
+    def check(self, names: list[str]) -> None:
+        """Refuse up front when an output exists (before any scan is segmented)."""
+        targets = [p for n in names for p in self.scan_targets(n)]
+        targets += [self.out_dir / INDEX, self.out_dir / LESION_CSV]
+        clashes = [t for t in targets if t.exists()]
+        if clashes and not self.overwrite:
+            raise StrokesegError(
+                f"{clashes[0]}: already exists (pass --overwrite to replace; "
+                f"{len(clashes)} file(s))"
+            )
+
+    def add(
+        self,
+        name: str,
+        volume: Volume,
+        mask: np.ndarray,
+        probability: np.ndarray,
+        warnings: list[str],
+        targets: tuple[Path, Path] | None = None,
+    ) -> ScanResult:
+        """Write the scan's label image and report; keep its index row."""
+        labels_path, report_path = targets or self.scan_targets(name)
+        modality = self.meta.get("data", {}).get("modality", "mri")
+        labels = relabel_by_size(mask)
+        lesions = lesion_table(
+            labels,
+            probability,
+            volume.affine,
+            midline_mm=midline_x(volume, modality),
+            mni=on_mni_grid(volume.data.shape, volume.affine),
+        )
+        save_labels_like(labels, volume, labels_path, overwrite=self.overwrite)
+        text, thumb = scan_page(
+            name,
+            volume,
+            mask,
+            labels,
+            lesions,
+            warnings,
+            self.meta,
+            self.checkpoint,
+            self.threshold,
+            labels_path.name,
+        )
+        write_atomic(report_path, text, overwrite=self.overwrite)
+        result = ScanResult(
+            name, lesions, list(warnings), sum(x.volume_ml for x in lesions), thumb, report_path
+        )
+        self.results.append(result)
+        return result
+
+    def finish(self) -> list[Path]:
+        """Write ``lesions_by_lesion.csv`` and the index ``report.html``."""
+        table = lesions_csv([(r.name, r.lesions) for r in self.results])
+        index = index_page(self.results, self.checkpoint, self.meta, self.out_dir)
+        return [
+            write_atomic(self.out_dir / LESION_CSV, table, overwrite=True),
+            write_atomic(self.out_dir / INDEX, index, overwrite=True),
+        ]
