@@ -21,7 +21,7 @@ import numpy as np
 from strokeseg.data.intensity import MRI_PERCENTILES, normalize
 from strokeseg.data.io import Volume, load_volume
 
-MAX_SCANS = 20
+MAX_SCANS = 8
 """Training scans read for the fingerprint (evenly spread over the sorted list): bounds the
 extra reading time on large datasets."""
 CT_HEAD_HU = -500.0
