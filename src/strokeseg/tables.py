@@ -17,55 +17,78 @@ from pathlib import Path
 import torch
 import yaml
 
+from strokeseg.data.io import write_atomic
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.run import same_config, train
 
 TABLES = {
-    1: (
-        "ct",
-        [
-            "unet",
-            "segnet",
-            "attention_unet",
-            "deeplabv3plus",
-            "unetpp",
-            "transunet",
-            "swin_unet",
-            "unetpp_mtl",
-        ],
-    ),
-    2: ("ct", ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"]),
-    3: (
-        "atlas",
-        [
-            "unet",
-            "attention_unet",
-            "deeplabv3plus",
-            "xnet",
-            "clcinet",
-            "transunet",
-            "swin_unet",
-            "unetpp_mtl",
-        ],
-    ),
+    1: [
+        "unet",
+        "segnet",
+        "attention_unet",
+        "deeplabv3plus",
+        "unetpp",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ],
+    2: ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"],
+    3: [
+        "unet",
+        "attention_unet",
+        "deeplabv3plus",
+        "xnet",
+        "clcinet",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ],
 }
+"""The rows of each table; which data a table runs on follows from the shipped configs."""
+
+CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
+"""Shipped config folder per modality of the data (CT datasets, T1w MRI as ATLAS)."""
 
 CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
 """The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
 
 
 def row_configs(table: int, modality: str) -> list[tuple[str, Path]]:
-    """(model, config file) per row; the config folder follows the data (ct or atlas)."""
-    dataset, models = TABLES[table]
-    folder = "ct" if modality == "ct" else "atlas"
-    return [(m, PACKAGED_CONFIGS / folder / f"table{table}_{m}.yaml") for m in models]
+    """(model, config file) per row; the config folder follows the data (ct or atlas).
+
+    A table the paper ran on the other modality is refused in one line that says which
+    tables fit this data.
+    """
+    rows = [(m, _config_file(table, modality, m)) for m in TABLES[table]]
+    if not all(path.exists() for _, path in rows):
+        fits = [t for t in TABLES if t != table and _has_configs(t, modality)]
+        other = [m for m in CONFIG_FOLDERS if m != modality and _has_configs(table, m)]
+        raise StrokesegError(
+            f"Table {table} has no {modality.upper()} setting: the paper ran it on "
+            f"{' or '.join(m.upper() for m in other) or 'other'} data; for this dataset run "
+            + (" or ".join(f"--table {t}" for t in fits) or "no table")
+        )
+    return rows
+
+
+def _config_file(table: int, modality: str, model: str) -> Path:
+    folder = CONFIG_FOLDERS.get(modality, "atlas")
+    return PACKAGED_CONFIGS / folder / f"table{table}_{model}.yaml"
+
+
+def _has_configs(table: int, modality: str) -> bool:
+    return all(_config_file(table, modality, m).exists() for m in TABLES[table])
+
+
+def modalities(table: int) -> list[str]:
+    """The data modalities a table has shipped configs for (``ct``, ``mri``)."""
+    return [m for m in CONFIG_FOLDERS if _has_configs(table, m)]
 
 
 def profile_overrides(profile: str, model: str) -> list[str]:
@@ -181,10 +204,28 @@ def run_row(
     return record
 
 
+def check_profile(profile: str, force: bool = False) -> None:
+    """Refuse the paper's recipe without a GPU: on CPU cores a table takes months."""
+    if profile == "paper" and not force and not torch.cuda.is_available():
+        raise StrokesegError(
+            "--profile paper is the paper's full recipe (full-width models, 100 epochs per row) "
+            "and needs a GPU; none is visible here, so it would run for months. Run "
+            "--profile cpu (the demo setting) here, or pass --force to start it anyway"
+        )
+
+
 def run_table(
-    table: int, data: Path, out: Path, profile: str, seeds: int, overrides: list[str] = ()
+    table: int,
+    data: Path,
+    out: Path,
+    profile: str,
+    seeds: int,
+    overrides: list[str] = (),
+    *,
+    force: bool = False,
 ) -> Path:
     """Train and evaluate every row with each seed; finished runs (result.json) are re-used."""
+    check_profile(profile, force)
     dataset = find_dataset(data)
     size = slice_size(data)
     rows = row_configs(table, dataset.modality)

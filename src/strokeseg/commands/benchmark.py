@@ -29,8 +29,10 @@ def add_parser(subparsers) -> None:
         "--profile",
         choices=("paper", "cpu"),
         default="paper",
-        help="paper: the paper's recipe (GPU); cpu: reduced, fits 2 CPU cores",
+        help="paper: the paper's recipe (GPU; refused without one unless --force); "
+        "cpu: reduced, fits 2 CPU cores",
     )
+    t.add_argument("--force", action="store_true", help="run --profile paper even without a GPU")
     t.add_argument("--seeds", type=positive_int, default=1, help="seeds per row (default 1)")
     add_overrides(t, "override every row's config after the profile (repeatable)")
     t.set_defaults(run=run)
@@ -39,6 +41,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from strokeseg.tables import run_table
 
-    path = run_table(args.table, args.data, args.out, args.profile, args.seeds, args.overrides)
+    path = run_table(
+        args.table,
+        args.data,
+        args.out,
+        args.profile,
+        args.seeds,
+        args.overrides,
+        force=args.force,
+    )
     print(path.read_text(encoding="utf-8"))
     return 0

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +42,6 @@ class Volume:
     def voxel_mm3(self) -> float:
         """Volume of one voxel in mm3."""
         return float(abs(np.linalg.det(self.affine[:3, :3])))
-
-    def _to_ras(self) -> np.ndarray:
-        return ornt_transform(io_orientation(self.source.affine), _RAS)
 
     def to_source(self, array_ras: np.ndarray) -> np.ndarray:
         """Exact inverse of the RAS reorientation: ``array_ras`` in the source voxel order."""
@@ -182,13 +182,49 @@ def load_mask(path: str | Path, like: Volume | None = None) -> Volume:
     return volume
 
 
-def atomic_target(path: Path, overwrite: bool) -> Path:
+def _temporary_sibling(path: Path, overwrite: bool) -> Path:
     """A temporary sibling of ``path`` with its suffix; refuses to clobber without ``overwrite``."""
     if path.exists() and not overwrite:
         raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write (a file or a folder); on success it
+    replaces ``path`` in one ``os.replace``, on any failure (or a kill) it never does.
+
+    So a reader sees the old file or the whole new one, never a truncated one. The one
+    atomic-write helper of the package (DESIGN.md: ``data/`` holds atomic writes).
+    An existing ``path`` is refused unless ``overwrite``.
+    """
+    path = Path(path)
+    tmp = _temporary_sibling(path, overwrite)
+    _remove(tmp)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # os.replace cannot replace a non-empty folder
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` (text as UTF-8) atomically; an existing ``path`` needs ``overwrite``."""
+    path = Path(path)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
 
 
 def save_like(
@@ -205,10 +241,6 @@ def save_like(
     header["cal_min"], header["cal_max"] = 0, 0
     data = reference.to_source(array_ras).astype(np.uint8)
     image = type(reference.source)(data, None, header=header)
-    tmp = atomic_target(path, overwrite)
-    try:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -11,13 +11,12 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import atomic_target
+from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.metrics import EmptyPolicy
@@ -130,21 +129,6 @@ def evaluate(
     summary["connectivity"] = "full: 26-neighbourhood in 3D, 8 in 2D"
     summary["std"] = "population standard deviation over subjects (ddof=0)"
     return rows, summary
-
-
-def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
-    """Write ``data`` via a temporary sibling file and os.replace, so no partial file is left.
-
-    An existing ``path`` is refused unless ``overwrite``.
-    """
-    path = Path(path)
-    tmp = atomic_target(path, overwrite)
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _cell(value: object) -> object:

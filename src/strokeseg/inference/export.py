@@ -8,7 +8,6 @@ random input of a different size than the one traced, so a wrong export never la
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokeseg.data.io import atomic_target
+from strokeseg.data.io import atomic_path
 from strokeseg.errors import StrokesegError
 
 TRACE_SHAPE = (1, 1, 64, 64)
@@ -71,15 +70,11 @@ def export(network: nn.Module, meta: dict, out: Path, *, overwrite: bool = False
     exporters = {".onnx": _export_onnx, ".pt": _export_torchscript}
     if out.suffix not in exporters:
         raise StrokesegError(f"{out}: unknown export format; use a .onnx or .pt file name")
-    tmp = atomic_target(out, overwrite)
     check = torch.randn(CHECK_SHAPE, generator=torch.Generator().manual_seed(0))
-    try:
+    with atomic_path(out, overwrite=overwrite) as tmp:
         difference = exporters[out.suffix](network.eval(), meta, tmp, check)
         if difference > TOLERANCE:
             raise StrokesegError(
                 f"{out}: exported model differs from PyTorch by {difference:.2e} (> {TOLERANCE})"
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return difference

@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
+from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti, write_atomic
 from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
-from strokeseg.evaluation.report import write_atomic
 
 
 @dataclass

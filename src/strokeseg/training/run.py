@@ -95,7 +95,12 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
         return load_split(out / "split.json")
     labelled = [s for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
     ids = [s.id for s in labelled]
-    volumes = {s.id: lesion_voxels(s.masks) for s in labelled} if config.data.stratify else None
+    volumes = None
+    if config.data.stratify:
+        from tqdm import tqdm
+
+        bar = tqdm(labelled, desc="lesion volumes for the split", unit="subject", disable=None)
+        volumes = {s.id: lesion_voxels(s.masks) for s in bar}
     return make_split(ids, tuple(config.data.split), config.seed, volumes)
 
 
