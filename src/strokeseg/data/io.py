@@ -97,8 +97,9 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
 
 def _read_dicom(folder: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """One DICOM series -> an in-memory NIfTI image (SimpleITK's LPS turned into NIfTI's RAS)."""
-    import SimpleITK as sitk
+    from strokeseg.extras import require
 
+    sitk = require("SimpleITK", f"{folder}: reading DICOM")
     sitk.ProcessObject_SetGlobalWarningDisplay(False)
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series:

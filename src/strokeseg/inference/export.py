@@ -17,6 +17,7 @@ from torch import nn
 
 from strokeseg.data.io import atomic_path
 from strokeseg.errors import StrokesegError
+from strokeseg.extras import require
 
 TRACE_SHAPE = (1, 1, 64, 64)
 CHECK_SHAPE = (2, 1, 96, 80)
@@ -29,8 +30,8 @@ def _reference(network: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def _export_onnx(network: nn.Module, meta: dict, tmp: Path, check: torch.Tensor) -> float:
-    import onnx
-    import onnxruntime
+    onnx = require("onnx", "export to ONNX")
+    onnxruntime = require("onnxruntime", "export to ONNX")
 
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
