@@ -137,3 +137,17 @@ def test_long_steps_show_progress(tmp_path, bars):
     split = subject_split(config, dataset, tmp_path / "run")
     assert sorted(np.concatenate(list(split.values()))) == [f"c{i}" for i in range(5)]
     assert bars == ["check", "slice cache", "lesion volumes for the split"]
+
+
+def test_lightning_banners_and_advertisements_are_silenced(tmp_path, capfd):
+    import logging
+
+    from strokeseg.training.config import load_config
+    from strokeseg.training.run import build_trainer
+
+    build_trainer(load_config(None), tmp_path, [])
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").warning("a real warning")
+    out, err = capfd.readouterr()
+    for banner in ("litlogger", "Tip", "GPU available", "TPU available", "was configured so"):
+        assert banner not in out + err
+    assert "a real warning" in err

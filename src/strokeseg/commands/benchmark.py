@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides, positive_int
+from strokeseg.commands.options import add_output, add_overrides, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument("--table", type=int, choices=(1, 2, 3), required=True)
     t.add_argument("--data", type=Path, required=True, help="dataset folder")
-    t.add_argument("--out", type=Path, default=Path("benchmark"), help="output folder")
+    add_output(t, "output folder", default=Path("benchmark"))
     t.add_argument(
         "--profile",
         choices=("paper", "cpu"),

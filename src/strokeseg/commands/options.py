@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -18,3 +19,8 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
     )
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """``-o/--out`` (``--output`` kept as an alias): the output flag of every subcommand."""
+    parser.add_argument("-o", "--out", "--output", dest="out", type=Path, help=help, **kwargs)

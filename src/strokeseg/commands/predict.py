@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_output
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,21 +17,37 @@ def add_parser(subparsers) -> None:
         "volume (mL) and count (26-connected components). Research use only.",
     )
     p.add_argument("-i", "--input", type=Path, required=True, help="scan file or folder")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    add_output(p, "output folder", required=True)
     p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep masks a previous (interrupted) run wrote; segment only the rest",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from strokeseg.inference.checkpoint import load_network
     from strokeseg.inference.predict import predict
 
     network, meta = load_network(args.checkpoint)
-    rows, errors = predict(args.input, args.output, network, meta, overwrite=args.overwrite)
+    rows, errors = predict(
+        args.input,
+        args.out,
+        network,
+        meta,
+        overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
+    )
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:
-        print(f"strokeseg predict: {len(errors)} scan(s) failed, {len(rows)} written")
+        print(
+            f"strokeseg predict: {len(errors)} scan(s) failed, {len(rows)} written", file=sys.stderr
+        )
         return 1
     return 0

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import nibabel as nib
@@ -192,6 +193,25 @@ def _temporary_sibling(path: Path, overwrite: bool) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed processes (their pid no longer runs)."""
+    prefix = f".{path.name}."
+    for sibling in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+        pid = sibling.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(sibling)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -211,6 +231,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     path = Path(path)
     tmp = _temporary_sibling(path, overwrite)
     _remove(tmp)
+    _remove_stale(path)
     try:
         yield tmp
         if tmp.is_dir() and path.is_dir():

@@ -78,6 +78,25 @@ def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
+def check_output_folder(inputs: Path, out_dir: Path) -> None:
+    """Refuse an output folder that is the folder the scans are listed from: the next run
+    there would segment strokeseg's own masks as scans."""
+    listed = inputs if inputs.is_dir() else inputs.parent
+    if out_dir.resolve() == listed.resolve():
+        raise StrokesegError(
+            f"{out_dir}: output folder is the input folder, so a later run would read the masks "
+            "as scans; choose another -o (a subfolder is fine)"
+        )
+
+
+def existing_lesions(name: str, target: Path) -> Lesions:
+    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``)."""
+    from strokeseg.data.io import load_mask
+
+    mask = load_mask(target)
+    return lesion_stats(name, mask.data, mask)
+
+
 def predict(
     inputs: Path,
     out_dir: Path,
@@ -85,21 +104,27 @@ def predict(
     meta: dict,
     *,
     overwrite: bool = False,
+    skip_existing: bool = False,
     progress: bool = True,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
-    Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
-    is reported and skipped, the others are still written.
+    Existing outputs are refused up front (before any work) unless ``overwrite``; with
+    ``skip_existing`` a scan whose mask exists is not segmented again and its row is
+    recomputed from that mask (masks are written atomically, so an existing one is whole).
+    lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
+    the masks. A bad scan is reported and skipped, the others are still written.
     """
     from tqdm import tqdm
 
+    check_output_folder(inputs, out_dir)
     scans = scan_inputs(inputs)
     targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
     clashes = [str(t) for t in targets if t.exists()]
-    if clashes and not overwrite:
+    if clashes and not (overwrite or skip_existing):
         raise StrokesegError(
-            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
+            f"{clashes[0]}: already exists (pass --overwrite to replace, or --skip-existing to "
+            f"finish an interrupted run; {len(clashes)} file(s))"
         )
     modality = meta["data"].get("modality", "mri")
     window = meta["data"].get("window", "brain")
@@ -108,13 +133,16 @@ def predict(
         list(zip(scans, targets, strict=False)), desc="predict", unit="scan", disable=not progress
     ):
         try:
-            volume = load_volume(path)
-            mask = segment(network, volume, modality, window)
-            save_like(mask, volume, target, overwrite=overwrite)
-            rows.append(lesion_stats(name, mask, volume))
+            if skip_existing and target.exists() and not overwrite:
+                rows.append(existing_lesions(name, target))
+            else:
+                volume = load_volume(path)
+                mask = segment(network, volume, modality, window)
+                save_like(mask, volume, target, overwrite=overwrite or skip_existing)
+                rows.append(lesion_stats(name, mask, volume))
         except StrokesegError as error:
             errors.append(str(error))
             print(f"strokeseg predict: error: {error}", file=sys.stderr)
-    if rows:
+            continue
         write_lesions_csv(rows, out_dir / "lesions.csv")
     return rows, errors

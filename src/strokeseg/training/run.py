@@ -28,6 +28,7 @@ from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
 from strokeseg.training.module import SegmentationModule
+from strokeseg.training.quiet import silence_lightning
 
 RUN_FILES = (
     "config.yaml",
@@ -115,6 +116,7 @@ def build_trainer(
     config: Config, out: Path, callbacks: Sequence[Callback], validate: bool = True
 ) -> L.Trainer:
     """Without a validation split (the paper's CT protocol) ``best.ckpt`` is the last epoch."""
+    silence_lightning()
     checkpoint = ModelCheckpoint(
         dirpath=out,
         filename="best",
