@@ -151,3 +151,21 @@ def test_lightning_banners_and_advertisements_are_silenced(tmp_path, capfd):
     for banner in ("litlogger", "Tip", "GPU available", "TPU available", "was configured so"):
         assert banner not in out + err
     assert "a real warning" in err
+
+
+def test_model_building_blocks_are_defined_once():
+    """One ``scaled``, one ``ConvBNReLU``, one ``DoubleConv`` in the models package."""
+    defined: dict[str, list[str]] = {}
+    for path in (SRC / "models").rglob("*.py"):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.setdefault(node.name.lstrip("_"), []).append(path.name)
+    for name in ("scaled", "ConvBNReLU", "DoubleConv"):
+        assert defined[name] == ["blocks.py"], (name, defined[name])
+
+
+def test_scaled_rounds_to_a_multiple_of_the_heads():
+    from strokeseg.models.blocks import scaled
+
+    assert [scaled(96, w, 3) for w in (1.0, 0.25, 0.125, 0.01)] == [96, 24, 12, 3]
+    assert [scaled(64, w) for w in (1.0, 0.125, 0.001)] == [64, 8, 1]
