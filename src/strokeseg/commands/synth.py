@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from strokeseg.commands.options import add_output, positive_int
 
@@ -20,14 +21,28 @@ def add_parser(subparsers) -> None:
     add_output(p, "output folder", required=True)
     p.add_argument("--subjects", type=positive_int, default=20, help="number of subjects (20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument(
+        "--volumes",
+        choices=("atlas", "loguniform"),
+        default="atlas",
+        help="SynthATLAS total lesion volume: 'atlas' (default) a log-normal fitted to ATLAS "
+        "R2.0 (median 5 mL), 'loguniform' the first SynthATLAS draw (median 1.7 mL)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous cohort in --out")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from strokeseg.synth import atlas, ct
+    from strokeseg.synth.lesions import VOLUME_DISTRIBUTIONS
 
-    generator = atlas if args.cohort == "atlas" else ct
-    generator.generate(args.out, args.subjects, args.seed, args.overwrite)
+    if args.cohort == "atlas":
+        volumes = VOLUME_DISTRIBUTIONS[args.volumes]
+        atlas.generate(args.out, args.subjects, args.seed, args.overwrite, volumes=volumes)
+    else:
+        if args.volumes != "atlas":
+            print("strokeseg synth: --volumes applies to SynthATLAS only", file=sys.stderr)
+            return 2
+        ct.generate(args.out, args.subjects, args.seed, args.overwrite)
     print(f"wrote {args.subjects} synthetic {args.cohort} subject(s) to {args.out}")
     return 0

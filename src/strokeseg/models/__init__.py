@@ -47,9 +47,13 @@ def deploy(model: nn.Module) -> nn.Module:
     """The inference network alone, as an independent copy in eval mode.
 
     For a multi-task model this is the backbone with its mask head: no LFFGM, no edge head,
-    the same state-dict keys and shapes as the single-task network.
+    the same state-dict keys and shapes as the single-task network. Deep-supervision heads
+    (UNet++ X(0,1)..X(0,3)) are dropped as well.
     """
-    return copy.deepcopy(_inference_network(model)).eval()
+    network = copy.deepcopy(_inference_network(model)).eval()
+    if getattr(network, "ds_heads", None) is not None:
+        network.ds_heads = None
+    return network
 
 
 def _output_layers(model: nn.Module) -> list[nn.Module]:

@@ -39,6 +39,22 @@ def keras_bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
 
 
+def keras_init_(module: nn.Module) -> None:
+    """Keras defaults of a model built with ``kernel_initializer='he_normal'`` on its Conv2D
+    layers (UNet++'s ``Nest_Net``): he_normal convs, glorot_uniform transposed convs (Keras'
+    default initializer), zero biases."""
+    he_normal_(module)
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose2d):
+            # Keras' glorot_uniform fans: receptive field x input / output channels
+            fan_in = m.weight[0, 0].numel() * m.in_channels
+            fan_out = m.weight[0, 0].numel() * m.out_channels
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            nn.init.uniform_(m.weight, -limit, limit)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def he_normal_(module: nn.Module) -> None:
     """Keras ``he_normal`` on every conv kernel (truncated at 2 sd), zero biases, in place."""
     for m in module.modules():

@@ -24,10 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from strokeseg.models.blocks import ConvBNReLU
+from strokeseg.models.keras_layers import he_normal_
 from strokeseg.models.registry import register_model
 from strokeseg.models.unetpp import UNetPlusPlus
 
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+# Smallest deepest map (X(4,0), 1/16 of the input) the LFFGM accepts: it pools twice, so 8x8
+# leaves a 2x2 low-frequency map; 4x4 (64x64 inputs) would leave 1x1, no spatial content.
+MIN_LFFGM_INPUT = 8
 
 
 class LFFGM(nn.Module):
@@ -49,10 +53,11 @@ class LFFGM(nn.Module):
         self.fuse = nn.Conv2d(in_channels + hidden, out_channels, 1)
 
     def forward(self, deepest: torch.Tensor) -> torch.Tensor:
-        if min(deepest.shape[-2:]) < 4:
+        if min(deepest.shape[-2:]) < MIN_LFFGM_INPUT:
             raise ValueError(
-                f"LFFGM pools twice: the deepest map must be at least 4x4 (an input of at least "
-                f"64x64), got {tuple(deepest.shape[-2:])}"
+                f"LFFGM pools twice: the deepest map must be at least {MIN_LFFGM_INPUT}x"
+                f"{MIN_LFFGM_INPUT} (an input of at least {16 * MIN_LFFGM_INPUT}x"
+                f"{16 * MIN_LFFGM_INPUT}), got {tuple(deepest.shape[-2:])}"
             )
         d1 = self.down1(self.pool(deepest))
         d2 = self.down2(self.pool(d1))
@@ -84,17 +89,24 @@ class MultiTaskNet(nn.Module):
         c = backbone.f_whole_channels
         self.lffgm = LFFGM(backbone.deepest_channels, c, hidden=c) if aux == "lffgm" else None
         self.edge_head = nn.Conv2d(c, 1, 1)
+        he_normal_(self.edge_head)
+        if self.lffgm is not None:
+            he_normal_(self.lffgm)
         self.consistency_loss = consistency_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if not self.training:
             return self.backbone(x)
-        f_whole, deepest = self.backbone.features(x)
+        grid = self.backbone.grid(x)
+        f_whole, deepest = grid[0][-1], grid[-1][0]
         f_edge = f_whole
         if self.lffgm is not None:
             f_low = upsample_to(self.lffgm(deepest), f_whole)
             f_edge = f_whole - f_low
-        return {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
+        out = {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
+        if self.backbone.ds_heads is not None:
+            out["deep"] = self.backbone.deep_logits(grid)
+        return out
 
     def inference_network(self) -> nn.Module:
         return self.backbone
@@ -153,8 +165,10 @@ class LaplacianLoss(nn.Module):
 class MultiTaskLoss(nn.Module):
     """Eq. 6: gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
 
-    ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}``. The
-    edge term is used when the model predicts an edge; the Laplacian term when
+    ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}`` (and
+    ``"deep"``, the deep-supervision logits of UNet++ X(0,1)..X(0,3), which make Loss_mask
+    the mean of Eq. 2 over the four heads, as in the UNet++ paper). The edge term is used
+    when the model predicts an edge; the Laplacian term (on the X(0,4) mask) when
     ``consistency`` is set. Returns the total and each term (detached) for logging.
     """
 
@@ -182,6 +196,9 @@ class MultiTaskLoss(nn.Module):
         if isinstance(outputs, torch.Tensor):
             outputs = {"mask": outputs}
         terms = {"loss_mask": self.segment(outputs["mask"], mask)}
+        if "deep" in outputs:  # UNet++ deep supervision: mean over the heads X(0,1)..X(0,4)
+            heads = [self.segment(logits, mask) for logits in outputs["deep"]]
+            terms["loss_mask"] = (terms["loss_mask"] + sum(heads)) / (len(heads) + 1)
         total = self.gamma * terms["loss_mask"]
         if "edge" in outputs:
             terms["loss_edge"] = self.segment(outputs["edge"], edge_target(mask, self.edge_radius))

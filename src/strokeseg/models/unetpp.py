@@ -2,8 +2,15 @@
 
 Built as the official Keras ``Nest_Net`` (MrGiovanni/UNetPlusPlus, ``model_logic.py``):
 filters (32, 64, 128, 256, 512), every node two 3x3 conv + ReLU each followed by dropout 0.5,
-no normalisation, 2x2 max-pool down, 2x2 stride-2 transposed conv up, dense skips, no deep
-supervision. With 1 input and 1 output channel it has exactly 9,041,601 parameters.
+no normalisation, 2x2 max-pool down, 2x2 stride-2 transposed conv up, dense skips. Initialised
+as that code: he_normal kernels on every conv (Keras' truncated normal), Keras' default
+glorot_uniform on the transposed convs, zero biases. With 1 input and 1 output channel it has
+exactly 9,041,601 parameters.
+
+``deep_supervision=True`` adds the original paper's extra 1x1 heads on X(0,1)..X(0,3): in
+training ``forward`` then returns ``{"mask": X(0,4) head, "deep": [X(0,1), X(0,2), X(0,3)
+heads]}``; in eval mode it returns the X(0,4) mask logits only, and :func:`strokeseg.deploy`
+drops the extra heads, so the deployed network is exactly the plain UNet++.
 
 Node X(i, j) sits at depth i (resolution 1/2**i) and column j; X(i, 0) is the backbone and
 X(i, j>0) takes ``up(X(i+1, j-1))`` concatenated with X(i, 0..j-1). ``features`` returns
@@ -16,6 +23,7 @@ import torch
 from torch import nn
 
 from strokeseg.models.blocks import require_multiple, scaled
+from strokeseg.models.keras_layers import keras_init_
 from strokeseg.models.registry import register_model
 
 DEPTH = 5
@@ -50,6 +58,7 @@ class UNetPlusPlus(nn.Module):
         width: float = 1.0,
         norm: str = "none",
         dropout: float = 0.5,
+        deep_supervision: bool = False,
     ):
         super().__init__()
         if norm not in ("none", "batch"):
@@ -70,11 +79,17 @@ class UNetPlusPlus(nn.Module):
         self.nodes = nn.ModuleDict(nodes)
         self.ups = nn.ModuleDict(ups)
         self.head = nn.Conv2d(f[0], out_channels, 1)
+        self.ds_heads = (
+            nn.ModuleList(nn.Conv2d(f[0], out_channels, 1) for _ in range(DEPTH - 2))
+            if deep_supervision
+            else None
+        )
         self.f_whole_channels = f[0]
         self.deepest_channels = f[-1]
+        keras_init_(self)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (F_whole = X(0,4), deepest = X(4,0)). H and W must be multiples of 16."""
+    def grid(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every node: ``grid[i][j]`` is X(i, j). H and W must be multiples of 16."""
         require_multiple(x, 16, "UNet++")
         grid: list[list[torch.Tensor]] = [[] for _ in range(DEPTH)]
         for i in range(DEPTH):
@@ -83,10 +98,22 @@ class UNetPlusPlus(nn.Module):
             for i in range(DEPTH - j):
                 up = self.ups[f"up{i}_{j}"](grid[i + 1][j - 1])
                 grid[i].append(self.nodes[f"x{i}_{j}"](torch.cat([*grid[i][:j], up], dim=1)))
+        return grid
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (F_whole = X(0,4), deepest = X(4,0))."""
+        grid = self.grid(x)
         return grid[0][DEPTH - 1], grid[DEPTH - 1][0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)[0])
+    def deep_logits(self, grid: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+        """Deep-supervision logits of X(0,1)..X(0,3) (training only)."""
+        return [head(grid[0][j + 1]) for j, head in enumerate(self.ds_heads)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor | list]:
+        if self.ds_heads is None or not self.training:
+            return self.head(self.features(x)[0])
+        grid = self.grid(x)
+        return {"mask": self.head(grid[0][DEPTH - 1]), "deep": self.deep_logits(grid)}
 
 
 @register_model("unetpp")

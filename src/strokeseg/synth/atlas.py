@@ -28,7 +28,7 @@ from strokeseg.synth.anatomy import (
     smooth_field,
     warp,
 )
-from strokeseg.synth.lesions import draw_lesions
+from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
 from strokeseg.synth.output import (
     prepare_output,
     save_json,
@@ -87,7 +87,9 @@ def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) ->
     return np.where(template.brain, template.t1**gamma, outside).astype(np.float32)
 
 
-def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
+def make_subject(
+    seed: int, index: int, volumes: VolumeDistribution = ATLAS_R2
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
     """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row)."""
     template = load_template()
     rng = np.random.default_rng([seed, index, 0])
@@ -110,7 +112,7 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
 
     brain = template.brain.astype(np.float32)
     while True:  # redraw lesion sets outside ATLAS's volume range after thresholding
-        lesions = draw_lesions(rng, template)
+        lesions = draw_lesions(rng, template, volumes)
         reach = int(max_mm) + 2
         region = tuple(
             slice(max(les.start - reach, h.start), min(les.stop + reach, h.stop))
@@ -155,14 +157,21 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
-def generate(out: Path, subjects: int, seed: int, overwrite: bool, progress: bool = True) -> None:
+def generate(
+    out: Path,
+    subjects: int,
+    seed: int,
+    overwrite: bool,
+    progress: bool = True,
+    volumes: VolumeDistribution = ATLAS_R2,
+) -> None:
     """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
     from tqdm import tqdm
 
     prepare_output(out, overwrite, GENERATED)
     rows = []
     for index in tqdm(range(subjects), desc="SynthATLAS", unit="subject", disable=not progress):
-        image, mask, row = make_subject(seed, index)
+        image, mask, row = make_subject(seed, index, volumes)
         image_path, mask_path = subject_paths(out, index)
         save_nifti(image, image_path)
         save_nifti(mask, mask_path)

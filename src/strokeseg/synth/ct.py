@@ -24,8 +24,14 @@ from scipy import sparse
 from strokeseg import __version__
 from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
-from strokeseg.synth.lesions import draw_lesions
+from strokeseg.synth.lesions import VolumeDistribution, draw_lesions
 from strokeseg.synth.output import prepare_output, save_json, save_nifti
+
+# SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
+# to published figures (the paper's CT cohort gives none): every size class from lacunar to
+# large territorial infarct gets the same weight on a log scale, and lesions below 0.3 mL
+# would vanish on 4-5 mm slices.
+CT_VOLUMES = VolumeDistribution(median=0.0, sigma=0.0, low=10**2.5, high=10**5.3)
 
 MATRIX = 512
 PLANES_PER_SLICE = 4
@@ -157,7 +163,7 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
     slice_index = (row[0] * i)[:, None, None] + (row[1] * j)[None, :, None] + (row[2] * k + row[3])
     interior = (slice_index > 1.0) & (slice_index < slices - 2.0)
     while True:  # redraw lesions that vanish on the thick slices
-        lesions = draw_lesions(rng, template, log10_volume=(2.5, 5.3), allowed=interior)
+        lesions = draw_lesions(rng, template, volumes=CT_VOLUMES, allowed=interior)
         label = _to_ct_grid(_sample_box(lesions.prob, lesions.bbox, coords), slices) > 0.5
         if label.any():
             break

@@ -4,9 +4,9 @@ Each subject gets 1-4 lesions in one hemisphere. The first centre is drawn with 
 proportional to white/grey matter; the others cluster around it (one vascular territory).
 A lesion's shape is a union of random ellipsoids whose implicit surface is perturbed by
 smoothed noise; a logistic ramp across that surface gives a partial-volume lesion
-probability, so the border is blurred and the reference mask is its 0.5 level. Total volume
-per subject is log-uniform, spanning ATLAS R2.0's range (about 10 mm3 to 2.8e5 mm3; Liew et
-al., Scientific Data 2022).
+probability, so the border is blurred and the reference mask is its 0.5 level. The total
+volume per subject comes from a :class:`VolumeDistribution` (``ATLAS_R2``: a truncated
+log-normal fitted to ATLAS R2.0's published figures; see ``docs/synthetic.md``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,53 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.special import expit
+from scipy.special import expit, ndtr, ndtri
 
 from strokeseg.synth.anatomy import Template, hemisphere_mask
+
+
+@dataclass(frozen=True)
+class VolumeDistribution:
+    """Total lesion volume per subject (mm3): log-normal (``sigma`` > 0) or log-uniform
+    (``sigma`` = 0) in ``ln(volume)``, truncated to [``low``, ``high``] mm3."""
+
+    median: float
+    sigma: float
+    low: float
+    high: float
+
+    def draw(self, rng: np.random.Generator) -> float:
+        lo, hi = np.log(self.low), np.log(self.high)
+        if self.sigma == 0:
+            return float(np.exp(rng.uniform(lo, hi)))
+        mu = np.log(self.median)
+        a, b = ndtr((lo - mu) / self.sigma), ndtr((hi - mu) / self.sigma)
+        return float(np.exp(mu + self.sigma * ndtri(rng.uniform(a, b))))  # inverse-CDF draw
+
+    def cdf(self, volume: float) -> float:
+        """P(total volume <= ``volume``) under the truncated distribution."""
+        lo, hi, v = (
+            np.log(self.low),
+            np.log(self.high),
+            np.log(np.clip(volume, self.low, self.high)),
+        )
+        if self.sigma == 0:
+            return float((v - lo) / (hi - lo))
+        mu = np.log(self.median)
+        a, b = ndtr((lo - mu) / self.sigma), ndtr((hi - mu) / self.sigma)
+        return float((ndtr((v - mu) / self.sigma) - a) / (b - a))
+
+
+# ATLAS R2.0 (Liew et al., Scientific Data 2022), 655 training cases: median 5 mL, range
+# 0.01-497 mL. Log-normal with the published median; sigma = 1.74 makes the published extremes
+# the expected extremes of 655 draws (Blom: z = 3.105 for n = 655; (ln 497 - ln 0.01) / (2 z)).
+# Truncated at 2.8e5 mm3, the largest lesion set that fits one hemisphere of the template.
+# P(< 1 mL) = 0.18.
+ATLAS_R2 = VolumeDistribution(median=5_000.0, sigma=1.74, low=10.0, high=2.8e5)
+# The first SynthATLAS draw, kept for comparison: log-uniform over 10 mm3-2.8e5 mm3 (median
+# 1.7 mL, 45 % under 1 mL).
+LOG_UNIFORM = VolumeDistribution(median=0.0, sigma=0.0, low=10.0, high=2.8e5)
+VOLUME_DISTRIBUTIONS = {"atlas": ATLAS_R2, "loguniform": LOG_UNIFORM}
 
 
 @dataclass(frozen=True)
@@ -34,7 +78,7 @@ class Lesions:
 def draw_lesions(
     rng: np.random.Generator,
     template: Template,
-    log10_volume: tuple[float, float] = (1.0, 5.45),
+    volumes: VolumeDistribution = ATLAS_R2,
     allowed: np.ndarray | None = None,
 ) -> Lesions:
     """Draw one subject's lesions; ``allowed`` (bool, template grid) further limits the centres."""
@@ -47,7 +91,7 @@ def draw_lesions(
     candidates = np.flatnonzero(weight)
     cdf = np.cumsum(weight.ravel()[candidates], dtype=np.float64)
 
-    total = 10.0 ** rng.uniform(*log10_volume)
+    total = volumes.draw(rng)
     count = int(rng.integers(1, 5))
     shares = rng.dirichlet(np.full(count, 0.8))
     prob = np.zeros(template.shape, np.float32)

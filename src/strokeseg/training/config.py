@@ -16,6 +16,7 @@ import yaml
 from strokeseg.errors import StrokesegError
 
 SCHEDULES = ("constant", "cosine")
+SELECT_BY = ("subject", "pooled")
 
 
 @dataclass
@@ -55,7 +56,8 @@ class DataConfig:
     lesion_fraction: float | None = None  # share of sampled slices that hold lesion
     patch_size: int | None = None  # train on random square patches (None: whole slices)
     patch_positive: float = 0.5  # on lesion slices, share of patches centred on lesion
-    augment: bool = False
+    context_slices: int = 0  # 2.5D: k slices each side as extra input channels (2k+1 in all)
+    augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
     val_slice_stride: int = 1  # validate on every k-th slice of each validation subject
     num_workers: int = 0
     cache_dir: str | None = None  # None: RUN/cache
@@ -63,6 +65,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.val_slice_stride < 1:
             raise StrokesegError(f"data.val_slice_stride {self.val_slice_stride}: must be >= 1")
+        if not isinstance(self.context_slices, int) or self.context_slices < 0:
+            raise StrokesegError(f"data.context_slices {self.context_slices!r}: must be >= 0")
 
 
 @dataclass
@@ -70,7 +74,8 @@ class OptimConfig:
     lr: float = 1e-3
     batch_size: int = 8
     epochs: int = 100
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # Adam's (coupled) decay on every parameter
+    l2: float = 0.0  # Keras-style L2 penalty l2 * sum(w^2) on conv kernels (UNet++ code: 1e-4)
     schedule: str = "constant"  # constant (the paper) or cosine (to 0 over the run's steps)
 
     def __post_init__(self) -> None:
@@ -90,6 +95,26 @@ class TrainerConfig:
     limit_train_batches: float = 1.0
     limit_val_batches: float = 1.0
     check_val_every_n_epoch: int = 1
+    select_by: str = "subject"  # best.ckpt by mean per-subject Dice, or Dice pooled over slices
+
+    def __post_init__(self) -> None:
+        if self.select_by not in SELECT_BY:
+            raise StrokesegError(
+                f"trainer.select_by {self.select_by!r}: expected one of {', '.join(SELECT_BY)}"
+            )
+
+
+@dataclass
+class PostprocessConfig:
+    """Decided on the validation subjects when training ends (not in the paper): the
+    probability threshold and the minimum lesion volume (26-connected components, mm3) with
+    the best mean per-subject Dice, stored in ``best.ckpt``."""
+
+    fit: bool = True
+    thresholds: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7])
+    min_lesion_mm3: list[float] = field(
+        default_factory=lambda: [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0]
+    )
 
 
 @dataclass
@@ -99,6 +124,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
