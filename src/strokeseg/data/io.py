@@ -9,8 +9,10 @@ has the input's shape, affine, qform/sform codes and voxel order (DESIGN.md sect
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
+import struct
 import sys
 import zlib
 from collections.abc import Iterator
@@ -27,7 +29,29 @@ from strokeseg.errors import StrokesegError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _RAS = axcodes2ornt("RAS")
-_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError)
+# nibabel prints header repairs ("pixdim[1,2,3] should be non-zero; setting 0 dims to 1") on
+# stderr; reads suppress its handler and this keeps Python's last-resort printer off, so the
+# CLI's output stays strokeseg's own (an application's logging setup still sees them).
+logging.getLogger("nibabel").addHandler(logging.NullHandler())
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+    struct.error,
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+    nib.spatialimages.ImageDataError,
+)
+"""What nibabel raises on a malformed header or voxel block (fuzzed in tests/test_fuzz_nifti)."""
+MAX_VOXELS = 2**30
+"""Largest scan read (4 GiB as float32; a 512x512x1000 CT is a quarter of it): a header may
+claim any shape, so larger ones are refused from the header, before any allocation."""
 
 
 @dataclass
@@ -86,14 +110,33 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
             if f.read(2) != b"\x1f\x8b":
                 raise StrokesegError(f"{path}: not a gzip file despite the .gz suffix")
     try:
-        image = nib.load(path)
-        data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
+        with nib.imageglobals.LoggingOutputSuppressor():
+            image = nib.load(path)
+        if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
+        _check_size(path, image.shape)
+        with np.errstate(all="ignore"):  # overflow in scaling shows up as Inf, refused later
+            data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
     except _READ_ERRORS as error:
-        reason = "file is truncated" if _truncated_gzip(path) else error
+        reason = "file is truncated" if _truncated_gzip(path) else _short(error)
         raise StrokesegError(f"{path}: cannot read NIfTI ({reason})") from None
-    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
-        raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
     return image, data
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse a header whose shape exceeds :data:`MAX_VOXELS` (before reading any voxel)."""
+    voxels = int(np.prod([int(n) for n in shape], dtype=object)) if shape else 1
+    if voxels > MAX_VOXELS:
+        shown = "x".join(str(int(n)) for n in shape)
+        raise StrokesegError(
+            f"{path}: {shown} voxels ({voxels * 4 / 2**30:.0f} GiB as float32) is over the limit "
+            f"of {MAX_VOXELS:,} voxels for one scan"
+        )
 
 
 def _read_dicom(folder: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
@@ -147,6 +190,12 @@ def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
     if not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise StrokesegError(f"{path}: {bad} NaN/Inf voxels")
+    affine = image.affine
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise StrokesegError(
+            f"{path}: degenerate voxel-to-world affine (zero, NaN or Inf voxel size or "
+            "direction); fix the header's pixdim/qform/sform"
+        )
     to_ras = ornt_transform(io_orientation(image.affine), _RAS)
     data_ras = np.ascontiguousarray(apply_orientation(data, to_ras))
     affine_ras = image.affine @ nib.orientations.inv_ornt_aff(to_ras, data.shape)
