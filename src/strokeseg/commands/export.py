@@ -30,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
     params = sum(p.numel() for p in network.parameters())
     print(
         f"{args.out}: {meta['model_name']} main branch, {params:,} parameters, "
-        f"max |difference| vs PyTorch {difference:.1e}"
+        f"max |difference| vs PyTorch {difference:.1e} (relative to the largest logit)"
     )
     return 0
