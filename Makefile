@@ -10,7 +10,7 @@ $(BIN)/strokeseg: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]" $(TORCH)
+	$(BIN)/pip install --quiet -e ".[dev,all]" $(TORCH)
 	touch $@
 
 install: $(BIN)/strokeseg

@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from strokeseg.models import create_model, deploy
 from strokeseg.models.multitask import build_loss
-from strokeseg.tables import TABLES, profile_overrides, row_configs
+from strokeseg.tables import modalities, profile_overrides, row_configs
 from strokeseg.training.config import load_config
 
 # dataset: (slice size, slices per subject, training subjects in the paper)
@@ -102,7 +102,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     for table in args.tables:
-        dataset = TABLES[table][0]
+        modality = modalities(table)[0]  # CT first, as the paper's Tables 1-2
+        dataset = "ct" if modality == "ct" else "atlas"
         size, slices, train_subjects = DATASETS[dataset]
         print(f"\nTable {table} ({dataset}, slices {size[0]}x{size[1]}, one seed)\n")
         print(
@@ -112,7 +113,7 @@ def main() -> None:
         )
         print("|---|---:|---:|---:|---:|---:|")
         total_cpu, total_gpu = 0.0, 0.0
-        for model_name, config_file in row_configs(table, dataset):
+        for model_name, config_file in row_configs(table, modality):
             cpu = cpu_profile_row(model_name, config_file, size, slices, args.repeats)
             flops = paper_flops_per_slice(model_name, config_file, size)
             epochs = load_config(config_file).optim.epochs

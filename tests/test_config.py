@@ -10,7 +10,7 @@ import torch
 import strokeseg
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_weights
-from strokeseg.training.config import PACKAGED_CONFIGS, load_config
+from strokeseg.training.config import PACKAGED_CONFIGS, PRECISIONS, load_config
 from strokeseg.training.module import SegmentationModule
 
 SHIPPED = sorted(p.relative_to(PACKAGED_CONFIGS) for p in PACKAGED_CONFIGS.rglob("*.yaml"))
@@ -37,23 +37,97 @@ def test_overrides_are_typed_and_nested(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["optim.lrr=1"], "unknown key"),
-        (["optim.lr=fast"], "expected a float"),
+        (["optim.lrr=1"], "unknown key optim.lrr; did you mean optim.lr?"),
+        (["optim.lr=fast"], "optim.lr 'fast': expected a number"),
         (["optim"], "expected key=value"),
-        (["optim=3"], "expected a section"),
-        (["optim.schedule=linear"], "optim.schedule 'linear': expected one of constant, cosine"),
+        (["optim=3"], "optim 3: expected a section of keys"),
+        (["optim.schedule=linear"], "optim.schedule 'linear': expected one of 'constant' or"),
         (["data.val_slice_stride=0"], "data.val_slice_stride 0: must be >= 1"),
-        (["model.output_prior=1"], r"model.output_prior 1: expected a number in \(0, 1\)"),
-        (["model.output_prior=abc"], r"model.output_prior 'abc': expected a number in \(0, 1\)"),
+        (["model.output_prior=1"], r"model.output_prior 1: must be < 1"),
+        (["model.output_prior=abc"], r"model.output_prior 'abc': expected a number"),
         (
             ["optim.epochs=7", "trainer.check_val_every_n_epoch=2"],
             "optim.epochs 7 must be a multiple of trainer.check_val_every_n_epoch 2",
         ),
+        # issue 15: each of these was accepted and failed late (or trained wrong)
+        (["data.split=0.5"], "data.split 0.5: expected a list"),
+        (["data.split=[0.5,0.2,0.2]"], "data.split: split fractions must add up to 1"),
+        (["data.lesion_fraction=abc"], "data.lesion_fraction 'abc': expected a number"),
+        (["optim.batch_size=0"], "optim.batch_size 0: must be >= 1"),
+        (["optim.epochs=-1"], "optim.epochs -1: must be >= 1"),
+        (["data.window=stroek"], "data.window 'stroek': expected one of 'brain' or 'stroke'"),
+        (["trainer.precision=16"], "trainer.precision 16: expected one of 'transformer-engine'"),
+        (["loss.edge_radius=0"], "loss.edge_radius 0: must be >= 1"),
+        (["loss.edge_radius=1.5"], "loss.edge_radius 1.5: expected an integer"),
+        (["data.patch_size=40"], "data.patch_size 40: must be a multiple of 16"),
+        (["data.layout=bids"], "data.layout 'bids': expected one of 'atlas_r1.2'"),
+        (["postprocess.thresholds=[0.5,1.5]"], r"postprocess.thresholds\[1\] 1.5: must be < 1"),
+        (["trainer.limit_train_batches=2.5"], "whole number of batches"),
+        (["dat.window=brain"], "unknown key dat; did you mean data?"),
+        (["seed=true"], "seed True: expected a number, not true/false"),
     ],
 )
 def test_bad_overrides_name_the_problem(overrides, message):
-    with pytest.raises(StrokesegError, match=message):
+    with pytest.raises(StrokesegError, match=message) as error:
         load_config(None, overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_precisions_are_lightnings_own_strings():
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT_STR
+
+    assert set(PRECISIONS) == set(typing.get_args(_PRECISION_INPUT_STR))
+
+
+def test_a_bad_value_is_refused_before_the_run_folder_exists(tmp_path, cli):
+    out = tmp_path / "run"
+    result = cli("train", "--data", tmp_path, "--out", out, "--set", "loss.edge_radius=0")
+    assert result.returncode == 1 and not out.exists()
+    assert result.stderr == "strokeseg train: error: config: loss.edge_radius 0: must be >= 1\n"
+
+
+def test_an_old_run_folder_config_still_resumes(tmp_path):
+    """A config.yaml written before keys were added (and with Lightning limits stored as
+    floats by the old loader) resolves to the same config as today's command line."""
+    from strokeseg.training.run import same_config
+
+    saved = tmp_path / "config.yaml"
+    saved.write_text(
+        "model: {name: unetpp, kwargs: {width: 0.25}, weights: null}\n"
+        "loss: {gamma: 1.0, lam: 1.0, delta: 10.0, alpha: 1.0, beta: 1.0, smooth: 1.0e-05,"
+        " edge_radius: 1}\n"
+        "data: {layout: null, split: [3, 1, 1], stratify: false, window: brain}\n"
+        "optim: {lr: 0.001, batch_size: 4, epochs: 2, weight_decay: 0.0}\n"
+        "trainer: {accelerator: auto, devices: auto, limit_train_batches: 2.0}\n"
+        "seed: 0\n",
+        encoding="utf-8",
+    )
+    today = load_config(
+        None,
+        [
+            "model.name=unetpp",
+            "model.kwargs.width=0.25",
+            "data.split=[3,1,1]",
+            "optim.batch_size=4",
+            "optim.epochs=2",
+            "trainer.limit_train_batches=2",
+        ],
+    )
+    assert today.trainer.limit_train_batches == 2 and same_config(saved, today)
+    assert not same_config(saved, load_config(None, ["optim.epochs=4"]))
+
+
+def test_config_keeps_attribute_access_and_round_trips(tmp_path):
+    from strokeseg.training.config import save_config
+
+    config = load_config(None, ["data.window=stroke", "model.kwargs.width=0.5"])
+    assert config.data.window == "stroke" and vars(config.loss)["edge_radius"] == 1
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml").to_dict() == config.to_dict()
+    with pytest.raises(ValueError):  # validated on assignment as well
+        config.optim.batch_size = 0
 
 
 def test_missing_and_broken_config_files(tmp_path):

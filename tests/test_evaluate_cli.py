@@ -157,3 +157,47 @@ def test_matching_in_dataset_roots(tmp_path):
     save(np.zeros((3, 3, 3)), tmp_path / "pred2" / "case_0000_mask.nii.gz")
     [(sid, pred_path, _)] = match_files(tmp_path / "pred2", nnunet)
     assert (sid, pred_path.name) == ("case", "case_0000_mask.nii.gz")
+
+
+def test_a_gt_folder_of_masks_named_by_subject_is_read_whatever_the_names(tmp_path):
+    """Plain masks named sub-01.nii.gz ... are masks; only image marks are skipped."""
+    shape = (4, 4, 3)
+    for name in ("sub-01", "sub-02_ses-1", "case7"):
+        save(box(shape, slice(0, 2), slice(0, 2), slice(0, 1)), tmp_path / "gt" / f"{name}.nii.gz")
+        save(
+            box(shape, slice(0, 1), slice(0, 2), slice(0, 1)),
+            tmp_path / "p" / f"{name}_mask.nii.gz",
+        )
+    save(np.full(shape, 1), tmp_path / "gt" / "sub-01_T1w.nii.gz")  # an image: skipped
+    save(np.full(shape, 1), tmp_path / "gt" / "case7_0000.nii.gz")  # nnU-Net channel: skipped
+    save(np.full(shape, 1), tmp_path / "gt" / "imagesTs" / "sub-02_ses-1.nii.gz")  # image folder
+    matched = match_files(tmp_path / "p", tmp_path / "gt")
+    assert [(sid, [p.name for p in gts]) for sid, _, gts in matched] == [
+        ("case7", ["case7.nii.gz"]),
+        ("sub-01", ["sub-01.nii.gz"]),
+        ("sub-02_ses-1", ["sub-02_ses-1.nii.gz"]),
+    ]
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(tmp_path / "p"),
+                "--gt",
+                str(tmp_path / "gt"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader((out / "per_subject.csv").open(encoding="utf-8")))
+    assert [float(r["dice"]) for r in rows] == pytest.approx([2 * 2 / 6] * 3)  # 2 of 4+2
+
+
+def test_a_gt_folder_of_images_only_says_what_was_skipped(tmp_path):
+    save(np.full((3, 3, 3), 1), tmp_path / "gt" / "sub-01_T1w.nii.gz")
+    save(np.zeros((3, 3, 3)), tmp_path / "p" / "sub-01_mask.nii.gz")
+    with pytest.raises(StrokesegError, match=r"no NIfTI masks .*\(1 image\(s\) skipped"):
+        match_files(tmp_path / "p", tmp_path / "gt")

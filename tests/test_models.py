@@ -78,12 +78,43 @@ def test_state_dict_round_trip(name, tmp_path):
         assert torch.equal(model(x), clone(x))
 
 
-def test_deploy_equals_training_model_mask_output(name):
-    model = tiny(name).eval()
+def test_deploy_keeps_the_trained_batchnorm_statistics(name):
+    """After training steps the BatchNorm running statistics differ from their start; the
+    deployed network carries them (its eval output is the trained model's, not a fresh one's)
+    and is an independent copy (training on does not change it)."""
+    torch.manual_seed(0)
+    kwargs = {**TINY_KWARGS.get(name, DEFAULT_TINY)}
+    if name.startswith("unetpp"):
+        kwargs["norm"] = "batch"  # the original UNet++ has no normalisation
+    model = strokeseg.create_model(name, **kwargs).train()
+    fresh = strokeseg.deploy(strokeseg.create_model(name, **kwargs))
+    fresh.load_state_dict(strokeseg.deploy(model).state_dict())  # same weights, start stats
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(3):
+        x = torch.randn(2, 1, 64, 64) * 3 + 2  # far from the N(0, 1) the stats start at
+        loss = mask_logits(model(x)).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     deployed = strokeseg.deploy(model)
+    norms = [m for m in deployed.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
-        assert torch.equal(mask_logits(model(x)), deployed(x))
+        expected = mask_logits(model.eval()(x))
+        assert torch.equal(deployed(x), expected)
+        if norms:  # every model here but Swin-Unet/TransUNet's GroupNorm/LayerNorm parts
+            assert any(not torch.all(m.running_mean == 0) for m in norms)
+            fresh.load_state_dict(
+                {k: v for k, v in deployed.state_dict().items() if "running" not in k},
+                strict=False,
+            )
+            assert not torch.allclose(fresh.eval()(x), expected)
+    model.train()
+    loss = mask_logits(model(torch.randn(2, 1, 64, 64))).square().mean()
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert torch.equal(deployed(x), expected)
     assert not hasattr(deployed, "edge_head") and not hasattr(deployed, "lffgm")
 
 

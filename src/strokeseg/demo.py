@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
+from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict
 from strokeseg.synth import atlas

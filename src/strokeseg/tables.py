@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from strokeseg.data.folds import make_folds, save_folds
+from strokeseg.data.io import write_atomic
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
 from strokeseg.data.splits import lesion_voxels
@@ -36,7 +37,6 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.evaluation.figures import forest_plot, save_figure
 from strokeseg.evaluation.model_eval import evaluate_checkpoint
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, Config, load_config
@@ -44,34 +44,32 @@ from strokeseg.training.run import same_config, train
 from strokeseg.tuning import fit_postprocess
 
 TABLES = {
-    1: (
-        "ct",
-        [
-            "unet",
-            "segnet",
-            "attention_unet",
-            "deeplabv3plus",
-            "unetpp",
-            "transunet",
-            "swin_unet",
-            "unetpp_mtl",
-        ],
-    ),
-    2: ("ct", ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"]),
-    3: (
-        "atlas",
-        [
-            "unet",
-            "attention_unet",
-            "deeplabv3plus",
-            "xnet",
-            "clcinet",
-            "transunet",
-            "swin_unet",
-            "unetpp_mtl",
-        ],
-    ),
+    1: [
+        "unet",
+        "segnet",
+        "attention_unet",
+        "deeplabv3plus",
+        "unetpp",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ],
+    2: ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"],
+    3: [
+        "unet",
+        "attention_unet",
+        "deeplabv3plus",
+        "xnet",
+        "clcinet",
+        "transunet",
+        "swin_unet",
+        "unetpp_mtl",
+    ],
 }
+"""The rows of each table; which data a table runs on follows from the shipped configs."""
+
+CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
+"""Shipped config folder per modality of the data (CT datasets, T1w MRI as ATLAS)."""
 
 CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
 """The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
@@ -84,14 +82,22 @@ REFERENCE = "unetpp"
 def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
     """(model, config file) per row; the config folder follows the data (ct or atlas).
 
-    ``rows`` picks rows by model name: UNet++ (the reference) first, then in the table's order;
-    a model of another table with a config in the same folder may be added (UNet++ to Table 3
-    uses ``atlas/table2_unetpp``).
+    A table the paper ran on the other modality is refused in one line that says which
+    tables fit this data. ``rows`` picks rows by model name: UNet++ (the reference) first,
+    then in the table's order; a model of another table with a config in the same folder may
+    be added (UNet++ to Table 3 uses ``atlas/table2_unetpp``).
     """
-    _, models = TABLES[table]
-    folder = PACKAGED_CONFIGS / ("ct" if modality == "ct" else "atlas")
+    models = TABLES[table]
+    if not _has_configs(table, modality):
+        fits = [t for t in TABLES if t != table and _has_configs(t, modality)]
+        other = [m for m in CONFIG_FOLDERS if m != modality and _has_configs(table, m)]
+        raise StrokesegError(
+            f"Table {table} has no {modality.upper()} setting: the paper ran it on "
+            f"{' or '.join(m.upper() for m in other) or 'other'} data; for this dataset run "
+            + (" or ".join(f"--table {t}" for t in fits) or "no table")
+        )
     if rows is None:
-        return [(m, folder / f"table{table}_{m}.yaml") for m in models]
+        return [(m, _config_file(table, modality, m)) for m in models]
     if not rows:
         raise StrokesegError("--rows: name at least one row")
 
@@ -105,12 +111,12 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
     chosen = []
     for model in sorted(dict.fromkeys(rows), key=order):
         candidates = [table, *(t for t in TABLES if t != table)]
-        found = [folder / f"table{t}_{model}.yaml" for t in candidates]
+        found = [_config_file(t, modality, model) for t in candidates]
         found = [f for f in found if f.exists()]
         if not found:
             raise StrokesegError(
-                f"--rows {model}: no config for it in {folder.name}/; rows of Table {table}: "
-                f"{', '.join(models)}"
+                f"--rows {model}: no config for it in {CONFIG_FOLDERS.get(modality, 'atlas')}/; "
+                f"rows of Table {table}: {', '.join(models)}"
             )
         chosen.append((model, found[0]))
     return chosen
@@ -118,6 +124,20 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
 
 def reference_row(models: list[str]) -> str:
     return REFERENCE if REFERENCE in models else models[0]
+
+
+def _config_file(table: int, modality: str, model: str) -> Path:
+    folder = CONFIG_FOLDERS.get(modality, "atlas")
+    return PACKAGED_CONFIGS / folder / f"table{table}_{model}.yaml"
+
+
+def _has_configs(table: int, modality: str) -> bool:
+    return all(_config_file(table, modality, m).exists() for m in TABLES[table])
+
+
+def modalities(table: int) -> list[str]:
+    """The data modalities a table has shipped configs for (``ct``, ``mri``)."""
+    return [m for m in CONFIG_FOLDERS if _has_configs(table, m)]
 
 
 def profile_overrides(profile: str, model: str) -> list[str]:
@@ -472,6 +492,16 @@ def _json_clean(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def check_profile(profile: str, force: bool = False) -> None:
+    """Refuse the paper's recipe without a GPU: on CPU cores a table takes months."""
+    if profile == "paper" and not force and not torch.cuda.is_available():
+        raise StrokesegError(
+            "--profile paper is the paper's full recipe (full-width models, 100 epochs per row) "
+            "and needs a GPU; none is visible here, so it would run for months. Run "
+            "--profile cpu (the demo setting) here, or pass --force to start it anyway"
+        )
+
+
 def run_table(
     table: int,
     data: Path,
@@ -484,10 +514,12 @@ def run_table(
     fold: int | None = None,
     rows: list[str] | None = None,
     connectivity: int = 26,
+    force: bool = False,
 ) -> Path | None:
     """Train and evaluate every row (or ``rows``) with each seed (and each fold of ``folds``,
     or only ``fold``); finished runs (result.json) are re-used. Writes the table unless only
     one fold was run, and returns its path (None then)."""
+    check_profile(profile, force)
     dataset = find_dataset(data)
     size = slice_size(data)
     configs = row_configs(table, dataset.modality, rows)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from strokeseg.data.io import write_atomic
 from strokeseg.data.layouts import find_dataset, load_subject
 from strokeseg.data.splits import load_split
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.checkpoint import read_checkpoint
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.postprocess import choose

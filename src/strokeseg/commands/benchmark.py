@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides, positive_int
+from strokeseg.commands.options import add_output, add_overrides, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -27,13 +27,15 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument("--table", type=int, choices=(1, 2, 3), required=True)
     t.add_argument("--data", type=Path, required=True, help="dataset folder")
-    t.add_argument("--out", type=Path, default=Path("benchmark"), help="output folder")
+    add_output(t, "output folder", default=Path("benchmark"))
     t.add_argument(
         "--profile",
         choices=("paper", "cpu"),
         default="paper",
-        help="paper: the paper's recipe (GPU); cpu: reduced, fits 2 CPU cores",
+        help="paper: the paper's recipe (GPU; refused without one unless --force); "
+        "cpu: reduced, fits 2 CPU cores",
     )
+    t.add_argument("--force", action="store_true", help="run --profile paper even without a GPU")
     t.add_argument("--seeds", type=positive_int, default=1, help="seeds per row (default 1)")
     t.add_argument(
         "--folds",
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         fold=args.fold,
         rows=args.rows,
         connectivity=args.connectivity,
+        force=args.force,
     )
     if path is None:
         print(f"fold {args.fold} done; run again without --fold to gather the table")

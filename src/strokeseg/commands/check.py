@@ -21,9 +21,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--data", type=Path, required=True, help="dataset folder")
     p.add_argument(
-        "--layout",
-        choices=("atlas_r1.2", "atlas_r2.0", "nnunet", "folders", "dicom"),
-        help="skip detection and read the folder as this layout",
+        "--layout",  # checked against strokeseg.data.layouts.LAYOUTS, the one list
+        help="skip detection and read the folder as this layout (docs/data.md lists them)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(run=run)
@@ -32,6 +31,7 @@ def add_parser(subparsers) -> None:
 def summarize(root: Path, layout: str | None = None) -> dict:
     """Read every subject of the dataset at ``root`` and collect statistics and problems."""
     import numpy as np
+    from tqdm import tqdm
 
     from strokeseg.data import find_dataset, load_subject
     from strokeseg.errors import StrokesegError
@@ -39,7 +39,7 @@ def summarize(root: Path, layout: str | None = None) -> dict:
     dataset = find_dataset(root, layout)
     problems = list(dataset.problems)
     slices, volumes_ml, empty, labelled = 0, [], [], 0
-    for subject in dataset.subjects:
+    for subject in tqdm(dataset.subjects, desc="check", unit="subject", disable=None):
         try:
             image, mask = load_subject(subject)
         except StrokesegError as error:

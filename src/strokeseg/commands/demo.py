@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides
+from strokeseg.commands.options import add_output, add_overrides
 
 
 def add_parser(subparsers) -> None:
@@ -16,7 +16,7 @@ def add_parser(subparsers) -> None:
         "(configs/demo.yaml), evaluate it on held-out subjects, predict one scan, and write "
         "OUT/report.md.",
     )
-    p.add_argument("--out", type=Path, default=Path("demo"), help="output folder (./demo)")
+    add_output(p, "output folder (./demo)", default=Path("demo"))
     p.add_argument("--subjects", type=int, default=30, help="synthetic subjects (30)")
     p.add_argument("--seed", type=int, default=0)
     add_overrides(p, "override the demo config, e.g. --set optim.epochs=2")

@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-from strokeseg.commands.options import add_inference_options, inference_options
+from strokeseg.commands.options import add_inference_options, add_output, inference_options
 
 
 def add_parser(subparsers) -> None:
@@ -53,12 +53,8 @@ def add_parser(subparsers) -> None:
         metavar="CKPT",
         help="a second checkpoint: OUT/fig2.png shows both side by side",
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=Path("evaluation"),
-        metavar="DIR",
-        help="output folder (default: ./evaluation)",
+    add_output(
+        p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
     )
     p.add_argument(
         "--empty",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from strokeseg.commands.options import add_output
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,7 +16,7 @@ def add_parser(subparsers) -> None:
         "file against PyTorch on random input.",
     )
     p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("-o", "--output", type=Path, required=True, help="FILE.onnx or FILE.pt")
+    add_output(p, "FILE.onnx or FILE.pt", required=True)
     p.add_argument(
         "--level",
         type=int,
@@ -32,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
     network, meta = load_network(args.checkpoint, args.level)
     meta = {**meta, "level": args.level}
-    difference = export(network, meta, args.output, overwrite=args.overwrite)
+    difference = export(network, meta, args.out, overwrite=args.overwrite)
     params = sum(p.numel() for p in network.parameters())
     print(
-        f"{args.output}: {meta['model_name']} main branch, {params:,} parameters, "
-        f"max |difference| vs PyTorch {difference:.1e}"
+        f"{args.out}: {meta['model_name']} main branch, {params:,} parameters, "
+        f"max |difference| vs PyTorch {difference:.1e} (relative to the largest logit)"
     )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def positive_int(text: str) -> int:
@@ -47,7 +48,6 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "minimum lesion volume",
     )
 
-
     p.add_argument(
         "--no-crop",
         dest="crop",
@@ -81,3 +81,8 @@ def inference_options(args: argparse.Namespace) -> dict:
         "threads": args.threads,
         "level": args.level,
     }
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
+    """``-o/--out`` (``--output`` kept as an alias): the output flag of every subcommand."""
+    parser.add_argument("-o", "--out", "--output", dest="out", type=Path, help=help, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_inference_options, inference_options
+from strokeseg.commands.options import add_inference_options, add_output, inference_options
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
         "volume (mL) and count (26-connected components). Research use only.",
     )
     p.add_argument("-i", "--input", type=Path, required=True, help="scan file or folder")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    add_output(p, "output folder", required=True)
     p.add_argument(
         "--checkpoint",
         type=Path,
@@ -29,6 +29,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep masks a previous (interrupted) run wrote; segment only the rest",
+    )
+    p.add_argument(
         "--report",
         action="store_true",
         help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
@@ -39,6 +44,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from strokeseg.inference.ensemble import ensemble_predictor
     from strokeseg.inference.predict import predict
 
@@ -50,21 +57,24 @@ def run(args: argparse.Namespace) -> int:
 
         threshold = predictor.rule.threshold
         checkpoints = ", ".join(str(c) for c in args.checkpoint)
-        report = RunReport(args.output, predictor.meta, checkpoints, args.overwrite, threshold)
+        report = RunReport(args.out, predictor.meta, checkpoints, args.overwrite, threshold)
         report.check([name for name, _ in scan_inputs(args.input)])
     rows, errors = predict(
         args.input,
-        args.output,
+        args.out,
         predictor,
         overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
         on_scan=report.add if report else None,
     )
     if report and rows:
         report.finish()
-        print(f"wrote {args.output / 'report.html'}")
+        print(f"wrote {args.out / 'report.html'}")
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")
     if errors:
-        print(f"strokeseg predict: {len(errors)} scan(s) failed, {len(rows)} written")
+        print(
+            f"strokeseg predict: {len(errors)} scan(s) failed, {len(rows)} written", file=sys.stderr
+        )
         return 1
     return 0

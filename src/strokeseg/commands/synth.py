@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from strokeseg.commands.options import positive_int
+from strokeseg.commands.options import add_output, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -19,7 +18,7 @@ def add_parser(subparsers) -> None:
         "a seed. Synthetic lesions, not real pathology.",
     )
     p.add_argument("cohort", choices=("atlas", "ct"), help="which cohort to write")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    add_output(p, "output folder", required=True)
     p.add_argument("--subjects", type=positive_int, default=20, help="number of subjects (20)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument(

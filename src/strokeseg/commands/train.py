@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_overrides, positive_int
+from strokeseg.commands.options import add_output, add_overrides, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--config", type=Path, help="YAML config (configs/...); defaults otherwise")
     p.add_argument("--data", type=Path, required=True, help="dataset folder (any layout)")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
+    add_output(p, "run folder", required=True)
     add_overrides(p, "override a config value, e.g. --set optim.epochs=5 (repeatable)")
     p.add_argument(
         "--folds",

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from torch.utils.data import WeightedRandomSampler
 
 from strokeseg.data.augment import augmentation
 from strokeseg.data.intensity import normalize
+from strokeseg.data.io import atomic_path
 from strokeseg.data.layouts import Dataset, Subject, load_subject
 from strokeseg.data.slices import stack_context, to_slices
 from strokeseg.errors import StrokesegError
@@ -63,14 +62,11 @@ def _write_entry(
         "shape_ras": list(image.data.shape),
         "lesion_voxels": masks.reshape(len(masks), -1).sum(axis=1, dtype=np.int64).tolist(),
     }
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / "image.npy", images)
-    np.save(tmp / "mask.npy", masks)
-    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
+    with atomic_path(folder, overwrite=True) as tmp:
+        tmp.mkdir()
+        np.save(tmp / "image.npy", images)
+        np.save(tmp / "mask.npy", masks)
+        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
 class SliceCache:
@@ -103,8 +99,10 @@ class SliceCache:
         unknown = [i for i in subject_ids if i not in by_id]
         if unknown:
             raise StrokesegError(f"{dataset.root}: unknown subject ids {', '.join(unknown[:5])}")
+        from tqdm import tqdm
+
         folders = []
-        for sid in subject_ids:
+        for sid in tqdm(subject_ids, desc="slice cache", unit="subject", disable=None):
             subject = by_id[sid]
             key = _key(subject, dataset.modality, window, multiple)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"

@@ -10,12 +10,11 @@ are paired per subject. They are saved as JSON beside the run or the benchmark.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import atomic_target
+from strokeseg.data.io import write_atomic
 from strokeseg.data.splits import make_split
 from strokeseg.errors import StrokesegError
 
@@ -72,14 +71,8 @@ def save_folds(folds: list[list[str]], seed: int, path: str | Path) -> Path:
                 f"{path}: holds other folds (another dataset, K or seed); use another --out"
             )
         return path
-    tmp = atomic_target(path, overwrite=True)
     text = json.dumps({"k": len(folds), "seed": seed, "folds": folds}, indent=2) + "\n"
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, text, overwrite=True)
 
 
 def load_folds(path: str | Path) -> list[list[str]]:

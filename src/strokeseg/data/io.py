@@ -9,10 +9,16 @@ has the input's shape, affine, qform/sform codes and voxel order (DESIGN.md sect
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import shutil
+import struct
 import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 
 import nibabel as nib
@@ -23,7 +29,29 @@ from strokeseg.errors import StrokesegError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _RAS = axcodes2ornt("RAS")
-_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, nib.filebasedimages.ImageFileError)
+# nibabel prints header repairs ("pixdim[1,2,3] should be non-zero; setting 0 dims to 1") on
+# stderr; reads suppress its handler and this keeps Python's last-resort printer off, so the
+# CLI's output stays strokeseg's own (an application's logging setup still sees them).
+logging.getLogger("nibabel").addHandler(logging.NullHandler())
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+    struct.error,
+    nib.filebasedimages.ImageFileError,
+    nib.spatialimages.HeaderDataError,
+    nib.spatialimages.ImageDataError,
+)
+"""What nibabel raises on a malformed header or voxel block (fuzzed in tests/test_fuzz_nifti)."""
+MAX_VOXELS = 2**30
+"""Largest scan read (4 GiB as float32; a 512x512x1000 CT is a quarter of it): a header may
+claim any shape, so larger ones are refused from the header, before any allocation."""
 
 
 @dataclass
@@ -44,9 +72,6 @@ class Volume:
     def spacing(self) -> tuple[float, float, float]:
         """Voxel size in mm along each array axis (the affine's column lengths)."""
         return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
-
-    def _to_ras(self) -> np.ndarray:
-        return ornt_transform(io_orientation(self.source.affine), _RAS)
 
     def to_source(self, array_ras: np.ndarray) -> np.ndarray:
         """Exact inverse of the RAS reorientation: ``array_ras`` in the source voxel order."""
@@ -90,20 +115,40 @@ def _read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
             if f.read(2) != b"\x1f\x8b":
                 raise StrokesegError(f"{path}: not a gzip file despite the .gz suffix")
     try:
-        image = nib.load(path)
-        data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
+        with nib.imageglobals.LoggingOutputSuppressor():
+            image = nib.load(path)
+        if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
+            raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
+        _check_size(path, image.shape)
+        with np.errstate(all="ignore"):  # overflow in scaling shows up as Inf, refused later
+            data = np.asarray(image.get_fdata(dtype=np.float32))  # applies scl_slope/scl_inter
     except _READ_ERRORS as error:
-        reason = "file is truncated" if _truncated_gzip(path) else error
+        reason = "file is truncated" if _truncated_gzip(path) else _short(error)
         raise StrokesegError(f"{path}: cannot read NIfTI ({reason})") from None
-    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
-        raise StrokesegError(f"{path}: not a NIfTI image ({type(image).__name__})")
     return image, data
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_size(path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse a header whose shape exceeds :data:`MAX_VOXELS` (before reading any voxel)."""
+    voxels = int(np.prod([int(n) for n in shape], dtype=object)) if shape else 1
+    if voxels > MAX_VOXELS:
+        shown = "x".join(str(int(n)) for n in shape)
+        raise StrokesegError(
+            f"{path}: {shown} voxels ({voxels * 4 / 2**30:.0f} GiB as float32) is over the limit "
+            f"of {MAX_VOXELS:,} voxels for one scan"
+        )
 
 
 def _read_dicom(folder: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """One DICOM series -> an in-memory NIfTI image (SimpleITK's LPS turned into NIfTI's RAS)."""
-    import SimpleITK as sitk
+    from strokeseg.extras import require
 
+    sitk = require("SimpleITK", f"{folder}: reading DICOM")
     sitk.ProcessObject_SetGlobalWarningDisplay(False)
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not series:
@@ -150,6 +195,12 @@ def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
     if not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise StrokesegError(f"{path}: {bad} NaN/Inf voxels")
+    affine = image.affine
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise StrokesegError(
+            f"{path}: degenerate voxel-to-world affine (zero, NaN or Inf voxel size or "
+            "direction); fix the header's pixdim/qform/sform"
+        )
     to_ras = ornt_transform(io_orientation(image.affine), _RAS)
     data_ras = np.ascontiguousarray(apply_orientation(data, to_ras))
     affine_ras = image.affine @ nib.orientations.inv_ornt_aff(to_ras, data.shape)
@@ -187,13 +238,69 @@ def load_mask(path: str | Path, like: Volume | None = None) -> Volume:
     return volume
 
 
-def atomic_target(path: Path, overwrite: bool) -> Path:
+def _temporary_sibling(path: Path, overwrite: bool) -> Path:
     """A temporary sibling of ``path`` with its suffix; refuses to clobber without ``overwrite``."""
     if path.exists() and not overwrite:
         raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by killed processes (their pid no longer runs)."""
+    prefix = f".{path.name}."
+    for sibling in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+        pid = sibling.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(sibling)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write (a file or a folder); on success it
+    replaces ``path`` in one ``os.replace``, on any failure (or a kill) it never does.
+
+    So a reader sees the old file or the whole new one, never a truncated one. The one
+    atomic-write helper of the package (DESIGN.md: ``data/`` holds atomic writes).
+    An existing ``path`` is refused unless ``overwrite``.
+    """
+    path = Path(path)
+    tmp = _temporary_sibling(path, overwrite)
+    _remove(tmp)
+    _remove_stale(path)
+    try:
+        yield tmp
+        if tmp.is_dir() and path.is_dir():
+            shutil.rmtree(path)  # os.replace cannot replace a non-empty folder
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` (text as UTF-8) atomically; an existing ``path`` needs ``overwrite``."""
+    path = Path(path)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
 
 
 def save_like(
@@ -221,10 +328,6 @@ def save_labels_like(
     header["cal_min"], header["cal_max"] = 0, 0
     data = reference.to_source(array_ras).astype(dtype)
     image = type(reference.source)(data, None, header=header)
-    tmp = atomic_target(path, overwrite)
-    try:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         nib.save(image, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -8,11 +8,11 @@ out); fractions must add up to 1 (val and test are rounded, train gets the remai
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from strokeseg.data.io import write_atomic
 from strokeseg.data.layouts import mask_union
 from strokeseg.errors import StrokesegError
 
@@ -83,14 +83,8 @@ def lesion_voxels(masks: list[Path]) -> int:
 
 def save_split(split: dict[str, list[str]], path: str | Path) -> Path:
     """Write the split as JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps({part: list(split[part]) for part in PARTS}, indent=2) + "\n", encoding="utf-8"
-    )
-    os.replace(tmp, path)
-    return path
+    text = json.dumps({part: list(split[part]) for part in PARTS}, indent=2) + "\n"
+    return write_atomic(path, text, overwrite=True)
 
 
 def load_split(path: str | Path) -> dict[str, list[str]]:

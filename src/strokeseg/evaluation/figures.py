@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from strokeseg.data.io import write_atomic
 from strokeseg.evaluation.metrics import dice
-from strokeseg.evaluation.report import write_atomic
 
 GT_COLOR = "#00d000"
 PRED_COLOR = "#ff3030"

@@ -12,9 +12,11 @@ Matching rule (``--pred DIR --gt DIR``): every ``.nii``/``.nii.gz`` file below e
 - a prediction id ending in an nnU-Net channel tag ``_0000`` matches the ground truth without
   it when no ground truth carries the full id (``case_0000_mask`` -> ``case``).
 
-In ``--gt``, images are skipped (files under ``images``/``imagesTr``/``imagesTs`` folders,
-BIDS files whose suffix is not ``_mask``/``_dseg``, ATLAS R1.2 ``_t1w[_deface]_stx`` files),
-so ``--gt`` may be a mask folder or a dataset root; several masks with one id (ATLAS R1.2
+In ``--gt``, only files that are images by a real image mark are skipped: files under
+``images``/``imagesTr``/``imagesTs`` folders, names ending in a BIDS image suffix (``_T1w``,
+``_T2w``, ``_FLAIR``, ``_dwi``, ``_CT``) or the nnU-Net channel tag ``_0000``, and ATLAS R1.2
+``_t1w[_deface]_stx`` files. Every other file is a mask whatever its name (``sub-01.nii.gz``),
+so ``--gt`` may be a plain mask folder or a dataset root; several masks with one id (ATLAS R1.2
 ``LesionSmooth_1``/``_2``) are unioned.
 Every ground-truth subject needs exactly one prediction; predictions without ground truth
 are listed on stderr and ignored.
@@ -38,7 +40,7 @@ _TAG = re.compile(
 )
 _CHANNEL = re.compile(r"_0000$")
 _ATLAS_R12_IMAGE = re.compile(r"_t1w(_deface)?_stx$", re.IGNORECASE)
-_BIDS_MASK = re.compile(r"_(mask|dseg)$")
+_IMAGE_SUFFIX = re.compile(r"_(T1w|T2w|FLAIR|dwi|CT|0000)$", re.IGNORECASE)
 _IMAGE_FOLDERS = {"images", "imagesTr", "imagesTs"}
 
 
@@ -54,25 +56,27 @@ def subject_id(filename: str) -> str:
 
 
 def _is_image(parts: tuple[str, ...], stem: str) -> bool:
-    """An image, not a mask: in an image folder, a BIDS file not ending in _mask/_dseg, or an
-    ATLAS R1.2 T1w image."""
-    if _IMAGE_FOLDERS.intersection(parts[:-1]) or _ATLAS_R12_IMAGE.search(stem):
+    """An image, not a mask: in an image folder, or named with an image suffix."""
+    if _IMAGE_FOLDERS.intersection(parts[:-1]):
         return True
-    return bool(_BIDS_KEY.match(stem)) and not _BIDS_MASK.search(stem)
+    return bool(_ATLAS_R12_IMAGE.search(stem) or _IMAGE_SUFFIX.search(stem))
 
 
 def _nifti_files(root: Path, skip_images: bool) -> list[Path]:
     if not root.is_dir():
         raise StrokesegError(f"{root}: not a folder")
-    files = []
+    files, images = [], 0
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
         if any(part.startswith(".") for part in parts) or not path.is_file() or not is_nifti(path):
             continue
-        if not (skip_images and _is_image(parts, strip_nifti(path.name))):
+        if skip_images and _is_image(parts, strip_nifti(path.name)):
+            images += 1
+        else:
             files.append(path)
     if not files:
-        raise StrokesegError(f"{root}: no NIfTI masks (.nii, .nii.gz) found")
+        skipped = f" ({images} image(s) skipped: images*/, _T1w, _0000 ...)" if images else ""
+        raise StrokesegError(f"{root}: no NIfTI masks (.nii, .nii.gz) found{skipped}")
     return files
 
 

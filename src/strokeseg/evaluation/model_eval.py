@@ -11,17 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from strokeseg.data.io import write_atomic
 from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
-from strokeseg.evaluation.report import (
-    check_writable,
-    evaluate,
-    per_subject_csv,
-    write_atomic,
-    write_report,
-)
+from strokeseg.evaluation.report import check_writable, evaluate, per_subject_csv, write_report
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.ensemble import ensemble_predictor
 

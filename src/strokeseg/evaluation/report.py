@@ -11,13 +11,12 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import atomic_target
+from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.metrics import EmptyPolicy
@@ -156,21 +155,6 @@ def evaluate(
     summary["lesion_connectivity"] = connectivity
     summary["std"] = "population standard deviation over subjects (ddof=0)"
     return rows, summary
-
-
-def write_atomic(path: str | Path, data: str | bytes, *, overwrite: bool = False) -> Path:
-    """Write ``data`` via a temporary sibling file and os.replace, so no partial file is left.
-
-    An existing ``path`` is refused unless ``overwrite``.
-    """
-    path = Path(path)
-    tmp = atomic_target(path, overwrite)
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _cell(value: object) -> object:

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti
+from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti, write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import label_lesions, volume_ml
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.quality import scan_warnings
 
@@ -100,35 +99,65 @@ def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
     write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
+def check_output_folder(inputs: Path, out_dir: Path) -> None:
+    """Refuse an output folder that is the folder the scans are listed from: the next run
+    there would segment strokeseg's own masks as scans."""
+    listed = inputs if inputs.is_dir() else inputs.parent
+    if out_dir.resolve() == listed.resolve():
+        raise StrokesegError(
+            f"{out_dir}: output folder is the input folder, so a later run would read the masks "
+            "as scans; choose another -o (a subfolder is fine)"
+        )
+
+
+def existing_lesions(name: str, target: Path) -> Lesions:
+    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``)."""
+    from strokeseg.data.io import load_mask
+
+    mask = load_mask(target)
+    return lesion_stats(name, mask.data, mask.data, mask.voxel_mm3)  # the raw mask is gone
+
+
 def predict(
     inputs: Path,
     out_dir: Path,
     predictor: Predictor,
     *,
     overwrite: bool = False,
+    skip_existing: bool = False,
     progress: bool = True,
     on_scan: Callable | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
-    Existing outputs are refused up front (before any work) unless ``overwrite``; a bad scan
-    is reported and skipped, the others are still written. The predictor's networks serve the
-    whole folder, and the next scan is read (a thread) while the current one is segmented.
-    ``on_scan(name, volume, mask, probability, warnings)`` is called after each scan's mask is
-    written (the reports).
+    Existing outputs are refused up front (before any work) unless ``overwrite``; with
+    ``skip_existing`` a scan whose mask exists is not segmented again and its row is
+    recomputed from that mask (masks are written atomically, so an existing one is whole).
+    lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
+    the masks. A bad scan is reported and skipped, the others are still written. The
+    predictor's networks serve the whole folder, and the next scan is read (a thread) while
+    the current one is segmented. ``on_scan(name, volume, mask, probability, warnings)`` is
+    called after each scan's mask is written (the reports).
     """
     from tqdm import tqdm
 
+    check_output_folder(inputs, out_dir)
     scans = scan_inputs(inputs)
     targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
     clashes = [str(t) for t in targets if t.exists()]
-    if clashes and not overwrite:
+    if clashes and not (overwrite or skip_existing):
         raise StrokesegError(
-            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
+            f"{clashes[0]}: already exists (pass --overwrite to replace, or --skip-existing to "
+            f"finish an interrupted run; {len(clashes)} file(s))"
         )
     rows, errors = [], []
+    todo = [  # scans to segment: not those whose mask --skip-existing keeps
+        i for i, t in enumerate(targets[:-1]) if overwrite or not (skip_existing and t.exists())
+    ]
     with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next scan meanwhile
-        pending = reader.submit(load_volume, scans[0][1])
+        loads = {}
+        if todo:
+            loads[todo[0]] = reader.submit(load_volume, scans[todo[0]][1])
         for i, ((name, _), target) in enumerate(
             tqdm(
                 list(zip(scans, targets, strict=False)),
@@ -137,19 +166,22 @@ def predict(
                 disable=not progress,
             )
         ):
-            loading = pending
-            if i + 1 < len(scans):
-                pending = reader.submit(load_volume, scans[i + 1][1])
             try:
-                volume = loading.result()
-                row, probability, mask = predict_scan(name, volume, predictor)
-                save_like(mask, volume, target, overwrite=overwrite)
-                if on_scan is not None:
-                    on_scan(name, volume, mask, probability, row.warnings)
-                rows.append(row)
+                if i not in loads:
+                    rows.append(existing_lesions(name, target))
+                else:
+                    later = [j for j in todo if j > i]
+                    if later:
+                        loads[later[0]] = reader.submit(load_volume, scans[later[0]][1])
+                    volume = loads.pop(i).result()
+                    row, probability, mask = predict_scan(name, volume, predictor)
+                    save_like(mask, volume, target, overwrite=overwrite or skip_existing)
+                    if on_scan is not None:
+                        on_scan(name, volume, mask, probability, row.warnings)
+                    rows.append(row)
             except StrokesegError as error:
                 errors.append(str(error))
                 print(f"strokeseg predict: error: {error}", file=sys.stderr)
-    if rows:
-        write_lesions_csv(rows, out_dir / "lesions.csv")
+                continue
+            write_lesions_csv(rows, out_dir / "lesions.csv")
     return rows, errors

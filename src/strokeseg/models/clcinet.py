@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from strokeseg.models.keras_layers import ConvBNReLU, he_normal_, scaled
+from strokeseg.models.blocks import ConvBNReLU, DoubleConv, scaled
+from strokeseg.models.keras_layers import he_normal_
 from strokeseg.models.registry import register_model
 
 WIDTHS = (32, 64, 128, 256, 512)
@@ -64,13 +65,6 @@ class ConvLSTM2d(nn.Module):
         return hid
 
 
-class DoubleConv(nn.Sequential):
-    """Keras ``conv_2``: two 3x3 conv + BN + ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__(ConvBNReLU(in_ch, out_ch), ConvBNReLU(out_ch, out_ch))
-
-
 class CLFASPP(nn.Module):
     """ASPP over the 1/16 map plus cross-level branches from every encoder level."""
 
@@ -78,12 +72,15 @@ class CLFASPP(nn.Module):
         super().__init__()
         n = len(level_chs)
         self.cross = nn.ModuleList(
-            ConvBNReLU(c, width, 3, stride=2 ** (n - j)) for j, c in enumerate(level_chs)
+            ConvBNReLU(c, width, 3, stride=2 ** (n - j), keras=True)
+            for j, c in enumerate(level_chs)
         )
-        self.point = ConvBNReLU(deep_ch, width, 1)
-        self.atrous = nn.ModuleList(ConvBNReLU(deep_ch, width, 3, dilation=r) for r in ASPP_RATES)
-        self.image = ConvBNReLU(deep_ch, width, 1)
-        self.project = ConvBNReLU(width * (n + len(ASPP_RATES) + 2), 4 * width, 1)
+        self.point = ConvBNReLU(deep_ch, width, 1, keras=True)
+        self.atrous = nn.ModuleList(
+            ConvBNReLU(deep_ch, width, 3, dilation=r, keras=True) for r in ASPP_RATES
+        )
+        self.image = ConvBNReLU(deep_ch, width, 1, keras=True)
+        self.project = ConvBNReLU(width * (n + len(ASPP_RATES) + 2), 4 * width, 1, keras=True)
         self.dropout = nn.Dropout(0.5)
 
     def forward(self, x: torch.Tensor, levels: list[torch.Tensor]) -> torch.Tensor:
@@ -99,11 +96,11 @@ class ContextInference(nn.Module):
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int):
         super().__init__()
         self.up = nn.Sequential(
-            nn.Upsample(scale_factor=2, mode="nearest"), ConvBNReLU(in_ch, out_ch, 2)
+            nn.Upsample(scale_factor=2, mode="nearest"), ConvBNReLU(in_ch, out_ch, 2, keras=True)
         )
-        self.skip = ConvBNReLU(skip_ch, out_ch, 1)
+        self.skip = ConvBNReLU(skip_ch, out_ch, 1, keras=True)
         self.lstm = ConvLSTM2d(out_ch, out_ch)
-        self.conv = DoubleConv(out_ch, out_ch)
+        self.conv = DoubleConv(out_ch, out_ch, keras=True)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(self.lstm([self.up(x), self.skip(skip)]))
@@ -115,18 +112,19 @@ class CLCINet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, width: float = 1.0):
         super().__init__()
         c = [scaled(n, width) for n in WIDTHS]
-        self.convs = nn.ModuleList([DoubleConv(in_channels, c[0])])
+        self.convs = nn.ModuleList([DoubleConv(in_channels, c[0], keras=True)])
         self.downs = nn.ModuleList()
         self.fusions = nn.ModuleList()
         for k in range(4):
             # level k pools conv_k and brings conv_0..conv_k to its 1/2**(k+1) grid at width c[k]
             self.downs.append(
                 nn.ModuleList(
-                    ConvBNReLU(c[j], c[k], 3, stride=2 ** (k - j + 1)) for j in range(k + 1)
+                    ConvBNReLU(c[j], c[k], 3, stride=2 ** (k - j + 1), keras=True)
+                    for j in range(k + 1)
                 )
             )
-            self.fusions.append(ConvBNReLU(c[k] * (k + 2), 4 * c[k + 1], 1))
-            self.convs.append(DoubleConv(4 * c[k + 1], c[k + 1]))
+            self.fusions.append(ConvBNReLU(c[k] * (k + 2), 4 * c[k + 1], 1, keras=True))
+            self.convs.append(DoubleConv(4 * c[k + 1], c[k + 1], keras=True))
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(0.5)
         aspp = scaled(ASPP_WIDTH, width)

@@ -15,11 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def scaled(channels: int, width: float) -> int:
-    """``channels`` scaled by ``width``, at least 1."""
-    return max(1, round(channels * width))
-
-
 class SameConv2d(nn.Conv2d):
     """Conv2d with TF ``'same'`` padding (for inputs whose size is a multiple of the stride)."""
 
@@ -42,17 +37,6 @@ class SameConv2d(nn.Conv2d):
 def keras_bn(channels: int) -> nn.BatchNorm2d:
     """BatchNorm2d with the Keras defaults (eps 1e-3, moving-average momentum 0.99)."""
     return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
-
-
-class ConvBNReLU(nn.Sequential):
-    """Keras ``Conv2D`` (with bias, 'same') + ``BatchNormalization`` + ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, **kwargs):
-        super().__init__(
-            SameConv2d(in_ch, out_ch, kernel_size, stride, **kwargs),
-            keras_bn(out_ch),
-            nn.ReLU(inplace=True),
-        )
 
 
 def keras_init_(module: nn.Module) -> None:

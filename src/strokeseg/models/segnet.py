@@ -45,19 +45,29 @@ class SegNet(nn.Module):
             conv_stack(c, b, width) for c, b in zip(dec_ins, DECODER, strict=True)
         )
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True, return_indices=True)
-        self.unpool = nn.MaxUnpool2d(2, stride=2)
         self.head = nn.Conv2d(scaled(DECODER[-1][-1], width), out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        indices, sizes = [], []
+        indices, before = [], []
         for block in self.encoder:
             x = block(x)
-            sizes.append(x.shape[-2:])
+            before.append(x)
             x, idx = self.pool(x)
             indices.append(idx)
         for block in self.decoder:
-            x = block(self.unpool(x, indices.pop(), output_size=sizes.pop()))
+            x = block(unpool(x, indices.pop(), like=before.pop()))
         return self.head(x)
+
+
+def unpool(x: torch.Tensor, indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``MaxUnpool2d`` onto the grid of ``like`` (the map before pooling), as one scatter.
+
+    Equal to ``nn.MaxUnpool2d(2, 2)(x, indices, output_size=like.shape[-2:])``, whose size
+    check fails under ONNX tracing (a ``TypeError`` on traced sizes); a scatter into
+    ``zeros_like`` takes the size from the tensor itself, so the export keeps H and W dynamic.
+    """
+    flat = torch.zeros_like(like).flatten(2)
+    return flat.scatter(2, indices.flatten(2), x.flatten(2)).view_as(like)
 
 
 @register_model("segnet")

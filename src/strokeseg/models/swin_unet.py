@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from strokeseg.models.blocks import scaled
 from strokeseg.models.registry import register_model
 
 STAGES = 4
@@ -172,7 +173,7 @@ class SwinUnet(nn.Module):
             raise ValueError(f"depths and heads need {STAGES} entries, got {depths}, {heads}")
         self.in_channels = 3 if in_channels == 1 else in_channels
         self.window, self.patch = window_size, patch_size
-        c = heads[0] * max(1, round(embed_dim * width / heads[0]))
+        c = scaled(embed_dim, width, heads[0])
         dims = [c * 2**i for i in range(STAGES)]
         if any(d % h for d, h in zip(dims, heads, strict=True)):
             raise ValueError(f"stage dims {dims} are not divisible by heads {heads}")

@@ -20,15 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from strokeseg.models.blocks import ConvBNReLU
+from strokeseg.models.blocks import ConvBNReLU, scaled
 from strokeseg.models.registry import register_model
 
 UNITS = (3, 4, 9)
 DECODER = (256, 128, 64, 16)
-
-
-def _scaled(n: int, width: float, multiple: int = 1) -> int:
-    return multiple * max(1, round(n * width / multiple))
 
 
 def _gn(channels: int, groups: int = 32, eps: float = 1e-6) -> nn.GroupNorm:
@@ -161,20 +157,20 @@ class TransUNet(nn.Module):
         if img_size[0] % 16 or img_size[1] % 16:
             raise ValueError(f"img_size must be multiples of 16, got {img_size}")
         self.in_channels = 3 if in_channels == 1 else in_channels
-        rw = _scaled(64, width)
-        dim = _scaled(768, width, heads)
+        rw = scaled(64, width)
+        dim = scaled(768, width, heads)
         self.resnet = ResNetV2(self.in_channels, rw)
         self.patch_embed = nn.Conv2d(self.resnet.out_channels, dim, 1)
         self.grid = (img_size[0] // 16, img_size[1] // 16)
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.dropout = nn.Dropout(dropout)
-        mlp = _scaled(3072, width)
+        mlp = scaled(3072, width)
         self.blocks = nn.Sequential(*(Block(dim, heads, mlp, dropout) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        dec = [_scaled(c, width) for c in DECODER]
-        self.conv_more = ConvBNReLU(dim, _scaled(512, width), bias=False)
-        ins = [_scaled(512, width), *dec[:-1]]
+        dec = [scaled(c, width) for c in DECODER]
+        self.conv_more = ConvBNReLU(dim, scaled(512, width), bias=False)
+        ins = [scaled(512, width), *dec[:-1]]
         skips = [8 * rw, 4 * rw, rw, 0]
         self.decoder = nn.ModuleList(
             DecoderBlock(i, o, s) for i, o, s in zip(ins, dec, skips, strict=True)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from strokeseg.models.keras_layers import ConvBNReLU, he_normal_, keras_bn, scaled
+from strokeseg.models.blocks import ConvBNReLU, scaled
+from strokeseg.models.keras_layers import he_normal_, keras_bn
 from strokeseg.models.registry import register_model
 
 WIDTHS = (64, 128, 256, 512, 1024)
@@ -31,7 +32,7 @@ class SeparableUnit(nn.Sequential):
             nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch, bias=False),
             keras_bn(in_ch),
             nn.ReLU(inplace=True),
-            ConvBNReLU(in_ch, out_ch, 1),
+            ConvBNReLU(in_ch, out_ch, 1, keras=True),
         )
 
 
@@ -40,7 +41,7 @@ class XBlock(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
-        self.residual = ConvBNReLU(in_ch, out_ch, 1)
+        self.residual = ConvBNReLU(in_ch, out_ch, 1, keras=True)
         self.body = nn.Sequential(
             SeparableUnit(in_ch, out_ch),
             SeparableUnit(out_ch, out_ch),
@@ -58,12 +59,12 @@ class FeatureSimilarityModule(nn.Module):
         super().__init__()
         inner = max(1, channels // 8)
         mid = max(1, inner // 2)
-        self.reduce = ConvBNReLU(channels, inner, 3)
+        self.reduce = ConvBNReLU(channels, inner, 3, keras=True)
         self.theta = nn.Conv2d(inner, mid, 1, bias=False)
         self.phi = nn.Conv2d(inner, mid, 1, bias=False)
         self.g = nn.Conv2d(inner, mid, 1, bias=False)
         self.out = nn.Conv2d(mid, inner, 1, bias=False)
-        self.expand = ConvBNReLU(inner, channels, 3)
+        self.expand = ConvBNReLU(inner, channels, 3, keras=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ip = self.reduce(x)
@@ -86,7 +87,9 @@ class XNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.fsm = FeatureSimilarityModule(c[-1])
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.up_convs = nn.ModuleList(ConvBNReLU(c[i + 1], c[i], 3) for i in reversed(range(4)))
+        self.up_convs = nn.ModuleList(
+            ConvBNReLU(c[i + 1], c[i], 3, keras=True) for i in reversed(range(4))
+        )
         self.decoder = nn.ModuleList(XBlock(2 * c[i], c[i]) for i in reversed(range(4)))
         self.head = nn.Conv2d(c[0], out_channels, 1)
         he_normal_(self)

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strokeseg import __version__
-from strokeseg.data.io import load_volume, save_like
+from strokeseg.data.io import load_volume, save_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
 from strokeseg.reports.scan import INDEX, LESION_CSV, RunReport

@@ -17,10 +17,9 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume
+from strokeseg.data.io import Volume, write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import largest_lesion_slice
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.reports import figures, html
 
 REPORT = "report.html"

@@ -15,9 +15,8 @@ import numpy as np
 from strokeseg import __version__
 from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, save_labels_like
+from strokeseg.data.io import Volume, save_labels_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation.report import write_atomic
 from strokeseg.reports import figures, html
 from strokeseg.reports.lesions import (
     Lesion,

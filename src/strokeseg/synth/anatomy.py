@@ -12,7 +12,6 @@ CSF inside the brain is what is left of the brain mask after grey and white matt
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from strokeseg.errors import StrokesegError
+from strokeseg.extras import locate
 
 TEMPLATE_FILE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
 BRAIN_THRESHOLD = 0.2
@@ -50,9 +50,7 @@ class Template:
 def template_file(name: str) -> Path:
     """Path of a template file inside the installed nilearn package (found without importing
     nilearn, whose import costs seconds)."""
-    spec = importlib.util.find_spec("nilearn")
-    if spec is None or spec.origin is None:
-        raise StrokesegError("nilearn: not installed; it ships the ICBM152 template")
+    spec = locate("nilearn", "the synthetic cohorts (ICBM152 template)")
     path = Path(spec.origin).parent / "datasets" / "data" / TEMPLATE_FILE.format(name)
     if not path.is_file():
         raise StrokesegError(f"{path}: missing from the nilearn installation")

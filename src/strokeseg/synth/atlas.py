@@ -19,6 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from strokeseg import __version__
+from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import (
     Template,
     displacement,
@@ -32,7 +33,6 @@ from strokeseg.synth.output import (
     prepare_output,
     save_json,
     save_nifti,
-    write_bytes_atomic,
 )
 
 SPACE = "MNI152NLin2009aSym"
@@ -180,7 +180,7 @@ def generate(
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(out / "participants.tsv", table.getvalue().encode())
+    write_atomic(out / "participants.tsv", table.getvalue().encode(), overwrite=True)
     save_json(
         {
             "Name": "SynthATLAS (synthetic T1w stroke lesions, ATLAS R2.0 layout)",

@@ -22,9 +22,10 @@ from scipy import ndimage as ndi
 from scipy import sparse
 
 from strokeseg import __version__
+from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
 from strokeseg.synth.lesions import VolumeDistribution, draw_lesions
-from strokeseg.synth.output import prepare_output, save_json, save_nifti, write_bytes_atomic
+from strokeseg.synth.output import prepare_output, save_json, save_nifti
 
 # SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
 # to published figures (the paper's CT cohort gives none): every size class from lacunar to
@@ -209,7 +210,7 @@ def generate(out: Path, subjects: int, seed: int, overwrite: bool, progress: boo
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(out / "cases.tsv", table.getvalue().encode())
+    write_atomic(out / "cases.tsv", table.getvalue().encode(), overwrite=True)
     save_json(
         {
             "name": "SynthCT",

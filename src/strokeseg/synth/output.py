@@ -5,13 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 
+from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 
 
@@ -33,19 +32,6 @@ def prepare_output(out: Path, overwrite: bool, generated: tuple[str, ...]) -> No
     out.mkdir(parents=True, exist_ok=True)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder and ``os.replace``: no partial files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
     """Save as ``.nii.gz`` with a zero gzip timestamp, so equal images give equal bytes.
 
@@ -57,8 +43,8 @@ def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
     header = nib.Nifti1Header.from_fileobj(io.BytesIO(bytes(data[: nib.Nifti1Header.sizeof_hdr])))
     header["scl_slope"], header["scl_inter"] = 1.0, 0.0
     data[: header.sizeof_hdr] = header.binaryblock
-    write_bytes_atomic(path, gzip.compress(bytes(data), compresslevel=1, mtime=0))
+    write_atomic(path, gzip.compress(bytes(data), compresslevel=1, mtime=0), overwrite=True)
 
 
 def save_json(data: dict, path: Path) -> None:
-    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+    write_atomic(path, json.dumps(data, indent=2) + "\n", overwrite=True)

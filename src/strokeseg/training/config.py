@@ -1,175 +1,270 @@
-"""Typed run configuration: dataclasses loaded from YAML and overridden by ``--set key=value``.
+"""Typed run configuration: pydantic models loaded from YAML and overridden by ``--set key=value``.
 
 Defaults are the paper's recipe (Sec. 3.2): Adam, lr 1e-3, batch 8, 100 epochs, Eq. 6
 weights (1, 1, 10). A config file states only what differs from them.
+
+Every field is checked by type and range when the config is built (pydantic v2: typed fields
+with declared constraints instead of hand-written checks), so a bad value is one line naming
+the dotted key, before a run folder exists. Unknown keys are refused with the nearest name.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from strokeseg.data.intensity import CT_WINDOWS
+from strokeseg.data.layouts import LAYOUTS
 from strokeseg.errors import StrokesegError
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
+WINDOWS = tuple(CT_WINDOWS)
+PRECISIONS = (
+    "transformer-engine",
+    "transformer-engine-float16",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+)
+"""Lightning 2's precision strings (the bare 16/32/64 of Lightning 1 are refused)."""
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
 
 
-@dataclass
-class ModelConfig:
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_no_bool)]
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Fraction = Annotated[Float, Field(ge=0, le=1)]
+Probability = Annotated[Float, Field(gt=0, lt=1)]
+
+
+def _split(value: list[Any]) -> list[int | float]:
+    if len(value) != 3 or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) for v in value
+    ):
+        raise ValueError("expected three numbers [train, val, test] (counts or fractions)")
+    if any(v < 0 for v in value):
+        raise ValueError("split sizes must be >= 0")
+    if not all(isinstance(v, int) for v in value) and abs(sum(value) - 1) > 1e-6:
+        raise ValueError("split fractions must add up to 1 (or give three integer counts)")
+    return value
+
+
+def _batch_limit(value: Any) -> int | float:
+    """Lightning's limit: a fraction of the batches (<= 1) or a count of batches (> 1)."""
+    _no_bool(value)
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("expected a fraction in (0, 1] or a number of batches >= 2")
+    if value > 1:
+        if value != int(value):
+            raise ValueError("expected a fraction in (0, 1] or a whole number of batches")
+        return int(value)
+    return float(value)
+
+
+def _devices(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= -1):
+        return value
+    if isinstance(value, list) and all(isinstance(v, int) and v >= 0 for v in value) and value:
+        return value
+    if isinstance(value, str) and all(part.strip().isdigit() for part in value.split(",")):
+        return value
+    raise ValueError('expected "auto", a count (-1: all), a list of device ids or "0,1"')
+
+
+class Section(BaseModel):
+    """A config section: unknown keys refused, values validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
+
+
+class ModelConfig(Section):
     name: str = "unetpp_mtl"
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = None  # user-provided initial weights (state dict or checkpoint)
-    output_prior: float | None = None  # output bias starts at logit(prior) (None: PyTorch init)
-
-    def __post_init__(self) -> None:
-        prior = self.output_prior
-        if prior is not None and (
-            isinstance(prior, bool) or not isinstance(prior, (int, float)) or not 0 < prior < 1
-        ):
-            raise StrokesegError(f"model.output_prior {prior!r}: expected a number in (0, 1)")
+    output_prior: Probability | None = None  # output bias starts at logit(prior) (None: PyTorch)
 
 
-@dataclass
-class LossConfig:
+class LossConfig(Section):
     """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Dice smoothing, edge band radius."""
 
-    gamma: float = 1.0
-    lam: float = 1.0
-    delta: float = 10.0
-    alpha: float = 1.0
-    beta: float = 1.0
-    smooth: float = 1e-5
-    edge_radius: int = 1
+    gamma: Annotated[Float, Field(ge=0)] = 1.0
+    lam: Annotated[Float, Field(ge=0)] = 1.0
+    delta: Annotated[Float, Field(ge=0)] = 10.0
+    alpha: Annotated[Float, Field(ge=0)] = 1.0
+    beta: Annotated[Float, Field(ge=0)] = 1.0
+    smooth: Annotated[Float, Field(ge=0)] = 1e-5
+    edge_radius: Annotated[Int, Field(ge=1)] = 1  # 0 would make the edge target empty
 
 
-@dataclass
-class DataConfig:
-    layout: str | None = None  # None: detect
-    split: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # counts or fractions
+class DataConfig(Section):
+    layout: Literal[LAYOUTS] | None = None  # None: detect
+    split: Annotated[list[Any], AfterValidator(_split)] = Field(
+        default_factory=lambda: [0.6, 0.2, 0.2]
+    )  # counts or fractions
     stratify: bool = False  # split stratified by lesion volume (False: random, as the paper)
-    window: str = "brain"  # CT Hounsfield window: brain (W80/L40) or stroke (W40/L40)
-    lesion_fraction: float | None = None  # share of sampled slices that hold lesion
-    patch_size: int | None = None  # train on random square patches (None: whole slices)
-    patch_positive: float = 0.5  # on lesion slices, share of patches centred on lesion
-    context_slices: int = 0  # 2.5D: k slices each side as extra input channels (2k+1 in all)
+    window: Literal[WINDOWS] = "brain"  # CT Hounsfield window: brain (W80/L40), stroke (W40/L40)
+    lesion_fraction: Probability | None = None  # share of sampled slices that hold lesion
+    patch_size: Annotated[Int, Field(ge=16, multiple_of=16)] | None = None  # None: whole slices
+    patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
+    context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels
     augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
-    val_slice_stride: int = 1  # validate on every k-th slice of each validation subject
-    num_workers: int = 0
+    val_slice_stride: Annotated[Int, Field(ge=1)] = 1  # validate on every k-th slice
+    num_workers: Annotated[Int, Field(ge=0)] = 0
     cache_dir: str | None = None  # None: RUN/cache
 
-    def __post_init__(self) -> None:
-        if self.val_slice_stride < 1:
-            raise StrokesegError(f"data.val_slice_stride {self.val_slice_stride}: must be >= 1")
-        if not isinstance(self.context_slices, int) or self.context_slices < 0:
-            raise StrokesegError(f"data.context_slices {self.context_slices!r}: must be >= 0")
+
+class OptimConfig(Section):
+    lr: Annotated[Float, Field(gt=0)] = 1e-3
+    batch_size: Annotated[Int, Field(ge=1)] = 8
+    epochs: Annotated[Int, Field(ge=1)] = 100
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.0  # Adam's (coupled) decay on every parameter
+    l2: Annotated[Float, Field(ge=0)] = 0.0  # Keras-style L2 l2 * sum(w^2) on conv kernels
+    schedule: Literal[SCHEDULES] = "constant"  # constant (the paper) or cosine (to 0)
 
 
-@dataclass
-class OptimConfig:
-    lr: float = 1e-3
-    batch_size: int = 8
-    epochs: int = 100
-    weight_decay: float = 0.0  # Adam's (coupled) decay on every parameter
-    l2: float = 0.0  # Keras-style L2 penalty l2 * sum(w^2) on conv kernels (UNet++ code: 1e-4)
-    schedule: str = "constant"  # constant (the paper) or cosine (to 0 over the run's steps)
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise StrokesegError(
-                f"optim.schedule {self.schedule!r}: expected one of {', '.join(SCHEDULES)}"
-            )
-
-
-@dataclass
-class TrainerConfig:
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
+class TrainerConfig(Section):
+    accelerator: Literal[ACCELERATORS] = "auto"
+    devices: Annotated[Any, AfterValidator(_devices)] = "auto"
+    num_nodes: Annotated[Int, Field(ge=1)] = 1
     strategy: str = "auto"
-    precision: str | None = None  # None: 16-mixed on GPU, 32-true on CPU
-    limit_train_batches: float = 1.0
-    limit_val_batches: float = 1.0
-    check_val_every_n_epoch: int = 1
-    select_by: str = "subject"  # best.ckpt by mean per-subject Dice, or Dice pooled over slices
-
-    def __post_init__(self) -> None:
-        if self.select_by not in SELECT_BY:
-            raise StrokesegError(
-                f"trainer.select_by {self.select_by!r}: expected one of {', '.join(SELECT_BY)}"
-            )
+    precision: Literal[PRECISIONS] | None = None  # None: 16-mixed on GPU, 32-true on CPU
+    limit_train_batches: Annotated[Any, AfterValidator(_batch_limit)] = 1.0
+    limit_val_batches: Annotated[Any, AfterValidator(_batch_limit)] = 1.0
+    check_val_every_n_epoch: Annotated[Int, Field(ge=1)] = 1
+    select_by: Literal[SELECT_BY] = "subject"  # best.ckpt by mean per-subject or pooled Dice
 
 
-@dataclass
-class PostprocessConfig:
+class PostprocessConfig(Section):
     """Decided on the validation subjects when training ends (not in the paper): the
     probability threshold and the minimum lesion volume (26-connected components, mm3) with
     the best mean per-subject Dice, stored in ``best.ckpt``."""
 
     fit: bool = True
-    thresholds: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7])
-    min_lesion_mm3: list[float] = field(
+    thresholds: Annotated[list[Probability], Field(min_length=1)] = Field(
+        default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7]
+    )
+    min_lesion_mm3: Annotated[list[Annotated[Float, Field(ge=0)]], Field(min_length=1)] = Field(
         default_factory=lambda: [0.0, 10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0]
     )
 
 
-@dataclass
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    seed: int = 0
+class Config(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
+    seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _last_epoch_is_validated(self) -> Config:
         every = self.trainer.check_val_every_n_epoch
-        if not isinstance(every, int) or every < 1:
-            raise StrokesegError(f"trainer.check_val_every_n_epoch {every!r}: must be >= 1")
         if self.optim.epochs % every:
-            raise StrokesegError(
+            raise ValueError(
                 f"optim.epochs {self.optim.epochs} must be a multiple of "
                 f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
                 "saved"
             )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise StrokesegError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+_PROBLEMS = {
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected an integer",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a section of keys",
+    "model_type": "expected a section of keys",
+    "model_attributes_type": "expected a section of keys",
+    "string_type": "expected a text value",
+    "too_short": "expected at least one value",
+}
+
+
+def _problem(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    bounds = {
+        "greater_than": "must be > {gt}",
+        "greater_than_equal": "must be >= {ge}",
+        "less_than": "must be < {lt}",
+        "less_than_equal": "must be <= {le}",
+        "multiple_of": "must be a multiple of {multiple_of}",
+        "literal_error": "expected one of {expected}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**ctx)
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return _PROBLEMS.get(kind, error["msg"])
+
+
+def _section_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _one_line(error: ValidationError, where: str) -> StrokesegError:
+    """The first validation error as one line naming the dotted key (``data.split[1]``)."""
+    first = error.errors()[0]
+    loc = first["loc"]
+    dotted = ""
+    for part in loc:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
+    if first["type"] == "extra_forbidden":
+        section = _section_at(loc[:-1])
+        valid = list(section.model_fields) if section else []
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?" if near else ""
+        return StrokesegError(
+            f"{where}: unknown key {dotted}; " + (hint or f"valid: {', '.join(valid)}")
         )
-    defaults = cls()
-    kwargs = {}
-    for name, value in values.items():
-        section = getattr(defaults, name)
-        if dataclasses.is_dataclass(section):
-            if not isinstance(value, dict):
-                raise StrokesegError(f"{where}.{name}: expected a section of keys")
-            value = _build(type(section), value, f"{where}.{name}")
-        elif isinstance(section, float) and isinstance(value, (int, str)):
-            value = _to_number(value, float, f"{where}.{name}")
-        elif isinstance(section, int) and not isinstance(section, bool) and isinstance(value, str):
-            value = _to_number(value, int, f"{where}.{name}")
-        kwargs[name] = value
-    return cls(**kwargs)
+    if not loc:
+        return StrokesegError(f"{where}: {_problem(first)}")
+    shown = f" {first['input']!r}" if not isinstance(first["input"], (dict, list)) else ""
+    return StrokesegError(f"{where}: {dotted}{shown}: {_problem(first)}")
 
 
-def _to_number(value: Any, kind: type, where: str) -> Any:
+def build_config(values: dict[str, Any], where: str = "config") -> Config:
+    """Validate a nested dict of config values (``where`` names its source in errors)."""
     try:
-        return kind(value)
-    except ValueError:
-        raise StrokesegError(f"{where}: expected a {kind.__name__}, got {value!r}") from None
+        return Config.model_validate(values)
+    except ValidationError as error:
+        raise _one_line(error, where) from None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -230,7 +325,7 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         if not isinstance(values, dict):
             raise StrokesegError(f"{path}: a config must be a mapping of sections")
     values = merge(values, parse_overrides(list(overrides)))
-    return _build(Config, values, str(path) if path else "config")
+    return build_config(values, str(path) if path else "config")
 
 
 def save_config(config: Config, path: Path) -> None:

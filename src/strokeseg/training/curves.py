@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from strokeseg.data.io import atomic_path  # noqa: E402
+
 
 def read_epoch_metrics(metrics_csv: Path) -> dict[str, dict[int, float]]:
     """``{metric: {epoch: value}}`` from ``metrics.csv`` (last value logged in each epoch)."""
@@ -40,8 +42,7 @@ def plot_curves(metrics_csv: Path, out_png: Path) -> Path:
         if axis.lines:
             axis.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out_png.with_name(out_png.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out_png, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    tmp.replace(out_png)
     return out_png

@@ -31,6 +31,7 @@ from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
 from strokeseg.training.datamodule import SliceDataModule
 from strokeseg.training.module import SegmentationModule
+from strokeseg.training.quiet import silence_lightning
 
 RUN_FILES = (
     "config.yaml",
@@ -121,7 +122,12 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
         return load_split(out / "split.json")
     labelled = [s for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
     ids = [s.id for s in labelled]
-    volumes = {s.id: lesion_voxels(s.masks) for s in labelled} if config.data.stratify else None
+    volumes = None
+    if config.data.stratify:
+        from tqdm import tqdm
+
+        bar = tqdm(labelled, desc="lesion volumes for the split", unit="subject", disable=None)
+        volumes = {s.id: lesion_voxels(s.masks) for s in bar}
     return make_split(ids, tuple(config.data.split), config.seed, volumes)
 
 
@@ -152,6 +158,7 @@ def build_trainer(
     config: Config, out: Path, callbacks: Sequence[Callback], validate: bool = True
 ) -> L.Trainer:
     """Without a validation split (the paper's CT protocol) ``best.ckpt`` is the last epoch."""
+    silence_lightning()
     checkpoint = ModelCheckpoint(
         dirpath=out,
         filename="best",
