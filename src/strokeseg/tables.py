@@ -448,14 +448,7 @@ def merge_folds(records: list[dict]) -> dict:
     merged = {k: records[0][k] for k in ("model", "seed", "folds", "params", "connectivity")}
     merged["inference_ms"] = statistics.median(r["inference_ms"] for r in records)
     merged["n_subjects"] = len(subjects)
-    for name in (
-        "dice",
-        "iou",
-        "lesion_f1",
-        "abs_volume_difference_ml",
-        "abs_volume_difference_voxels",
-        "hd95_mm",
-    ):
+    for name in SUBJECT_KEYS[:6]:  # the per-subject metrics (not the volumes)
         values = [v[name] for v in subjects.values() if not math.isnan(v[name])]
         merged[f"{name}_mean"] = statistics.mean(values) if values else math.nan
         if name in ("dice", "iou"):

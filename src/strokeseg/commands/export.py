@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_output
+from strokeseg.commands.options import add_level, add_output
 
 
 def add_parser(subparsers) -> None:
@@ -17,13 +17,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--checkpoint", type=Path, required=True)
     add_output(p, "FILE.onnx or FILE.pt", required=True)
-    p.add_argument(
-        "--level",
-        type=int,
-        choices=(1, 2, 3, 4),
-        default=4,
-        help="UNet++ pruned at X(0,LEVEL) (needs deep supervision; 4: the whole UNet++)",
-    )
+    add_level(p)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(run=run)
 

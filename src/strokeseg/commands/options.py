@@ -61,13 +61,7 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         help="CPU runtime: PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
-    p.add_argument(
-        "--level",
-        type=int,
-        choices=(1, 2, 3, 4),
-        default=4,
-        help="UNet++ pruned at X(0,LEVEL) (trained with deep supervision; 4: whole UNet++)",
-    )
+    add_level(p)
 
 
 def inference_options(args: argparse.Namespace) -> dict:
@@ -86,3 +80,14 @@ def inference_options(args: argparse.Namespace) -> dict:
 def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:
     """``-o/--out`` (``--output`` kept as an alias): the output flag of every subcommand."""
     parser.add_argument("-o", "--out", "--output", dest="out", type=Path, help=help, **kwargs)
+
+
+def add_level(p: argparse.ArgumentParser) -> None:
+    """``--level``: the pruned UNet++ of predict, evaluate and export."""
+    p.add_argument(
+        "--level",
+        type=int,
+        choices=(1, 2, 3, 4),
+        default=4,
+        help="UNet++ pruned at X(0,LEVEL) (trained with deep supervision; 4: whole UNet++)",
+    )
