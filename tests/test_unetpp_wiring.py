@@ -1,0 +1,52 @@
+"""UNet++ wiring pinned by forward hooks: what each node concatenates, and dropout per conv.
+
+The parameter count alone would not catch a node fed the wrong maps of the right widths.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import strokeseg
+
+
+def test_each_node_concatenates_its_row_and_the_upsampled_node_below():
+    model = strokeseg.create_model("unetpp", width=0.125, norm="batch").eval()
+    inputs, outputs = {}, {}
+
+    def keep(name):
+        def hook(module, args, out):
+            inputs[name], outputs[name] = args[0], out
+
+        return hook
+
+    for name, module in [*model.nodes.items(), *model.ups.items()]:
+        module.register_forward_hook(keep(name))
+    x = torch.randn(1, 1, 32, 48)
+    model(x)
+    assert torch.equal(inputs["x0_0"], x)
+    for i in range(1, 5):  # the backbone: 2x2 max-pool of the node above
+        assert torch.equal(inputs[f"x{i}_0"], nn.functional.max_pool2d(outputs[f"x{i - 1}_0"], 2))
+    for j in range(1, 5):
+        for i in range(5 - j):
+            assert torch.equal(inputs[f"up{i}_{j}"], outputs[f"x{i + 1}_{j - 1}"])
+            row = [outputs[f"x{i}_{k}"] for k in range(j)]
+            expected = torch.cat([*row, outputs[f"up{i}_{j}"]], dim=1)  # X(i,0..j-1), up
+            assert torch.equal(inputs[f"x{i}_{j}"], expected), f"X({i},{j})"
+    # the mask head reads X(0,4)
+    assert torch.allclose(model(x), model.head(outputs["x0_4"]))
+
+
+def test_original_unetpp_has_dropout_after_every_conv_and_no_normalisation():
+    model = strokeseg.create_model("unetpp")
+    for name, node in model.nodes.items():
+        kinds = [type(m) for m in node]
+        assert kinds == [nn.Conv2d, nn.ReLU, nn.Dropout] * 2, name
+        assert all(m.p == 0.5 for m in node if isinstance(m, nn.Dropout))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    small = strokeseg.create_model("unetpp", width=0.125).train()
+    x = torch.randn(1, 1, 32, 32)
+    assert not torch.equal(small(x), small(x))  # dropout acts in training
+    small.eval()
+    assert torch.equal(small(x), small(x))
