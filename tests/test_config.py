@@ -9,7 +9,7 @@ import torch
 
 import strokeseg
 from strokeseg.errors import StrokesegError
-from strokeseg.inference.checkpoint import load_weights
+from strokeseg.models.weights import load_weights
 from strokeseg.training.config import PACKAGED_CONFIGS, PRECISIONS, load_config
 from strokeseg.training.module import SegmentationModule
 

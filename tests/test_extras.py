@@ -31,7 +31,7 @@ def test_dicom_without_simpleitk_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_synth_without_nilearn_names_the_extra(monkeypatch):
-    from strokeseg.synth.anatomy import template_file
+    from strokeseg.data.template import template_file
 
     monkeypatch.setitem(sys.modules, "nilearn", None)
     with pytest.raises(StrokesegError, match=r"nilearn.*pip install 'strokeseg\[synth\]'"):

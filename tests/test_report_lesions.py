@@ -117,7 +117,7 @@ def test_label_image_ids_match_the_table(scan, tmp_path):
 
 
 def test_mni_coordinates_only_on_the_mni_grid():
-    from strokeseg.synth.anatomy import template_file
+    from strokeseg.data.template import template_file
 
     template = nib.load(template_file("t1"))  # the ICBM152 2009a grid itself
     assert template.shape == MNI152_SHAPE
@@ -136,7 +136,7 @@ def test_mni_coordinates_only_on_the_mni_grid():
 
 def test_stored_lps_on_the_mni_grid_counts_as_mni(tmp_path):
     """The grid test uses the RAS view, so an MNI-grid scan stored flipped still qualifies."""
-    from strokeseg.synth.anatomy import template_file
+    from strokeseg.data.template import template_file
 
     affine = nib.load(template_file("t1")).affine
     flipped = affine @ np.diag([-1.0, 1, 1, 1])

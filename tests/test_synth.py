@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from strokeseg.data.template import template_file
 from strokeseg.synth import atlas, ct
-from strokeseg.synth.anatomy import template_file
 
 SPACE = "space-MNI152NLin2009aSym"
 MAX_SHIFT_MM = 6.0  # per-axis bound of the random deformation

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict
+from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.synth import atlas
 from strokeseg.training.config import load_config
 from strokeseg.training.curves import read_epoch_metrics

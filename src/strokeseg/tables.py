@@ -36,8 +36,8 @@ from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.evaluation.figures import forest_plot, save_figure
-from strokeseg.evaluation.model_eval import evaluate_checkpoint
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.training.config import PACKAGED_CONFIGS, Config, load_config
 from strokeseg.training.run import same_config, train

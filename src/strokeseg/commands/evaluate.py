@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
-        from strokeseg.evaluation.model_eval import evaluate_checkpoint
+        from strokeseg.model_eval import evaluate_checkpoint
 
         summary = evaluate_checkpoint(
             args.checkpoint,

@@ -207,8 +207,8 @@ def _template() -> tuple[np.ndarray, np.ndarray] | None:
     """(brain mask, affine) of the ICBM152 2009a template, or None without nilearn."""
     import nibabel as nib
 
+    from strokeseg.data.template import BRAIN_THRESHOLD, template_file
     from strokeseg.errors import StrokesegError
-    from strokeseg.synth.anatomy import BRAIN_THRESHOLD, template_file
 
     try:
         image = nib.load(template_file("t1"))

@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
-from strokeseg.errors import StrokesegError
-from strokeseg.extras import locate
+from strokeseg.data.template import BRAIN_THRESHOLD, template_file
 
-TEMPLATE_FILE = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"
-BRAIN_THRESHOLD = 0.2
-"""nilearn's own brain-mask rule: template T1 (rescaled to [0, 1]) above this value."""
 SHELL_MM = 25.0
 """Head layers (CSF gap, skull, scalp) lie within this distance of the brain."""
 
@@ -45,16 +40,6 @@ class Template:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.t1.shape
-
-
-def template_file(name: str) -> Path:
-    """Path of a template file inside the installed nilearn package (found without importing
-    nilearn, whose import costs seconds)."""
-    spec = locate("nilearn", "the synthetic cohorts (ICBM152 template)")
-    path = Path(spec.origin).parent / "datasets" / "data" / TEMPLATE_FILE.format(name)
-    if not path.is_file():
-        raise StrokesegError(f"{path}: missing from the nilearn installation")
-    return path
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,9 +16,9 @@ import lightning as L
 import torch
 
 from strokeseg import __version__
-from strokeseg.inference.checkpoint import load_weights
 from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
+from strokeseg.models.weights import load_weights
 
 
 class SegmentationModule(L.LightningModule):

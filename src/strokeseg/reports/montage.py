@@ -5,7 +5,7 @@ mask's contour on it, and a zoom on the lesion with the edge band that the multi
 learns (the same :func:`strokeseg.models.multitask.edge_target` as training) half-transparent
 over it, so the soft border can be judged. Shown in RAS orientation,
 anterior up, patient's left on the left. Run as
-``python -m strokeseg.synth.montage DATASET_DIR OUT.png``.
+``python -m strokeseg.reports.montage DATASET_DIR OUT.png``.
 """
 
 from __future__ import annotations
