@@ -139,10 +139,10 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
     """Per test subject: Dice of each fast path against the exact path and the truth."""
     from strokeseg.data.layouts import find_dataset, load_subject
-    from strokeseg.evaluation.model_eval import select_subjects
     from strokeseg.inference.checkpoint import load_network
     from strokeseg.inference.runtime import make_runtime
     from strokeseg.inference.slicing import scan_probabilities
+    from strokeseg.model_eval import select_subjects
 
     network, meta = load_network(checkpoint)
     dataset = find_dataset(data, meta["data"].get("layout"))

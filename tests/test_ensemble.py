@@ -96,7 +96,7 @@ def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):
     scan = write_nifti(tmp_path / "data" / "images" / "case0.nii.gz", image)
     write_nifti(tmp_path / "data" / "masks" / "case0.nii.gz", mask)
     result = cli("predict", "-i", scan, "-o", tmp_path / "out", "--checkpoint", a,
-                 "--checkpoint", b)  # fmt: skip
+                 "--checkpoint", b, "--no-crop")  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     volume = load_volume(scan)
     mean = np.mean([member_probabilities(c, volume) for c in (a, b)], axis=0)
@@ -104,7 +104,8 @@ def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):
     assert 0 < (mean >= 0.5).sum() < mean.size  # a threshold that decides something
     np.testing.assert_array_equal(written, (mean >= 0.5).astype(np.uint8))
     # evaluate: an ensemble has no one test split, so it needs --subjects all or --split
-    args = ["evaluate", "--checkpoint", a, "--checkpoint", b, "--data", tmp_path / "data"]
+    args = ["evaluate", "--checkpoint", a, "--checkpoint", b, "--data", tmp_path / "data",
+            "--no-crop"]  # fmt: skip
     refused = cli(*args, "--out", tmp_path / "eval")
     assert refused.returncode == 1 and "no one test split" in refused.stderr
     assert not (tmp_path / "eval").exists()

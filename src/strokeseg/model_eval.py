@@ -63,15 +63,17 @@ def evaluate_checkpoint(
     device: str = "cpu",
     postprocess: bool = True,
     on_case: Callable | None = None,
+    **engine,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, summary.json, overlays/ (and fig2.png).
 
-    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
+    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
+    ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
-    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess)
+    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     predictor, files = ensemble_predictor(items, **options)
     if len(files) > 1 and subjects == "test" and split_file is None:
