@@ -266,7 +266,7 @@ def test_a_tiny_model_overfits_a_few_slices():
     torch.manual_seed(0)
     model = strokeseg.create_model("unetpp_mtl", width=0.125, norm="batch")
     loss = build_loss(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # 0.95 at 100 steps, 0.99 at 150
     model.train()
     for _ in range(150):
         optimizer.zero_grad()

@@ -110,12 +110,17 @@ def check_output_folder(inputs: Path, out_dir: Path) -> None:
         )
 
 
+KEPT = "mask kept from an earlier run (--skip-existing): raw figures and checks not re-run"
+
+
 def existing_lesions(name: str, target: Path) -> Lesions:
     """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``)."""
     from strokeseg.data.io import load_mask
 
     mask = load_mask(target)
-    return lesion_stats(name, mask.data, mask.data, mask.voxel_mm3)  # the raw mask is gone
+    row = lesion_stats(name, mask.data, mask.data, mask.voxel_mm3)  # the raw mask is gone
+    row.warnings = [KEPT]  # the probability map is gone too: the checks are not re-run
+    return row
 
 
 def predict(
