@@ -35,10 +35,20 @@ from strokeseg.data.slices import target_size
 from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
-from strokeseg.evaluation.figures import forest_plot, save_figure
+from strokeseg.evaluation.figures import save_figure
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.models import create_on_meta, has_output_bias
+from strokeseg.table_report import (
+    COLUMNS,
+    REFERENCE,
+    SUBJECT_KEYS,
+    forest_figure,
+    markdown,
+    merge_folds,
+    paired_markdown,
+    paired_statistics,
+)
 from strokeseg.training.config import PACKAGED_CONFIGS, Config, load_config
 from strokeseg.training.run import same_config, train
 from strokeseg.tuning import fit_postprocess
@@ -73,10 +83,6 @@ CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
 
 CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
 """The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
-
-
-REFERENCE = "unetpp"
-"""The row every other row is compared with (the first row where the table lacks it)."""
 
 
 def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
@@ -120,10 +126,6 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
             )
         chosen.append((model, found[0]))
     return chosen
-
-
-def reference_row(models: list[str]) -> str:
-    return REFERENCE if REFERENCE in models else models[0]
 
 
 def _config_file(table: int, modality: str, model: str) -> Path:
@@ -193,144 +195,6 @@ def slice_size(data: Path) -> tuple[int, int]:
     return target_size(shape[1]), target_size(shape[0])
 
 
-def mean_std(values: list[float], signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:{sign}.4f}"
-    return f"{statistics.mean(values):{sign}.4f} ± {statistics.stdev(values):.4f}"
-
-
-COLUMNS = (
-    ("Dice", "dice_mean"),
-    ("IoU", "iou_mean"),
-    ("lesion F1", "lesion_f1_mean"),
-    ("abs ΔV mL", "abs_volume_difference_ml_mean"),
-    ("abs ΔV voxels", "abs_volume_difference_voxels_mean"),
-    ("HD95 mm", "hd95_mm_mean"),
-    ("pooled Dice", "dice_pooled"),
-)
-
-
-def markdown(table: int, profile: str, runs: list[dict]) -> str:
-    """The table: one row per model, mean ± std over seeds of the per-subject means, and each
-    row's Dice minus the reference row's Dice with the same seed (same split or folds, same
-    sampling), so a difference can be weighed against the seed-to-seed spread."""
-    models = list(dict.fromkeys(r["model"] for r in runs))
-    reference = reference_row(models)
-    base = {r["seed"]: r["dice_mean"] for r in runs if r["model"] == reference}
-    wall = sum(r.get("wall_seconds", 0.0) for r in runs)
-    folds = runs[0].get("folds")
-    tested = f"{folds}-fold cross-validation (each subject tested once per seed)"
-    if not folds:
-        tested = "the test split"
-    n_runs = sum(r.get("folds") or 1 for r in runs)
-    lines = [
-        f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
-        f"{n_runs} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
-        f"means on {tested}, mean ± std over seeds; HD95 over subjects with both masks "
-        f"non-empty; paired: Dice minus `{reference}`'s Dice with the same seed.",
-        "",
-        "| model | "
-        + " | ".join(name for name, _ in COLUMNS)
-        + f" | paired ΔDice vs {reference} | params | inference ms/slice |",
-        "|---|" + "---:|" * (len(COLUMNS) + 3),
-    ]
-    for model in models:
-        rows = [r for r in runs if r["model"] == model]
-        paired = [r["dice_mean"] - base[r["seed"]] for r in rows if r["seed"] in base]
-        delta = "" if model == reference or not paired else mean_std(paired, signed=True)
-        cells = [mean_std([r.get(key, math.nan) for r in rows]) for _, key in COLUMNS]
-        lines.append(
-            f"| {model} | {' | '.join(cells)} | {delta} | {rows[0]['params']:,} "
-            f"| {statistics.median(r['inference_ms'] for r in rows):.1f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def subject_means(runs: list[dict], model: str, key: str) -> dict[str, float]:
-    """Per subject, the mean over seeds of ``key`` for ``model`` (the subject is the unit)."""
-    values: dict[str, list[float]] = {}
-    for run in runs:
-        if run["model"] == model:
-            for subject, row in run["subjects"].items():
-                values.setdefault(subject, []).append(float(row[key]))
-    return {s: float(sum(v) / len(v)) for s, v in values.items()}
-
-
-def paired_statistics(runs: list[dict], seed: int = 0) -> dict:
-    """Every row's per-subject Dice against the reference row: overall and per lesion-size
-    stratum (ground-truth volume), as :class:`strokeseg.evaluation.stats.PairedComparison`."""
-    models = list(dict.fromkeys(r["model"] for r in runs))
-    reference = reference_row(models)
-    ref = subject_means(runs, reference, "dice")
-    volumes = subject_means(runs, reference, "gt_volume_ml")
-    out: dict = {"reference": reference, "metric": "dice", "rows": {}}
-    for model in models:
-        if model == reference:
-            continue
-        other = subject_means(runs, model, "dice")
-        if set(other) != set(ref):
-            raise StrokesegError(
-                f"benchmark: {model} and {reference} were tested on different subjects; "
-                "finish both rows with the same seeds and folds"
-            )
-        out["rows"][model] = {
-            "all": stats.paired_comparison(ref, other, seed=seed),
-            **stats.paired_by_stratum(ref, other, volumes, seed=seed),
-        }
-    return out
-
-
-def _cell(c: stats.PairedComparison) -> str:
-    if not c.n:
-        return "n/a"
-    return f"{c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}], p = {c.p_value:.3g}"
-
-
-def paired_markdown(paired: dict) -> str:
-    """The paired per-subject differences as a second markdown table."""
-    reference = paired["reference"]
-    lines = [
-        f"Paired per-subject Dice difference against `{reference}` (subject means over seeds): "
-        "mean [95 % percentile bootstrap interval over subjects, 10,000 resamples], two-sided "
-        "Wilcoxon signed-rank p; by ground-truth lesion volume. n = subjects.",
-        "",
-        "| model | n | all subjects | " + " | ".join(stats.STRATA) + " |",
-        "|---|---:|---|" + "---|" * len(stats.STRATA),
-    ]
-    for model, comparisons in paired["rows"].items():
-        strata = [
-            f"{_cell(comparisons[s])} (n = {comparisons[s].n})" if s in comparisons else "none"
-            for s in stats.STRATA
-        ]
-        lines.append(
-            f"| {model} | {comparisons['all'].n} | {_cell(comparisons['all'])} | "
-            + " | ".join(strata)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def forest_figure(table: int, paired: dict):
-    """Forest plot of every row's paired Dice difference, overall and per stratum."""
-    entries = []
-    for model, comparisons in paired["rows"].items():
-        for name, c in comparisons.items():
-            if c.n:
-                label = model if name == "all" else f"  {name}"
-                entries.append(
-                    (label, c.mean_difference, c.ci_low, c.ci_high, f"n={c.n}, p={c.p_value:.2g}")
-                )
-    return forest_plot(
-        entries,
-        f"Table {table}: Dice minus {paired['reference']}'s, per subject (95 % bootstrap CI)",
-        "paired difference in per-subject 3D Dice",
-    )
-
-
 SUMMARY_KEYS = (
     "n_subjects",
     *(k for _, k in COLUMNS),
@@ -338,16 +202,6 @@ SUMMARY_KEYS = (
     "iou_std",
     "iou_pooled",
     "hd95_mm_n",
-)
-SUBJECT_KEYS = (
-    "dice",
-    "iou",
-    "lesion_f1",
-    "abs_volume_difference_ml",
-    "abs_volume_difference_voxels",
-    "hd95_mm",
-    "gt_volume_ml",
-    "pred_volume_ml",
 )
 
 
@@ -439,29 +293,6 @@ def _nan_for_null(value):
     if isinstance(value, dict):
         return {k: _nan_for_null(v) for k, v in value.items()}
     return math.nan if value is None else value
-
-
-def merge_folds(records: list[dict]) -> dict:
-    """One (row, seed) record out of its K fold records: means over every subject (each tested
-    once), pooled Dice weighted by volume, the folds' wall time summed."""
-    subjects = {s: v for r in records for s, v in r["subjects"].items()}
-    merged = {k: records[0][k] for k in ("model", "seed", "folds", "params", "connectivity")}
-    merged["inference_ms"] = statistics.median(r["inference_ms"] for r in records)
-    merged["n_subjects"] = len(subjects)
-    for name in SUBJECT_KEYS[:6]:  # the per-subject metrics (not the volumes)
-        values = [v[name] for v in subjects.values() if not math.isnan(v[name])]
-        merged[f"{name}_mean"] = statistics.mean(values) if values else math.nan
-        if name in ("dice", "iou"):
-            merged[f"{name}_std"] = statistics.pstdev(values) if values else math.nan
-    merged["hd95_mm_n"] = sum(not math.isnan(v["hd95_mm"]) for v in subjects.values())
-    sizes = {s: v["pred_volume_ml"] + v["gt_volume_ml"] for s, v in subjects.items()}
-    total = sum(sizes.values())
-    merged["dice_pooled"] = (
-        sum(v["dice"] * sizes[s] for s, v in subjects.items()) / total if total else 1.0
-    )
-    merged["wall_seconds"] = sum(r.get("wall_seconds", 0.0) for r in records)
-    merged["subjects"] = subjects
-    return merged
 
 
 def table_folds(data: Path, out: Path, k: int, seed: int) -> list[list[str]]:
