@@ -19,6 +19,7 @@ import strokeseg
 from strokeseg.data.io import Volume
 from strokeseg.data.slices import stack_context
 from strokeseg.errors import StrokesegError
+from strokeseg.evaluation.metrics import lesion_f1
 from strokeseg.inference.engine import probabilities, resolve_device
 from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose
 from strokeseg.models.multitask import SegmentLoss, build_loss
@@ -213,8 +214,55 @@ def test_choose_picks_the_size_limit_that_removes_the_false_positive():
     prob, gt = two_component_case()
     rule, score, raw = choose([(prob, gt, 1.0)], [0.5], [0.0, 10.0, 200.0])
     assert rule == Postprocess(0.5, 10.0)  # 8 voxels < 10 mm3 < 125 voxels; 200 drops both
-    assert score == pytest.approx(1.0)
-    assert raw == pytest.approx(2 * 125 / (133 + 125))  # by hand
+    assert score == pytest.approx({"dice": 1.0, "f1": 1.0})
+    # by hand: Dice 2*125 / (133 + 125); F1 2*1 / (2*1 + 1 false positive + 0 missed)
+    assert raw == pytest.approx({"dice": 2 * 125 / (133 + 125), "f1": 2 / 3})
+
+
+def test_dice_f1_objective_trades_a_little_dice_for_fewer_false_positives():
+    # A true lesion of 125 voxels at p 0.9 with a true 25-voxel rim at p 0.4, a 2-voxel
+    # false-positive speck at p 0.4 and a 1-voxel true lesion nobody finds.
+    prob = np.zeros((20, 20, 20), np.float32)
+    prob[2:7, 2:7, 2:7] = 0.9
+    prob[7, 2:7, 2:7] = 0.4
+    prob[15, 15, 15:17] = 0.4
+    gt = np.zeros_like(prob, dtype=bool)
+    gt[2:8, 2:7, 2:7] = True
+    gt[12, 12, 12] = True
+    cases = [(prob, gt, 1.0)]
+    by_dice, dice_scores, _ = choose(cases, [0.3, 0.5], [0.0])
+    by_both, both_scores, _ = choose(cases, [0.3, 0.5], [0.0], objective="dice_f1")
+    # threshold 0.3: Dice 2*150 / (152 + 151), F1 2*1 / (2 + 1 false positive + 1 missed)
+    # threshold 0.5: Dice 2*125 / (125 + 151), F1 2*1 / (2 + 0 + 1)
+    assert by_dice == Postprocess(0.3, 0.0)
+    assert dice_scores == pytest.approx({"dice": 300 / 303, "f1": 0.5})
+    assert by_both == Postprocess(0.5, 0.0)
+    assert both_scores == pytest.approx({"dice": 250 / 276, "f1": 2 / 3})
+
+
+def test_choose_scores_equal_the_evaluation_metrics():
+    """The Dice and F1 that choose reports (for its rule and the plain one), from its own
+    component bookkeeping, equal what the evaluation computes on the post-processed masks
+    (an independent path: apply, then Dice and lesion_f1)."""
+    rng = np.random.default_rng(3)
+    prob = ndi.gaussian_filter(rng.random((24, 24, 24)), 1.5).astype(np.float32)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    gt = ndi.gaussian_filter(rng.random((24, 24, 24)), 1.5) > 0.52
+
+    def metrics(rule):
+        mask = apply(prob, 2.0, rule).astype(bool)
+        dice = 2 * (mask & gt).sum() / (mask.sum() + gt.sum())
+        return {"dice": dice, "f1": lesion_f1(mask, gt)}
+
+    rules = set()
+    for t in (0.45, 0.55, 0.65):
+        for v in (0.0, 5.0, 40.0):
+            for objective in ("dice", "dice_f1"):
+                rule, scores, raw = choose([(prob, gt, 2.0)], [t], [v], objective)
+                assert scores == pytest.approx(metrics(rule))
+                assert raw == pytest.approx(metrics(RAW))
+                rules.add(rule)
+    assert len(rules) > 3  # the grid exercised several rules, not just the plain one
 
 
 def test_choose_prefers_the_plain_rule_on_ties():
@@ -276,3 +324,36 @@ def test_a_tiny_model_overfits_a_few_slices():
         pred = strokeseg.deploy(model)(x) > 0
     dice = 2 * (pred & (y > 0.5)).sum() / (pred.sum() + (y > 0.5).sum())
     assert dice.item() > 0.9
+
+
+def test_train_stores_the_post_processing_and_prediction_reads_it_back(
+    tiny_run, tiny_dataset, tmp_path
+):
+    """``train`` (the shared tiny CLI run) stores the rule fitted on its validation subjects;
+    a rule written into a copy of the checkpoint is the one a Predictor applies, and
+    ``postprocess=False`` ignores it."""
+    from strokeseg.data.layouts import find_dataset, load_subject
+    from strokeseg.inference.checkpoint import read_checkpoint
+    from strokeseg.inference.engine import Predictor
+
+    state = read_checkpoint(tiny_run / "best.ckpt")
+    record = state["strokeseg"]["postprocess"]
+    config = load_config("tiny")
+    assert record["threshold"] in {*config.postprocess.thresholds, 0.5}
+    assert record["min_lesion_mm3"] in {*config.postprocess.min_lesion_mm3, 0.0}
+    assert record["objective"] == config.postprocess.objective == "dice"
+    assert record["val_subjects"] == 1  # tiny: 6 subjects split 0.6/0.2/0.2
+    assert record["val_dice"] >= record["val_dice_raw"]  # the plain rule is a candidate
+
+    volume, _ = load_subject(find_dataset(tiny_dataset).subjects[0])
+    plain = Predictor.from_checkpoint(tiny_run / "best.ckpt", postprocess=False)
+    prob, raw, final = plain.masks(volume)
+    assert np.array_equal(raw, final) and raw.any()
+    keep = float(np.quantile(prob[raw.astype(bool)], 0.5))  # keeps about half the lesion
+    state["strokeseg"]["postprocess"] = {**record, "threshold": keep, "min_lesion_mm3": 0.0}
+    edited = tmp_path / "edited.ckpt"
+    torch.save(state, edited)
+    _, raw2, final2 = Predictor.from_checkpoint(edited).masks(volume)
+    assert np.array_equal(raw2, raw)
+    assert np.array_equal(final2.astype(bool), prob >= keep)
+    assert 0 < final2.sum() < raw.sum()

@@ -1,9 +1,9 @@
 """Post-processing decided when training ends (not in the paper; ``docs/training.md``).
 
 The run's ``best.ckpt`` segments each validation subject once; the probability threshold and
-the minimum lesion volume (26-connected components, mm3) with the best mean per-subject Dice
-over ``config.postprocess``'s grid are stored in the checkpoint's description, where
-``predict`` and ``evaluate`` find them.
+the minimum lesion volume (26-connected components, mm3) best by ``config.postprocess``'s
+objective (mean per-subject Dice, or its mean with lesion-wise F1) over its grid are stored
+in the checkpoint's description, where ``predict`` and ``evaluate`` find them.
 """
 
 from __future__ import annotations
@@ -48,10 +48,19 @@ def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> di
     for sid in tqdm(val, desc="post-processing (validation)", unit="subject", disable=None):
         image, gt = load_subject(by_id[sid])
         cases.append((predictor.probabilities(image), gt, image.voxel_mm3))
-    rule, score, raw = choose(
-        cases, config.postprocess.thresholds, config.postprocess.min_lesion_mm3
+    settings = config.postprocess
+    rule, chosen, raw = choose(
+        cases, settings.thresholds, settings.min_lesion_mm3, settings.objective
     )
-    record = {**rule.to_dict(), "val_dice": score, "val_dice_raw": raw, "val_subjects": len(val)}
+    record = {
+        **rule.to_dict(),
+        "objective": settings.objective,
+        "val_dice": chosen["dice"],
+        "val_dice_raw": raw["dice"],
+        "val_f1": chosen["f1"],
+        "val_f1_raw": raw["f1"],
+        "val_subjects": len(val),
+    }
     state = read_checkpoint(checkpoint)
     state["strokeseg"]["postprocess"] = record
     buffer = io.BytesIO()

@@ -49,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if rule:
         print(
             f"post-processing (validation, not in the paper): threshold {rule['threshold']:g}, "
-            f"minimum lesion {rule['min_lesion_mm3']:g} mm3; validation Dice "
-            f"{rule['val_dice_raw']:.4f} raw -> {rule['val_dice']:.4f}"
+            f"minimum lesion {rule['min_lesion_mm3']:g} mm3 (by {rule['objective']}); validation "
+            f"Dice {rule['val_dice_raw']:.4f} raw -> {rule['val_dice']:.4f}, lesion F1 "
+            f"{rule['val_f1_raw']:.4f} -> {rule['val_f1']:.4f}"
         )
     print(f"run folder: {out} (best.ckpt, last.ckpt, metrics.csv, curves.png)")
     return 0

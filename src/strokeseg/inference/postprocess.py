@@ -1,8 +1,10 @@
 """Post-processing decided on validation subjects (not in the paper; docs/training.md).
 
 A mask is ``probability >= threshold`` with every 26-connected component smaller than
-``min_lesion_mm3`` removed. :func:`choose` picks both on validation subjects by the mean
-per-subject Dice, the headline metric; ties go to the setting closest to the plain rule
+``min_lesion_mm3`` removed. :func:`choose` picks both on validation subjects by an objective:
+``dice``, the mean per-subject Dice (the headline metric), or ``dice_f1``, the mean of
+per-subject Dice and lesion-wise F1 (which also counts each false-positive speck, as the
+ATLAS R2.0 and ISLES'22 leaderboards do). Ties go to the setting closest to the plain rule
 (threshold 0.5, no size limit), which is always among the candidates.
 """
 
@@ -40,37 +42,67 @@ def apply(prob: np.ndarray, voxel_mm3: float, rule: Postprocess = RAW) -> np.nda
     return mask.astype(np.uint8)
 
 
+OBJECTIVES = ("dice", "dice_f1")
+
+
+def _case_scores(
+    prob: np.ndarray, gt: np.ndarray, mm3: float, thresholds: list[float], sizes_mm3: list[float]
+) -> np.ndarray:
+    """(2, thresholds, sizes): per-subject Dice and lesion-wise F1 (26-connected, 1-voxel
+    overlap, as :func:`strokeseg.evaluation.metrics.lesion_counts`) of every rule.
+
+    Each threshold labels the case once; every size limit then keeps a subset of its
+    components. A subject with neither lesion nor prediction scores 1.0 on both.
+    """
+    gt = gt.astype(bool)
+    truth = int(gt.sum())
+    gt_labels, n_gt = label_lesions(gt)
+    out = np.zeros((2, len(thresholds), len(sizes_mm3)))
+    for i, t in enumerate(thresholds):
+        labels, n = label_lesions(prob >= t)
+        size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        inside = labels[gt]
+        hit = np.bincount(inside, minlength=n + 1)[1:]  # overlap of each component
+        touching = inside > 0  # (component, true lesion) pairs that share a voxel
+        pairs = np.unique(np.stack([inside[touching], gt_labels[gt][touching]]), axis=1)
+        for j, v in enumerate(sizes_mm3):
+            keep = size * mm3 >= v
+            predicted, overlap = int(size[keep].sum()), int(hit[keep].sum())
+            out[0, i, j] = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
+            n_pred = int(keep.sum())
+            detected = np.unique(pairs[1][keep[pairs[0] - 1]]).size
+            false_positive = n_pred - int((keep & (hit > 0)).sum())
+            denominator = 2 * detected + false_positive + (n_gt - detected)
+            out[1, i, j] = 2 * detected / denominator if denominator else 1.0
+    return out
+
+
 def choose(
     cases: Sequence[tuple[np.ndarray, np.ndarray, float]],
     thresholds: Sequence[float],
     min_lesion_mm3: Sequence[float],
-) -> tuple[Postprocess, float, float]:
-    """(best rule, its mean per-subject Dice, the plain rule's) over (prob, gt, voxel mm3) cases.
-
-    Dice of a subject with neither lesion nor prediction counts 1.0 (docs/metrics.md). Each
-    threshold labels a case once; every size limit then keeps a subset of its components.
-    """
+    objective: str = "dice",
+) -> tuple[Postprocess, dict[str, float], dict[str, float]]:
+    """(best rule, its mean per-subject Dice and F1, the plain rule's) over (prob, gt, voxel
+    mm3) cases, the rule chosen by ``objective`` (``dice`` or ``dice_f1``)."""
     if not cases:
         raise ValueError("choose needs at least one validation case")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     thresholds = sorted({float(t) for t in [*thresholds, RAW.threshold]})
     sizes_mm3 = sorted({float(v) for v in [*min_lesion_mm3, RAW.min_lesion_mm3]})
-    totals = np.zeros((len(thresholds), len(sizes_mm3)))
-    for prob, gt, mm3 in cases:
-        gt = gt.astype(bool)
-        truth = int(gt.sum())
-        for i, t in enumerate(thresholds):
-            labels, n = label_lesions(prob >= t)
-            size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-            hit = np.bincount(labels[gt], minlength=n + 1)[1:]  # overlap of each component
-            for j, v in enumerate(sizes_mm3):
-                keep = size * mm3 >= v
-                predicted, overlap = int(size[keep].sum()), int(hit[keep].sum())
-                totals[i, j] += 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
-    scores = totals / len(cases)
-    score, _, _, best = max(
-        (scores[i, j], -abs(t - RAW.threshold), -v, Postprocess(t, v))
+    scores = [_case_scores(p, g, mm3, thresholds, sizes_mm3) for p, g, mm3 in cases]
+    dice, f1 = np.mean(scores, axis=0)
+    goal = dice if objective == "dice" else (dice + f1) / 2
+    _, _, _, (i, j) = max(
+        (goal[i, j], -abs(t - RAW.threshold), -v, (i, j))
         for i, t in enumerate(thresholds)
         for j, v in enumerate(sizes_mm3)
     )
-    raw = scores[thresholds.index(RAW.threshold), sizes_mm3.index(RAW.min_lesion_mm3)]
-    return best, float(score), float(raw)
+    r, s0 = thresholds.index(RAW.threshold), sizes_mm3.index(RAW.min_lesion_mm3)
+    best = Postprocess(thresholds[i], sizes_mm3[j])
+    return (
+        best,
+        {"dice": float(dice[i, j]), "f1": float(f1[i, j])},
+        {"dice": float(dice[r, s0]), "f1": float(f1[r, s0])},
+    )

@@ -157,10 +157,12 @@ class TrainerConfig(Section):
 
 class PostprocessConfig(Section):
     """Decided on the validation subjects when training ends (not in the paper): the
-    probability threshold and the minimum lesion volume (26-connected components, mm3) with
-    the best mean per-subject Dice, stored in ``best.ckpt``."""
+    probability threshold and the minimum lesion volume (26-connected components, mm3) best by
+    ``objective`` (``dice``: mean per-subject Dice; ``dice_f1``: the mean of per-subject Dice
+    and lesion-wise F1), stored in ``best.ckpt``."""
 
     fit: bool = True
+    objective: Literal["dice", "dice_f1"] = "dice"
     thresholds: Annotated[list[Probability], Field(min_length=1)] = Field(
         default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7]
     )
