@@ -64,7 +64,8 @@ def test_extract_reads_outside_as_zero_and_context_slices():
 
 @functools.lru_cache(maxsize=1)
 def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A T1-like image on the template grid, a lesion along the brain's edge and up to 6 mm out."""
+    """A T1-like image on the template grid, a lesion along the brain's edge and up to 4 mm out
+    (the margin)."""
     template = crop._template()
     if template is None:
         pytest.skip("nilearn (the ICBM152 template) is not installed")
@@ -72,7 +73,7 @@ def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     edge = brain & ~ndi.binary_erosion(brain)
     lesion = np.zeros_like(brain)
     lesion[:, :100, :] = edge[:, :100, :]  # the whole posterior edge of the brain
-    outside = ndi.distance_transform_cdt(~brain, metric="chessboard") <= 6
+    outside = ndi.distance_transform_cdt(~brain, metric="chessboard") <= crop.MARGIN_MM
     lesion[:, 150:, :] |= outside[:, 150:, :] & ~brain[:, 150:, :]  # and a rim outside it
     image = np.where(brain, 0.7, 0.05).astype(np.float32)
     return image, affine, lesion
@@ -83,7 +84,7 @@ def test_mni_crop_keeps_every_lesion_voxel_at_the_brain_edge():
     plan = crop.crop_plan(image, affine, "mri")
     assert lesion.any() and covered(plan)[lesion].all()
     check_lattice(plan)
-    assert plan.work < 0.6 * crop.whole_plan(image.shape).work  # most of the air is skipped
+    assert plan.work < 0.45 * crop.whole_plan(image.shape).work  # most of the air is skipped
     brain_slices = np.flatnonzero(crop._template()[0].any(axis=(0, 1)))
     assert set(brain_slices) <= set(plan.boxes[:, 0])
 
@@ -125,11 +126,11 @@ def test_head_crop_keeps_the_head_and_skips_specks(modality):
     assert inside[lesion].all() and inside[head].all()
     assert not inside[115:118, 2:5, 3:5].all()  # the speck is not the largest component
     check_lattice(plan)
-    # margin: 8 mm is 10 voxels in-plane at 0.8 mm and 4 slices at 2 mm
+    # margin: 4 mm is 5 voxels in-plane at 0.8 mm and 2 slices at 2 mm
     zs = np.flatnonzero(head.any(axis=(0, 1)))
-    assert plan.boxes[:, 0].min() == max(zs[0] - 4, 0) and plan.boxes[:, 0].max() == zs[-1] + 4
+    assert plan.boxes[:, 0].min() == max(zs[0] - 2, 0) and plan.boxes[:, 0].max() == zs[-1] + 2
     xs = np.flatnonzero(head.any(axis=(1, 2)))
-    assert plan.boxes[:, 3].min() <= xs[0] - 10 and plan.boxes[:, 4].max() >= xs[-1] + 11
+    assert plan.boxes[:, 3].min() <= xs[0] - 5 and plan.boxes[:, 4].max() >= xs[-1] + 6
 
 
 @pytest.mark.parametrize(("modality", "value"), [("mri", 0.0), ("ct", -1000.0), ("mri", 5.0)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -29,7 +30,13 @@ def test_demo_writes_a_report(tmp_path, cli):
     assert result.returncode == 0, result.stderr[-3000:]
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "research tool, not a medical device" in report
-    assert "Dice, per-subject 3D (headline)" in report
+    assert "| metric | raw | post-processed |" in report
+    summary = json.loads((out / "evaluation" / "summary.json").read_text(encoding="utf-8"))
+    for label, key in (("Dice, per-subject 3D (headline)", "dice"), ("lesion-wise F1", "lesion_f1"),
+                       ("false-positive volume (mL)", "false_positive_ml")):  # fmt: skip
+        raw, final = summary["raw"][f"{key}_mean"], summary[f"{key}_mean"]
+        assert f"| {label} | {raw:.3f} ± " in report and f"| {final:.3f} ± " in report
+    assert "post-processing (not in the paper), chosen on the 1 validation subjects" in report
     for path in ("run/best.ckpt", "run/curves.png", "evaluation/summary.json"):
         assert (out / path).is_file(), path
     assert len(list((out / "predict").glob("*_mask.nii.gz"))) == 1
@@ -37,5 +44,6 @@ def test_demo_writes_a_report(tmp_path, cli):
         for row in csv.DictReader(f):  # one report line per test subject, with its Dice
             assert f"| {row['subject']} | {float(row['gt_volume_ml']):.2f} |" in report
             assert f"| {float(row['dice']):.3f} |" in report
+            assert f"| {float(row['false_positive_ml']):.2f} |" in report
     refused = cli(*args)
     assert refused.returncode == 1 and "not empty" in refused.stderr

@@ -232,6 +232,7 @@ def test_report_rows_follow_the_connectivity_and_spacing():
     assert rows[0]["lesion_f1"] == pytest.approx(0.4)
     assert rows[0]["abs_volume_difference_voxels"] == 1
     assert rows[0]["abs_volume_difference_ml"] == pytest.approx(0.008)
+    assert rows[0]["false_positive_ml"] == pytest.approx(2 * 8.0 / 1000)  # c and d, 8 mm3 each
     # pred -> gt distances in voxels: a 0, c (5,5,5) -> b sqrt(34), d (6,6,6) -> b sqrt(57);
     # gt -> pred: a 0, b -> a sqrt(2). 95th percentile of the first (linear, at 1.9 of 0..2)
     expected = 2.0 * (math.sqrt(34) + 0.9 * (math.sqrt(57) - math.sqrt(34)))

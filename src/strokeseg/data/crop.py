@@ -8,7 +8,7 @@ The rule (stated in docs/data.md):
    0.2 of its maximum); otherwise the head, the largest connected component (26-connected)
    of the voxels above a threshold: normalised MRI intensity 0.1 (the scale of
    :func:`strokeseg.data.intensity.normalize`), or -400 HU for CT (air is -1000, fat -100).
-2. The region is dilated by ``margin_mm`` (8 mm: a box of that half-size in every axis, in
+2. The region is dilated by ``margin_mm`` (4 mm: a box of that half-size in every axis, in
    voxels rounded up) and each axial slice that holds any of it gets the in-plane bounding
    box of the dilated region on that slice. Slices without it are not segmented.
 3. Each box is grown to multiples of 16 on the grid of the whole-volume path (the slice
@@ -36,11 +36,11 @@ from strokeseg.data.intensity import normalize
 from strokeseg.data.slices import target_size
 
 MULTIPLE = 16
-MARGIN_MM = 8.0
+MARGIN_MM = 4.0
 MRI_HEAD = 0.1  # normalised intensity: background noise is below it, any tissue above
 CT_HEAD_HU = -400.0
 MNI_TOLERANCE_MM = 0.01
-MAX_SIZES = 4
+MAX_SIZES = 8
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,12 @@ def abs_volume_difference_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3:
     return voxels * float(voxel_volume_mm3) / 1000.0
 
 
+def false_positive_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3: float) -> float:
+    """Volume of the predicted voxels outside the ground truth, in mL (|P \\ G|)."""
+    pred, gt = _pair(pred, gt)
+    return float(np.count_nonzero(pred & ~gt)) * float(voxel_volume_mm3) / 1000.0
+
+
 def connectivity_structure(ndim: int, connectivity: int = 26) -> np.ndarray:
     """Structuring element: 26 = full (26-neighbourhood in 3D, 8 in 2D), 6 = faces only
     (6-neighbourhood in 3D, 4 in 2D; SciPy's default)."""

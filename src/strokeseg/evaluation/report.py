@@ -33,6 +33,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "pred_volume_ml",
     "abs_volume_difference_ml",
     "abs_volume_difference_voxels",
+    "false_positive_ml",
     "hd95_mm",
     "n_gt_lesions",
     "n_pred_lesions",
@@ -55,6 +56,7 @@ SUMMARIZED: tuple[str, ...] = (
     "lesion_recall",
     "abs_volume_difference_ml",
     "abs_volume_difference_voxels",
+    "false_positive_ml",
     "hd95_mm",
     "lesion_count_difference",
 )
@@ -86,6 +88,7 @@ def evaluate_subject(
         "pred_volume_ml": metrics.volume_ml(pred, voxel_volume_mm3),
         "abs_volume_difference_ml": metrics.abs_volume_difference_ml(pred, gt, voxel_volume_mm3),
         "abs_volume_difference_voxels": metrics.abs_volume_difference_voxels(pred, gt),
+        "false_positive_ml": metrics.false_positive_ml(pred, gt, voxel_volume_mm3),
         "hd95_mm": metrics.hd95(pred, gt, spacing),
         "n_gt_lesions": lesions.n_gt,
         "n_pred_lesions": lesions.n_pred,

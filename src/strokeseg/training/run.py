@@ -74,6 +74,11 @@ def model_kwargs(config: Config) -> dict[str, Any]:
     return kwargs
 
 
+def selection_metric(config: Config) -> str:
+    """The logged validation figure that picks ``best.ckpt`` (``trainer.select_by``)."""
+    return "val/dice_subject" if config.trainer.select_by == "subject" else "val/dice"
+
+
 def check_model(config: Config) -> None:
     """Refuse a model setting that cannot be built or trained, before anything is written."""
     model = config.model
@@ -162,11 +167,7 @@ def build_trainer(
     checkpoint = ModelCheckpoint(
         dirpath=out,
         filename="best",
-        monitor=(
-            ("val/dice_subject" if config.trainer.select_by == "subject" else "val/dice")
-            if validate
-            else None
-        ),
+        monitor=selection_metric(config) if validate else None,
         mode="max",
         save_top_k=1,
         save_last=True,
