@@ -137,14 +137,18 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
-    """Per test subject: Dice of each fast path against the exact path and the truth."""
+    """Per test subject: Dice of each fast path against the exact path and the truth, raw
+    (p >= 0.5) and under the checkpoint's post-processing."""
     from strokeseg.data.layouts import find_dataset, load_subject
     from strokeseg.inference.checkpoint import load_network
+    from strokeseg.inference.postprocess import RAW, Postprocess, apply
     from strokeseg.inference.runtime import make_runtime
     from strokeseg.inference.slicing import scan_probabilities
     from strokeseg.model_eval import select_subjects
 
     network, meta = load_network(checkpoint)
+    saved = meta.get("postprocess")
+    rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
     dataset = find_dataset(data, meta["data"].get("layout"))
     subjects = select_subjects(dataset, checkpoint, "test", None)
     window = meta["data"].get("window", "brain")
@@ -154,34 +158,38 @@ def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
     runs.update({name: make_runtime(network, kind, threads) for name, (kind, _) in paths.items()})
     print(
         f"\n{checkpoint} ({meta['model_name']} {meta['model_kwargs']}), {len(subjects)} test "
-        f"subjects of {data}; exact = --no-crop, eager; masks at p >= 0.5\n"
+        f"subjects of {data}; exact = --no-crop, eager; raw = p >= 0.5, pp = the checkpoint's "
+        f"post-processing {rule}\n"
     )
-    header = " | ".join(f"{n}: Dice vs exact | {n}: Dice vs truth" for n in paths)
-    print(f"| subject | exact: Dice vs truth | {header} |")
-    print("|---|---:|" + "---:|---:|" * len(paths))
-    sums = np.zeros(1 + 2 * len(paths))
+    columns = ["exact: vs truth raw", "exact: vs truth pp"]
+    for name in paths:
+        columns += [f"{name}: vs exact raw", f"{name}: vs truth raw", f"{name}: vs truth pp"]
+    print("| subject | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+    sums = np.zeros(len(columns))
     for subject in subjects:
         image, truth = load_subject(subject)
         truth = truth.astype(bool)
 
-        def mask(run, crop, image=image):
+        def masks(run, crop, image=image):
             p = scan_probabilities(
                 [run], [network], [meta], image, dataset.modality, window,
                 crop=crop, context_slices=context,
             )  # fmt: skip
-            return p >= 0.5
+            return p >= 0.5, apply(p, image.voxel_mm3, rule).astype(bool)
 
-        exact = mask(runs["exact"], False)
-        values = [dice(exact, truth)]
+        exact, exact_pp = masks(runs["exact"], False)
+        values = [dice(exact, truth), dice(exact_pp, truth)]
         for name, (_, crop) in paths.items():
-            fast = mask(runs[name], crop)
-            values += [dice(fast, exact), dice(fast, truth)]
+            fast, fast_pp = masks(runs[name], crop)
+            values += [dice(fast, exact), dice(fast, truth), dice(fast_pp, truth)]
         sums += values
         print(f"| {subject.id} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
     mean = sums / len(subjects)
     print("| **mean** | " + " | ".join(f"{v:.4f}" for v in mean) + " |")
     for i, name in enumerate(paths):
-        print(f"{name}: mean Dice vs truth minus exact's = {mean[2 + 2 * i] - mean[0]:+.4f}")
+        raw, pp = mean[3 + 3 * i] - mean[0], mean[4 + 3 * i] - mean[1]
+        print(f"{name}: mean Dice vs truth minus exact's: raw {raw:+.4f}, post-processed {pp:+.4f}")
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
 """Shipped config folder per modality of the data (CT datasets, T1w MRI as ATLAS)."""
 
 CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
-"""The ``cpu`` profile is the demo's setting (quarter width, 64x64 patches, 8 short epochs)."""
+"""The ``cpu`` profile is the demo's setting (quarter width, 128x128 patches, 8 short epochs)."""
 
 
 def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
