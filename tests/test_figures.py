@@ -56,3 +56,17 @@ def test_grid_rejects_unequal_inputs():
     image, gt, pred = volumes()
     with pytest.raises(ValueError, match="same"):
         comparison_grid(["s1", "s2"], [image], [gt], [pred], [pred])
+
+
+def test_epoch_metrics_are_the_mean_of_each_epochs_logged_values(tmp_path):
+    from strokeseg.training.curves import plot_curves, read_epoch_metrics
+
+    csv_file = tmp_path / "metrics.csv"
+    csv_file.write_text(
+        "epoch,step,train/loss,val/dice\n0,0,1.0,\n0,1,3.0,\n0,1,,0.25\n1,2,0.5,\n1,3,,0.75\n",
+        encoding="utf-8",
+    )
+    series = read_epoch_metrics(csv_file)
+    assert series == {"train/loss": {0: 2.0, 1: 0.5}, "val/dice": {0: 0.25, 1: 0.75}}
+    png = plot_curves(csv_file, tmp_path / "curves.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
