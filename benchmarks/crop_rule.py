@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-SETTINGS = [(None, None), (8.0, 4), (4.0, 8), (4.0, 16), (2.0, 16)]
+SETTINGS = [(None, None), (8.0, 4), (4.0, 8), (4.0, 16), (2.0, 16), (12.0, 8), (20.0, 8)]
 
 
 def main() -> None:

@@ -136,14 +136,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
-def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
+def accuracy_table(
+    checkpoint: Path, data: Path, threads: int, margins: list[float] | None = None
+) -> None:
     """Per test subject: Dice of each fast path against the exact path and the truth, raw
-    (p >= 0.5) and under the checkpoint's post-processing."""
+    (p >= 0.5) and under the checkpoint's post-processing. ``margins``: also the eager crop
+    with these margins (mm) instead of the default (a convolutional network's own grid)."""
+    from strokeseg.data.crop import crop_plan
+    from strokeseg.data.intensity import normalize
     from strokeseg.data.layouts import find_dataset, load_subject
     from strokeseg.inference.checkpoint import load_network
     from strokeseg.inference.postprocess import RAW, Postprocess, apply
     from strokeseg.inference.runtime import make_runtime
-    from strokeseg.inference.slicing import scan_probabilities
+    from strokeseg.inference.slicing import run_plan, scan_probabilities
     from strokeseg.model_eval import select_subjects
 
     network, meta = load_network(checkpoint)
@@ -154,6 +159,7 @@ def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
     window = meta["data"].get("window", "brain")
     context = int(meta["data"].get("context_slices", 0) or 0)
     paths = {"crop eager": ("eager", True), "crop onnx": ("onnx", True)}
+    paths.update({f"crop {m:g} mm": ("eager", m) for m in margins or []})
     runs = {"exact": make_runtime(network, "eager", threads)}
     runs.update({name: make_runtime(network, kind, threads) for name, (kind, _) in paths.items()})
     print(
@@ -172,10 +178,15 @@ def accuracy_table(checkpoint: Path, data: Path, threads: int) -> None:
         truth = truth.astype(bool)
 
         def masks(run, crop, image=image):
-            p = scan_probabilities(
-                [run], [network], [meta], image, dataset.modality, window,
-                crop=crop, context_slices=context,
-            )  # fmt: skip
+            if isinstance(crop, bool):
+                p = scan_probabilities(
+                    [run], [network], [meta], image, dataset.modality, window,
+                    crop=crop, context_slices=context,
+                )  # fmt: skip
+            else:  # a margin in mm
+                plan = crop_plan(image.data, image.affine, dataset.modality, margin_mm=crop)
+                normalised = normalize(image.data, dataset.modality, window)
+                p = run_plan([run], normalised, plan, context_slices=context)
             return p >= 0.5, apply(p, image.voxel_mm3, rule).astype(bool)
 
         exact, exact_pp = masks(runs["exact"], False)
@@ -200,6 +211,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--data", type=Path)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--margins", type=float, nargs="*", help="accuracy: also crop with these margins (mm)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -214,7 +228,7 @@ def main() -> None:
             settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
             speed_table(make_scans(Path(tmp)), args.threads, settings)
     if args.checkpoint and args.data:
-        accuracy_table(args.checkpoint, args.data, args.threads)
+        accuracy_table(args.checkpoint, args.data, args.threads, args.margins)
 
 
 if __name__ == "__main__":
