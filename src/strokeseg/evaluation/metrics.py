@@ -75,7 +75,7 @@ def abs_volume_difference_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3:
 def false_positive_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3: float) -> float:
     """Volume of the predicted voxels outside the ground truth, in mL (|P \\ G|)."""
     pred, gt = _pair(pred, gt)
-    return float(np.count_nonzero(pred & ~gt)) * float(voxel_volume_mm3) / 1000.0
+    return volume_ml(pred & ~gt, voxel_volume_mm3)
 
 
 def connectivity_structure(ndim: int, connectivity: int = 26) -> np.ndarray:

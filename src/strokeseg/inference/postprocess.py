@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from strokeseg.evaluation.metrics import label_lesions
+from strokeseg.evaluation.metrics import LesionCounts, label_lesions
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ def _case_scores(
     gt = gt.astype(bool)
     truth = int(gt.sum())
     gt_labels, n_gt = label_lesions(gt)
+    lesion_of_voxel = gt_labels[gt]
     out = np.zeros((2, len(thresholds), len(sizes_mm3)))
     for i, t in enumerate(thresholds):
         labels, n = label_lesions(prob >= t)
@@ -64,16 +65,19 @@ def _case_scores(
         inside = labels[gt]
         hit = np.bincount(inside, minlength=n + 1)[1:]  # overlap of each component
         touching = inside > 0  # (component, true lesion) pairs that share a voxel
-        pairs = np.unique(np.stack([inside[touching], gt_labels[gt][touching]]), axis=1)
+        pairs = np.unique(np.stack([inside[touching], lesion_of_voxel[touching]]), axis=1)
         for j, v in enumerate(sizes_mm3):
             keep = size * mm3 >= v
             predicted, overlap = int(size[keep].sum()), int(hit[keep].sum())
             out[0, i, j] = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
             n_pred = int(keep.sum())
-            detected = np.unique(pairs[1][keep[pairs[0] - 1]]).size
-            false_positive = n_pred - int((keep & (hit > 0)).sum())
-            denominator = 2 * detected + false_positive + (n_gt - detected)
-            out[1, i, j] = 2 * detected / denominator if denominator else 1.0
+            lesions = LesionCounts(
+                n_gt=n_gt,
+                n_pred=n_pred,
+                detected=np.unique(pairs[1][keep[pairs[0] - 1]]).size,
+                false_positive=n_pred - int((keep & (hit > 0)).sum()),
+            )
+            out[1, i, j] = lesions.f1()
     return out
 
 
