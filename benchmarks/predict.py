@@ -31,26 +31,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# scan, width, crop, runtime, TTA, pruning level
+# scan, width, crop, runtime, TTA, pruning level, slices per batch
 SETTINGS = [
-    ("atlas", 1.0, False, "eager", "none", 4),
-    ("atlas", 1.0, True, "eager", "none", 4),
-    ("atlas", 1.0, True, "onnx", "none", 4),
-    ("atlas", 0.5, False, "eager", "none", 4),
-    ("atlas", 0.5, True, "eager", "none", 4),
-    ("atlas", 0.25, False, "eager", "none", 4),
-    ("atlas", 0.25, True, "eager", "none", 4),
-    ("atlas", 0.25, True, "onnx", "none", 4),
-    ("atlas", 0.25, True, "compile", "none", 4),
-    ("atlas", 0.25, True, "eager", "lr", 4),
-    ("atlas", 0.25, True, "eager", "none", 3),
-    ("atlas", 0.25, True, "eager", "none", 2),
-    ("atlas", 0.25, True, "eager", "none", 1),
-    ("ct", 1.0, False, "eager", "none", 4),
-    ("ct", 1.0, True, "eager", "none", 4),
-    ("ct", 0.25, False, "eager", "none", 4),
-    ("ct", 0.25, True, "eager", "none", 4),
-    ("ct", 0.25, True, "onnx", "none", 4),
+    ("atlas", 1.0, False, "eager", "none", 4, 8),
+    ("atlas", 1.0, True, "eager", "none", 4, 8),
+    ("atlas", 1.0, True, "eager", "none", 4, 4),
+    ("atlas", 1.0, True, "onnx", "none", 4, 8),
+    ("atlas", 1.0, True, "onnx", "none", 4, 4),
+    ("atlas", 0.5, False, "eager", "none", 4, 8),
+    ("atlas", 0.5, True, "eager", "none", 4, 8),
+    ("atlas", 0.25, False, "eager", "none", 4, 8),
+    ("atlas", 0.25, True, "eager", "none", 4, 8),
+    ("atlas", 0.25, True, "onnx", "none", 4, 8),
+    ("atlas", 0.25, True, "onnx", "none", 4, 4),
+    ("atlas", 0.25, True, "compile", "none", 4, 8),
+    ("atlas", 0.25, True, "eager", "lr", 4, 8),
+    ("atlas", 0.25, True, "eager", "none", 3, 8),
+    ("atlas", 0.25, True, "eager", "none", 2, 8),
+    ("atlas", 0.25, True, "eager", "none", 1, 8),
+    ("ct", 1.0, False, "eager", "none", 4, 8),
+    ("ct", 1.0, True, "eager", "none", 4, 8),
+    ("ct", 1.0, True, "onnx", "none", 4, 4),
+    ("ct", 0.25, False, "eager", "none", 4, 8),
+    ("ct", 0.25, True, "eager", "none", 4, 8),
+    ("ct", 0.25, True, "onnx", "none", 4, 8),
 ]
 QUICK = [s for s in SETTINGS if s[1] != 0.5 and s[4] == "none" and s[5] == 4 and s[3] != "compile"]
 
@@ -88,8 +92,9 @@ def one_setting(spec: dict) -> dict:
     for _ in range(1 if spec["runtime"] == "eager" else 2):  # then set-up is in the first
         wall, cpu = time.perf_counter(), time.process_time()
         p = scan_probabilities(
-            [run], [network], [{}], volume, modality, crop=spec["crop"], flips=flips
-        )
+            [run], [network], [{}], volume, modality, crop=spec["crop"], flips=flips,
+            batch_size=spec["batch"],
+        )  # fmt: skip
         times.append((time.perf_counter() - wall, time.process_time() - cpu))
     plan = crop_plan(volume.data, volume.affine, modality, crop=spec["crop"])
     return {
@@ -105,14 +110,14 @@ def one_setting(spec: dict) -> dict:
 
 def speed_table(scans: dict[str, Path], threads: int, settings: list) -> None:
     print(
-        "\n| scan | width | crop | runtime | TTA | level | slices | work | first scan s "
+        "\n| scan | width | crop | runtime | TTA | level | batch | slices | work | first scan s "
         "| next scan s | next scan CPU s | peak RSS MiB |\n"
-        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
-    for name, width, crop, runtime, tta, level in settings:
+    for name, width, crop, runtime, tta, level, batch in settings:
         spec = dict(
             name=name, scan=str(scans[name]), width=width, crop=crop, runtime=runtime,
-            tta=tta, level=level, threads=threads,
+            tta=tta, level=level, threads=threads, batch=batch,
         )  # fmt: skip
         done = subprocess.run(
             [sys.executable, __file__, "--one", json.dumps(spec)],
@@ -125,7 +130,7 @@ def speed_table(scans: dict[str, Path], threads: int, settings: list) -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"| {name} | {width} | {'crop' if crop else 'no-crop'} | {runtime} | {tta} "
-            f"| {level} | {r['slices']} | {r['work']:.2f} | {r['first_s']:.1f} "
+            f"| {level} | {batch} | {r['slices']} | {r['work']:.2f} | {r['first_s']:.1f} "
             f"| {r['next_s']:.1f} | {r['next_cpu_s']:.1f} | {r['peak_rss_mib']:.0f} |",
             flush=True,
         )
@@ -142,7 +147,7 @@ def accuracy_table(
     """Per test subject: Dice of each fast path against the exact path and the truth, raw
     (p >= 0.5) and under the checkpoint's post-processing. ``margins``: also the eager crop
     with these margins (mm) instead of the default (a convolutional network's own grid)."""
-    from strokeseg.data.crop import crop_plan
+    from strokeseg.data.crop import crop_plan, inside
     from strokeseg.data.intensity import normalize
     from strokeseg.data.layouts import find_dataset, load_subject
     from strokeseg.inference.checkpoint import load_network
@@ -158,6 +163,7 @@ def accuracy_table(
     subjects = select_subjects(dataset, checkpoint, "test", None)
     window = meta["data"].get("window", "brain")
     context = int(meta["data"].get("context_slices", 0) or 0)
+    zeroed = bool(meta["data"].get("zero_outside_crop", False))
     paths = {"crop eager": ("eager", True), "crop onnx": ("onnx", True)}
     paths.update({f"crop {m:g} mm": ("eager", m) for m in margins or []})
     runs = {"exact": make_runtime(network, "eager", threads)}
@@ -165,7 +171,7 @@ def accuracy_table(
     print(
         f"\n{checkpoint} ({meta['model_name']} {meta['model_kwargs']}), {len(subjects)} test "
         f"subjects of {data}; exact = --no-crop, eager; raw = p >= 0.5, pp = the checkpoint's "
-        f"post-processing {rule}\n"
+        f"post-processing {rule}; trained zero outside the crop: {zeroed}\n"
     )
     columns = ["exact: vs truth raw", "exact: vs truth pp"]
     for name in paths:
@@ -181,11 +187,13 @@ def accuracy_table(
             if isinstance(crop, bool):
                 p = scan_probabilities(
                     [run], [network], [meta], image, dataset.modality, window,
-                    crop=crop, context_slices=context,
+                    crop=crop, zero_outside_crop=zeroed, context_slices=context,
                 )  # fmt: skip
             else:  # a margin in mm
                 plan = crop_plan(image.data, image.affine, dataset.modality, margin_mm=crop)
                 normalised = normalize(image.data, dataset.modality, window)
+                if zeroed:
+                    normalised *= inside(crop_plan(image.data, image.affine, dataset.modality))
                 p = run_plan([run], normalised, plan, context_slices=context)
             return p >= 0.5, apply(p, image.voxel_mm3, rule).astype(bool)
 
@@ -221,7 +229,7 @@ def main() -> None:
         return
     print(
         f"# {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
-        f"load average {os.getloadavg()[0]:.1f}; deployed UNet++ (norm batch), batch 8"
+        f"load average {os.getloadavg()[0]:.1f}; deployed UNet++ (norm batch)"
     )
     if not args.skip_speed:
         with tempfile.TemporaryDirectory() as tmp:

@@ -11,9 +11,11 @@ from data_files import write_nifti
 from scipy import ndimage as ndi
 
 import strokeseg
-from strokeseg.data import crop
+from strokeseg.data import crop, find_dataset, to_slices
+from strokeseg.data.cache import SliceCache
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, load_volume
+from strokeseg.inference import runtime as runtime_module
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import scan_probabilities
 
@@ -109,7 +111,9 @@ def test_crop_mask_equals_exact_mask_except_near_the_crop_border(tmp_path):
     # the two masks have Dice 0.64 (issue 13 stays open on it; docs/performance.md).
 
 
-@pytest.mark.parametrize("runtime", ["onnx", pytest.param("compile", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "runtime", ["onnx", "auto", pytest.param("compile", marks=pytest.mark.slow)]
+)
 def test_every_runtime_gives_the_same_mask(tmp_path, runtime):
     network = tiny_trained()
     volume, _ = saved_scan(tmp_path)
@@ -120,8 +124,66 @@ def test_every_runtime_gives_the_same_mask(tmp_path, runtime):
     assert (eager >= 0.5).any()
 
 
+def test_auto_runtime_runs_eagerly_when_onnx_fails(tmp_path, monkeypatch, capsys):
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter crashed\nsecond line")
+
+    monkeypatch.setattr("strokeseg.inference.export.write_onnx", broken_export)
+    network = tiny_trained()
+    volume, _ = saved_scan(tmp_path)
+    auto = probs(network, volume, crop_on=True, runtime="auto")
+    np.testing.assert_array_equal(auto, probs(network, volume, crop_on=True))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "strokeseg: note: --runtime auto: ONNX Runtime not used (exporter crashed); "
+        "running PyTorch eager"
+    ]
+
+
+def test_auto_runtime_is_eager_without_the_export_extra(monkeypatch):
+    monkeypatch.setattr(runtime_module, "onnx_available", lambda: False)
+    network = tiny_trained()
+    assert make_runtime(network, "auto").__qualname__ == make_runtime(network).__qualname__
+
+
 def test_blank_scan_gives_an_empty_mask_without_running_the_network(tmp_path):
     volume = load_volume(write_nifti(tmp_path / "blank.nii.gz", np.zeros(SHAPE, np.float32)))
     calls = []
     p = scan_probabilities([lambda x: calls.append(x) or x], [None], [{}], volume, "mri")
     assert p.shape == SHAPE and not p.any() and not calls
+
+
+def test_cache_zero_outside_crop_keeps_only_what_the_crop_keeps(tmp_path):
+    image, lesion = head_volume(4)
+    anat = tmp_path / "data" / "sub-1" / "ses-1" / "anat"
+    stem = "sub-1_ses-1_space-MNI152NLin2009aSym"
+    write_nifti(anat / f"{stem}_T1w.nii.gz", image)
+    write_nifti(anat / f"{stem}_label-L_desc-T1lesion_mask.nii.gz", lesion.astype(np.uint8))
+    dataset = find_dataset(tmp_path / "data")
+    plain = SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
+    zeroed = SliceCache.build(dataset, ["sub-1"], tmp_path / "cache", zero_outside_crop=True)
+    assert plain.folders != zeroed.folders  # one entry per setting
+    volume = load_volume(anat / f"{stem}_T1w.nii.gz")
+    kept = to_slices(crop.inside(crop.crop_plan(volume.data, volume.affine, "mri")))
+    full, cut = plain.arrays(0)[0], zeroed.arrays(0)[0]
+    assert (full[~kept] > 0).any()  # the noise around the head is there ...
+    assert not cut[~kept].any()  # ... and gone
+    np.testing.assert_array_equal(cut[kept], full[kept])
+    np.testing.assert_array_equal(zeroed.arrays(0)[1], plain.arrays(0)[1])  # masks untouched
+
+
+def test_zero_outside_crop_zeroes_the_exact_paths_input_and_output(tmp_path):
+    volume, _ = saved_scan(tmp_path)
+    seen = []
+
+    def run(x):  # logits that show the input; records how much input it was given
+        seen.append(float(x.sum()))
+        return 20 * x - 10
+
+    p = scan_probabilities([run], [None], [{}], volume, "mri", crop=False, zero_outside_crop=True)
+    kept = crop.inside(crop.crop_plan(volume.data, volume.affine, "mri"))
+    image = normalize(volume.data, "mri")
+    assert 0.2 < kept.mean() < 0.9  # the crop leaves something out
+    np.testing.assert_allclose(sum(seen), float((image * kept).sum(dtype=np.float64)), rtol=1e-5)
+    expected = np.where(kept, 1 / (1 + np.exp(10 - 20 * image)), 0)
+    np.testing.assert_allclose(p, expected, atol=1e-6)

@@ -195,6 +195,33 @@ def test_total_loss_is_the_weighted_sum_of_eq_6():
     assert set(got) == {"loss", "loss_mask", "loss_edge", "loss_lap"}
 
 
+def test_delta_warmup_ramps_the_laplacian_weight_from_zero(monkeypatch):
+    from strokeseg.training.module import SegmentationModule
+
+    module = SegmentationModule(
+        "unetpp_mtl", {"width": 0.125}, {"delta": 7.0, "delta_warmup": 0.25}
+    )
+    state = {"global_step": 0}
+    trainer = type("T", (), {"estimated_stepping_batches": 400})()
+    monkeypatch.setattr(SegmentationModule, "trainer", property(lambda self: trainer))
+    monkeypatch.setattr(SegmentationModule, "global_step", property(lambda s: state["global_step"]))
+    scales = []
+    for step in (0, 50, 100, 300):  # the warm-up lasts a quarter of 400 steps
+        state["global_step"] = step
+        scales.append(module.warmup_scale())
+    assert scales == [0.0, 0.5, 1.0, 1.0]
+
+    torch.manual_seed(1)
+    outputs = {"mask": torch.randn(2, 1, 16, 16), "edge": torch.randn(2, 1, 16, 16)}
+    y = torch.zeros(2, 1, 16, 16)
+    y[:, :, 4:10, 5:12] = 1
+    loss = module.criterion
+    loss.delta_scale = 0.5
+    got = loss(outputs, y)
+    expected = got["loss_mask"] + got["loss_edge"] + 3.5 * LaplacianLoss()(outputs["mask"], y)
+    torch.testing.assert_close(got["loss"], expected)
+
+
 @pytest.mark.parametrize(
     ("name", "terms"),
     [

@@ -56,9 +56,10 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--runtime",
-        choices=("eager", "onnx", "compile"),
-        default="eager",
-        help="CPU runtime: PyTorch eager NHWC (default), ONNX Runtime, or torch.compile",
+        choices=("auto", "eager", "onnx", "compile"),
+        default="auto",
+        help="CPU runtime: auto (default: ONNX Runtime when the export extra is installed, "
+        "else PyTorch eager), eager (PyTorch NHWC), onnx, or compile (torch.compile)",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
     add_level(p)

@@ -1,8 +1,9 @@
 """A slice cache: every volume decoded once into memory-mapped arrays, then 2D training samples.
 
 Decoding an ATLAS .nii.gz costs about a second; a training epoch reads every slice, so the
-volumes are decoded once (load_subject -> normalize -> to_slices) into one folder per subject
-under ``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]), ``mask.npy`` (uint8)
+volumes are decoded once (load_subject -> normalize -> to_slices; with ``zero_outside_crop``
+the voxels the inference crop leaves out are set to 0 first) into one folder per subject under
+``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]), ``mask.npy`` (uint8)
 and ``meta.json`` (the key, the RAS shape, lesion voxels per slice). The key hashes the source
 files' paths, sizes and modification times and the settings, so a changed file or setting makes
 a new entry; an entry is written to a temporary folder and renamed, so it is complete or absent.
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from strokeseg.data.augment import augmentation
+from strokeseg.data.crop import crop_plan, inside
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import atomic_path
 from strokeseg.data.layouts import Dataset, Subject, load_subject
@@ -35,7 +37,9 @@ def _stat(path: Path) -> list:
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
-def _key(subject: Subject, modality: str, window: str, multiple: int) -> str:
+def _key(
+    subject: Subject, modality: str, window: str, multiple: int, zero_outside_crop: bool
+) -> str:
     content = {
         "version": CACHE_VERSION,
         "id": subject.id,
@@ -44,17 +48,27 @@ def _key(subject: Subject, modality: str, window: str, multiple: int) -> str:
         "modality": modality,
         "window": window,
         "multiple": multiple,
+        **({"zero_outside_crop": True} if zero_outside_crop else {}),  # old keys stay valid
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
 def _write_entry(
-    subject: Subject, modality: str, window: str, multiple: int, folder: Path, key: str
+    subject: Subject,
+    modality: str,
+    window: str,
+    multiple: int,
+    zero_outside_crop: bool,
+    folder: Path,
+    key: str,
 ) -> None:
     image, mask = load_subject(subject)
     if mask is None:
         raise StrokesegError(f"{subject.image}: subject {subject.id} has no mask to train on")
-    images = to_slices(normalize(image.data, modality, window), multiple).astype(np.float16)
+    normalized = normalize(image.data, modality, window)
+    if zero_outside_crop:  # what the inference crop keeps (data/crop.py)
+        normalized *= inside(crop_plan(image.data, image.affine, modality))
+    images = to_slices(normalized, multiple).astype(np.float16)
     masks = to_slices(mask, multiple)
     meta = {
         "key": key,
@@ -93,6 +107,7 @@ class SliceCache:
         cache_dir: str | Path,
         window: str = "brain",
         multiple: int = 16,
+        zero_outside_crop: bool = False,
     ) -> SliceCache:
         """Decode the listed subjects that are not cached yet (valid entries are re-used)."""
         by_id = {s.id: s for s in dataset.subjects}
@@ -104,13 +119,15 @@ class SliceCache:
         folders = []
         for sid in tqdm(subject_ids, desc="slice cache", unit="subject", disable=None):
             subject = by_id[sid]
-            key = _key(subject, dataset.modality, window, multiple)
+            key = _key(subject, dataset.modality, window, multiple, zero_outside_crop)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
             meta = folder / "meta.json"
             if not (
                 meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("key") == key
             ):
-                _write_entry(subject, dataset.modality, window, multiple, folder, key)
+                _write_entry(
+                    subject, dataset.modality, window, multiple, zero_outside_crop, folder, key
+                )
             folders.append(folder)
         return cls(folders)
 

@@ -19,7 +19,11 @@ The rule (stated in docs/data.md):
    TransUNet) gets boxes of that grid instead, centred on the region's box (larger regions are
    covered by sliding windows of the grid at inference).
 
-Voxels outside every box are 0 in the mask. ``whole_plan`` is the exact whole-volume path
+Voxels outside every box are 0 in the mask. A model trained with ``data.zero_outside_crop``
+saw every training slice with the voxels outside its box set to 0 (the normalised intensity of
+air), so it never learnt from the skull and scalp that the crop cuts away; ``--no-crop`` then
+zeroes the same voxels of its input (:func:`inside`), and the two paths differ only by the zero
+padding at the box edge inside the network. ``whole_plan`` is the exact whole-volume path
 (``--no-crop``): every slice, padded up to multiples of 16 as ``to_slices(pad=True)`` does.
 """
 
@@ -90,6 +94,16 @@ class SlicePlan:
         for value, (z, y0, y1, x0, x1) in zip(values, self.boxes[rows], strict=True):
             (sx, tx), (sy, ty) = _overlap(x0, x1, nx), _overlap(y0, y1, ny)
             out[sx, sy, z] = value[ty, tx].T
+
+
+def inside(plan: SlicePlan) -> np.ndarray:
+    """Bool RAS mask of the voxels inside the plan's boxes (the parts within the volume)."""
+    out = np.zeros(plan.shape, dtype=bool)
+    nx, ny, _ = plan.shape
+    for z, y0, y1, x0, x1 in plan.boxes:
+        (sx, _), (sy, _) = _overlap(x0, x1, nx), _overlap(y0, y1, ny)
+        out[sx, sy, z] = True
+    return out
 
 
 def _overlap(start: int, stop: int, n: int) -> tuple[slice, slice]:

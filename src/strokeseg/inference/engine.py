@@ -55,6 +55,7 @@ def probabilities(
     window: str = "brain",
     *,
     context_slices: int = 0,
+    zero_outside_crop: bool = False,
     tta: str = "none",
     batch_size: int = 8,
     device: torch.device | str = "cpu",
@@ -78,7 +79,8 @@ def probabilities(
     with torch.inference_mode(), autocast:
         return scan_probabilities(
             runs, networks, metas, volume, modality, window,
-            crop=crop, context_slices=context_slices, flips=TTA[tta],
+            crop=crop, zero_outside_crop=zero_outside_crop, context_slices=context_slices,
+            flips=TTA[tta],
             batch_size=batch_size, device=device,
         )  # fmt: skip
 
@@ -97,7 +99,7 @@ class Predictor:
         device: str = "cpu",
         postprocess: bool = True,
         crop: bool = True,
-        runtime: str = "eager",
+        runtime: str = "auto",
         threads: int | None = None,
         level: int = 4,
     ):
@@ -110,7 +112,7 @@ class Predictor:
         self.crop = crop
         if self.device.type == "cpu":  # one runtime per network, made once for a folder
             self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
-        elif runtime != "eager":
+        elif runtime not in ("auto", "eager"):
             raise StrokesegError(f"--runtime {runtime}: CPU only; use eager with --device cuda")
         else:
             self.runs = [device_run(n, self.device) for n in self.networks]
@@ -120,6 +122,7 @@ class Predictor:
         self.modality = data.get("modality", "mri")
         self.window = data.get("window", "brain")
         self.context_slices = int(data.get("context_slices", 0))
+        self.zero_outside_crop = bool(data.get("zero_outside_crop", False))
 
     @classmethod
     def from_checkpoint(cls, path, level: int = 4, **options) -> Predictor:
@@ -133,6 +136,7 @@ class Predictor:
             self.modality,
             self.window,
             context_slices=self.context_slices,
+            zero_outside_crop=self.zero_outside_crop,
             tta=self.tta,
             batch_size=self.batch_size,
             device=self.device,

@@ -38,7 +38,12 @@ def checkpoint_files(items: Sequence[Path]) -> list[Path]:
     return files
 
 
-SHARED = (("modality", "mri"), ("window", "brain"), ("context_slices", 0))
+SHARED = (
+    ("modality", "mri"),
+    ("window", "brain"),
+    ("context_slices", 0),
+    ("zero_outside_crop", False),
+)
 """Data settings every member must share: one preprocessing feeds them all."""
 
 

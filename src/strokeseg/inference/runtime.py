@@ -6,6 +6,10 @@
 - ``onnx``: the network traced to ONNX (as ``strokeseg export`` does) and run by ONNX
   Runtime's CPU provider with all graph optimisations.
 
+- ``auto`` (the default of ``predict`` and ``evaluate``): ONNX Runtime when it is installed
+  (the ``export`` extra), else eager. If the export or the first-batch check fails, a note on
+  stderr says so and the run goes on eagerly.
+
 Every runtime takes and returns float32 CPU tensors (B, C, H, W) -> (B, 1, H, W). The first
 batch a non-eager runtime sees is also run eagerly on one slice and compared: a runtime that
 differs from PyTorch by more than 1e-4 in probability is refused, so a faster path is never a
@@ -15,6 +19,8 @@ Runtime's ``intra_op_num_threads``.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +30,7 @@ from torch import nn
 
 from strokeseg.errors import StrokesegError
 
-RUNTIMES = ("eager", "compile", "onnx")
+RUNTIMES = ("auto", "eager", "compile", "onnx")
 TOLERANCE = 1e-4  # in probability
 
 
@@ -94,6 +100,10 @@ def make_runtime(
     if kind not in RUNTIMES:
         raise StrokesegError(f"--runtime {kind!r}: expected one of {', '.join(RUNTIMES)}")
     threads = set_threads(threads)
+    if kind == "auto":
+        if not onnx_available():
+            return _eager(network)
+        return _Fallback(_Checked(_OnnxRun(network, threads), _eager(network), "onnx"), network)
     if kind == "eager":
         return _eager(network)
     if kind == "compile":
@@ -119,3 +129,29 @@ class _Checked:
                 )
             self.checked = True
         return out
+
+
+def onnx_available() -> bool:
+    """Whether the ``export`` extra (onnx, onnxruntime, onnxscript) is installed."""
+    return all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript"))
+
+
+class _Fallback:
+    """``--runtime auto``: ONNX Runtime, or eager PyTorch from the first batch it fails on."""
+
+    def __init__(self, run: _Checked, network: nn.Module):
+        self.run, self.network, self.eager = run, network, None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.eager is None:
+            try:
+                return self.run(x)
+            except Exception as error:  # an export, session or check failure: never fatal here
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                print(
+                    f"strokeseg: note: --runtime auto: ONNX Runtime not used ({reason}); "
+                    "running PyTorch eager",
+                    file=sys.stderr,
+                )
+                self.eager = _eager(self.network)
+        return self.eager(x)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from strokeseg.data.crop import SlicePlan, crop_plan
+from strokeseg.data.crop import SlicePlan, crop_plan, inside
 from strokeseg.data.intensity import normalize
 from strokeseg.inference.grid import is_grid_bound, on_grid, training_grid
 
@@ -71,17 +71,24 @@ def scan_probabilities(
     window: str = "brain",
     *,
     crop: bool = True,
+    zero_outside_crop: bool = False,
     context_slices: int = 0,
     flips: Sequence[tuple[int, ...]] = ((),),
     batch_size: int = 8,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Lesion probability of a whole ``volume`` (RAS, 0 outside the crop): normalise, plan the
-    boxes (``crop=False``: the exact whole-volume path), run, paste back."""
+    boxes (``crop=False``: the exact whole-volume path), run, paste back.
+
+    ``zero_outside_crop`` (a model trained so): the input and the output are 0 outside the
+    crop's boxes on every path, as in training (``data/crop.py``)."""
     runs, grid = on_training_grids(runs, networks, metas, volume.data.shape)
     plan = crop_plan(volume.data, volume.affine, modality, crop=crop, grid=grid)
     image = normalize(volume.data, modality, window)
-    return run_plan(
+    if zero_outside_crop:
+        kept = inside(crop_plan(volume.data, volume.affine, modality))
+        image *= kept
+    probability = run_plan(
         runs,
         image,
         plan,
@@ -90,3 +97,6 @@ def scan_probabilities(
         batch_size=batch_size,
         device=device,
     )
+    if zero_outside_crop:
+        probability *= kept
+    return probability

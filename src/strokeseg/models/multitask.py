@@ -186,6 +186,7 @@ class MultiTaskLoss(nn.Module):
     ):
         super().__init__()
         self.gamma, self.lam, self.delta = gamma, lam, delta
+        self.delta_scale = 1.0  # the training module's warm-up of delta sets it per step
         self.edge_radius = edge_radius
         self.consistency = consistency
         self.segment = SegmentLoss(alpha, beta, smooth)
@@ -206,7 +207,7 @@ class MultiTaskLoss(nn.Module):
             total = total + self.lam * terms["loss_edge"]
         if self.consistency:
             terms["loss_lap"] = self.loss_lap(outputs["mask"], mask)
-            total = total + self.delta * terms["loss_lap"]
+            total = total + self.delta * self.delta_scale * terms["loss_lap"]
         return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
 
 

@@ -12,6 +12,7 @@ T1-hypointense; that is what ATLAS's masks outline (Liew et al., Scientific Data
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from strokeseg.synth.anatomy import (
 )
 from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
 from strokeseg.synth.output import (
+    each_subject,
     prepare_output,
     save_json,
     save_nifti,
@@ -157,6 +159,14 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
+def _write_subject(out: Path, seed: int, volumes: VolumeDistribution, index: int) -> dict:
+    image, mask, row = make_subject(seed, index, volumes)
+    image_path, mask_path = subject_paths(out, index)
+    save_nifti(image, image_path)
+    save_nifti(mask, mask_path)
+    return row
+
+
 def generate(
     out: Path,
     subjects: int,
@@ -166,16 +176,9 @@ def generate(
     volumes: VolumeDistribution = ATLAS_R2,
 ) -> None:
     """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
-    from tqdm import tqdm
-
     prepare_output(out, overwrite, GENERATED)
-    rows = []
-    for index in tqdm(range(subjects), desc="SynthATLAS", unit="subject", disable=not progress):
-        image, mask, row = make_subject(seed, index, volumes)
-        image_path, mask_path = subject_paths(out, index)
-        save_nifti(image, image_path)
-        save_nifti(mask, mask_path)
-        rows.append(row)
+    write = functools.partial(_write_subject, out, seed, volumes)
+    rows = each_subject(write, subjects, "SynthATLAS", progress)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
     writer.writeheader()

@@ -13,6 +13,7 @@ thresholded at 0.5. Slice geometry follows the paper's CT cohort (512x512x24-32,
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from strokeseg import __version__
 from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
 from strokeseg.synth.lesions import VolumeDistribution, draw_lesions
-from strokeseg.synth.output import prepare_output, save_json, save_nifti
+from strokeseg.synth.output import each_subject, prepare_output, save_json, save_nifti
 
 # SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
 # to published figures (the paper's CT cohort gives none): every size class from lacunar to
@@ -195,17 +196,17 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
+def _write_case(out: Path, seed: int, index: int) -> dict:
+    image, label, row = make_subject(seed, index)
+    save_nifti(image, out / "imagesTr" / f"{case_id(index)}_0000.nii.gz")
+    save_nifti(label, out / "labelsTr" / f"{case_id(index)}.nii.gz")
+    return row
+
+
 def generate(out: Path, subjects: int, seed: int, overwrite: bool, progress: bool = True) -> None:
     """Write ``subjects`` SynthCT cases to ``out`` as an nnU-Net raw dataset."""
-    from tqdm import tqdm
-
     prepare_output(out, overwrite, GENERATED)
-    rows = []
-    for index in tqdm(range(subjects), desc="SynthCT", unit="subject", disable=not progress):
-        image, label, row = make_subject(seed, index)
-        save_nifti(image, out / "imagesTr" / f"{case_id(index)}_0000.nii.gz")
-        save_nifti(label, out / "labelsTr" / f"{case_id(index)}.nii.gz")
-        rows.append(row)
+    rows = each_subject(functools.partial(_write_case, out, seed), subjects, "SynthCT", progress)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
     writer.writeheader()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import multiprocessing
+import os
 import shutil
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -48,3 +52,20 @@ def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
 
 def save_json(data: dict, path: Path) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n", overwrite=True)
+
+
+def each_subject(
+    write: Callable[[int], dict], subjects: int, desc: str, progress: bool = True
+) -> list[dict]:
+    """``write(index)`` for every subject index, in a pool of one process per CPU (each subject
+    is drawn from its own seeded stream, so the files do not depend on the order); returns
+    the rows in index order. ``write`` must be a picklable (module-level) function."""
+    from tqdm import tqdm
+
+    workers = min(os.cpu_count() or 1, subjects)
+    bar = dict(total=subjects, desc=desc, unit="subject", disable=not progress)
+    if workers <= 1:
+        return [write(i) for i in tqdm(range(subjects), **bar)]
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(tqdm(pool.map(write, range(subjects)), **bar))

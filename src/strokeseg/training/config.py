@@ -106,7 +106,8 @@ class ModelConfig(Section):
 
 
 class LossConfig(Section):
-    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Dice smoothing, edge band radius."""
+    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Dice smoothing, edge band radius, and
+    a linear warm-up of delta (not in the paper; docs/training.md)."""
 
     gamma: Annotated[Float, Field(ge=0)] = 1.0
     lam: Annotated[Float, Field(ge=0)] = 1.0
@@ -115,6 +116,8 @@ class LossConfig(Section):
     beta: Annotated[Float, Field(ge=0)] = 1.0
     smooth: Annotated[Float, Field(ge=0)] = 1e-5
     edge_radius: Annotated[Int, Field(ge=1)] = 1  # 0 would make the edge target empty
+    # share of the run's optimiser steps over which delta ramps linearly from 0 (0: the paper)
+    delta_warmup: Fraction = 0.0
 
 
 class DataConfig(Section):
@@ -128,6 +131,7 @@ class DataConfig(Section):
     patch_size: Annotated[Int, Field(ge=16, multiple_of=16)] | None = None  # None: whole slices
     patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
     context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels
+    zero_outside_crop: bool = False  # train on what the inference crop keeps (data/crop.py)
     augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
     val_slice_stride: Annotated[Int, Field(ge=1)] = 1  # validate on every k-th slice
     num_workers: Annotated[Int, Field(ge=0)] = 0

@@ -22,7 +22,14 @@ class SliceDataModule(L.LightningDataModule):
 
     def _build_cache(self) -> SliceCache:
         ids = self.split["train"] + self.split["val"]
-        return SliceCache.build(self.dataset, ids, self.cache_dir, window=self.config.data.window)
+        data = self.config.data
+        return SliceCache.build(
+            self.dataset,
+            ids,
+            self.cache_dir,
+            window=data.window,
+            zero_outside_crop=data.zero_outside_crop,
+        )
 
     def prepare_data(self) -> None:
         self._build_cache()

@@ -225,6 +225,7 @@ def train(
         "modality": dataset.modality,
         "window": config.data.window,
         "context_slices": config.data.context_slices,
+        "zero_outside_crop": config.data.zero_outside_crop,
     }
     train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
     data_info["fingerprint"] = dataset_fingerprint(
