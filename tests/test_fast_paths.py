@@ -187,3 +187,12 @@ def test_zero_outside_crop_zeroes_the_exact_paths_input_and_output(tmp_path):
     np.testing.assert_allclose(sum(seen), float((image * kept).sum(dtype=np.float64)), rtol=1e-5)
     expected = np.where(kept, 1 / (1 + np.exp(10 - 20 * image)), 0)
     np.testing.assert_allclose(p, expected, atol=1e-6)
+
+
+def test_cpu_prediction_batches_four_slices_unless_told():
+    from strokeseg.inference.engine import Predictor
+
+    network = tiny_trained()
+    meta = {"data": {}}
+    assert Predictor([network], meta, device="cpu", runtime="eager").batch_size == 4
+    assert Predictor([network], meta, device="cpu", runtime="eager", batch_size=2).batch_size == 2

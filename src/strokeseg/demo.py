@@ -91,12 +91,23 @@ def report_markdown(
     samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
     loss, optim = config.loss, config.optim
     prior = f", output layer started at p = {model.output_prior:g}" if model.output_prior else ""
+    extras = [
+        "MONAI augmentation" * data.augment,
+        "slices zeroed outside the inference crop" * data.zero_outside_crop,
+    ]
+    extras = "".join(f"; {e}" for e in extras if e)
+    warmup = (
+        f" (delta ramped up from 0 over the first {loss.delta_warmup:.0%} of the steps)"
+        if loss.delta_warmup
+        else ""
+    )
     recipe = "\n".join(
         [
             f"- model: `{model.name}` {model.kwargs}{prior}",
             f"- training: {optim.epochs} epochs of {config.trainer.limit_train_batches:g} "
-            f"batches of {optim.batch_size} {samples}; Adam, lr {optim.lr:g} ({optim.schedule})",
-            f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}",
+            f"batches of {optim.batch_size} {samples}; Adam, lr {optim.lr:g} ({optim.schedule})"
+            f"{extras}",
+            f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}{warmup}",
             "- subjects split " + ("stratified by lesion volume" if data.stratify else "at random"),
             f"- best.ckpt: the epoch with the best mean per-subject validation Dice "
             f"({best_val:.3f})",

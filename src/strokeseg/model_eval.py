@@ -59,7 +59,7 @@ def evaluate_checkpoint(
     compare: Path | None = None,
     overwrite: bool = False,
     tta: str = "none",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: str = "cpu",
     postprocess: bool = True,
     on_case: Callable | None = None,

@@ -39,7 +39,11 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "cpu", "cuda"),
         help="auto (default): CUDA with mixed precision when a GPU is available, else the CPU",
     )
-    p.add_argument("--batch-size", type=positive_int, default=8, help="slices per forward pass (8)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="slices per forward pass (default: 4 on the CPU, 16 on a GPU)",
+    )
     p.add_argument(
         "--no-postprocess",
         dest="postprocess",

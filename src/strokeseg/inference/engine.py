@@ -29,6 +29,9 @@ from strokeseg.inference.slicing import Run, scan_probabilities
 # flips of a (B, C, H, W) batch: W runs left-right, H posterior-anterior (data/slices.py)
 TTA = {"none": ((),), "lr": ((), (3,)), "lr+ud": ((), (3,), (2,), (2, 3))}
 DEVICES = ("auto", "cpu", "cuda")
+BATCH_SIZE = {"cpu": 4, "cuda": 16}
+"""Default slices per forward pass: on the CPU 4 keeps a full-width UNet++ under 1.5 GiB at
+the speed of 8 (docs/performance.md)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -95,7 +98,7 @@ class Predictor:
         meta: dict,
         *,
         tta: str = "none",
-        batch_size: int = 8,
+        batch_size: int | None = None,
         device: str = "cpu",
         postprocess: bool = True,
         crop: bool = True,
@@ -105,10 +108,11 @@ class Predictor:
     ):
         if tta not in TTA:
             raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise StrokesegError(f"--batch-size {batch_size}: must be >= 1")
         self.networks, self.meta = list(networks), meta
-        self.tta, self.batch_size, self.device = tta, batch_size, resolve_device(device)
+        self.tta, self.device = tta, resolve_device(device)
+        self.batch_size = batch_size or BATCH_SIZE.get(self.device.type, 8)
         self.crop = crop
         if self.device.type == "cpu":  # one runtime per network, made once for a folder
             self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
