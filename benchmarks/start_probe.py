@@ -25,8 +25,7 @@ import torch
 from strokeseg.data.layouts import find_dataset
 from strokeseg.training.config import load_config
 from strokeseg.training.datamodule import SliceDataModule
-from strokeseg.training.module import SegmentationModule
-from strokeseg.training.run import model_kwargs
+from strokeseg.training.run import build_module
 
 
 def main() -> None:
@@ -43,15 +42,7 @@ def main() -> None:
     dataset = find_dataset(args.data, config.data.layout)
     split = json.loads(args.split.read_text(encoding="utf-8"))
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = SegmentationModule(
-        model_name=config.model.name,
-        model_kwargs=model_kwargs(config),
-        loss=vars(config.loss),
-        lr=config.optim.lr,
-        weight_decay=config.optim.weight_decay,
-        output_prior=config.model.output_prior,
-        l2=config.optim.l2,
-    )
+    module = build_module(config)
     cache = Path(config.data.cache_dir) if config.data.cache_dir else Path(tempfile.mkdtemp())
     data = SliceDataModule(dataset, split, cache, config)
     data.setup("fit")

@@ -79,6 +79,24 @@ def selection_metric(config: Config) -> str:
     return "val/dice_subject" if config.trainer.select_by == "subject" else "val/dice"
 
 
+def build_module(config: Config, data_info: dict[str, Any] | None = None) -> SegmentationModule:
+    """The LightningModule that ``config`` trains (``data_info``: what the checkpoint records
+    of the data)."""
+    return SegmentationModule(
+        model_name=config.model.name,
+        model_kwargs=model_kwargs(config),
+        loss=vars(config.loss),
+        lr=config.optim.lr,
+        weight_decay=config.optim.weight_decay,
+        schedule=config.optim.schedule,
+        data=data_info,
+        config=config.to_dict(),
+        weights=config.model.weights,
+        output_prior=config.model.output_prior,
+        l2=config.optim.l2,
+    )
+
+
 def check_model(config: Config) -> None:
     """Refuse a model setting that cannot be built or trained, before anything is written."""
     model = config.model
@@ -231,19 +249,7 @@ def train(
     data_info["fingerprint"] = dataset_fingerprint(
         train_images, dataset.modality, config.data.window
     )
-    module = SegmentationModule(
-        model_name=config.model.name,
-        model_kwargs=model_kwargs(config),
-        loss=vars(config.loss),
-        lr=config.optim.lr,
-        weight_decay=config.optim.weight_decay,
-        schedule=config.optim.schedule,
-        data=data_info,
-        config=config.to_dict(),
-        weights=config.model.weights,
-        output_prior=config.model.output_prior,
-        l2=config.optim.l2,
-    )
+    module = build_module(config, data_info)
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
     trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
