@@ -46,6 +46,7 @@ def bench(dataset, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("cv_bench")
     args = ["benchmark", "table", "--table", "2", "--data", dataset, "--out", out, "--folds", "2"]
+    args.append("--force")  # the paper profile at tiny size, on a machine without a GPU
     result = run_cli(*args, "--rows", ",".join(ROWS), *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, args
