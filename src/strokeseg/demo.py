@@ -91,11 +91,9 @@ def report_markdown(
     samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
     loss, optim = config.loss, config.optim
     prior = f", output layer started at p = {model.output_prior:g}" if model.output_prior else ""
-    extras = [
-        "MONAI augmentation" * data.augment,
-        "slices zeroed outside the inference crop" * data.zero_outside_crop,
-    ]
-    extras = "".join(f"; {e}" for e in extras if e)
+    extras = "; MONAI augmentation" if data.augment else ""
+    if data.zero_outside_crop:
+        extras += "; slices zeroed outside the inference crop"
     warmup = (
         f" (delta ramped up from 0 over the first {loss.delta_warmup:.0%} of the steps)"
         if loss.delta_warmup

@@ -86,7 +86,10 @@ def scan_probabilities(
     plan = crop_plan(volume.data, volume.affine, modality, crop=crop, grid=grid)
     image = normalize(volume.data, modality, window)
     if zero_outside_crop:
-        kept = inside(crop_plan(volume.data, volume.affine, modality))
+        kept_plan = (
+            plan if crop and grid is None else crop_plan(volume.data, volume.affine, modality)
+        )
+        kept = inside(kept_plan)
         image *= kept
     probability = run_plan(
         runs,
