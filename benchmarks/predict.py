@@ -11,9 +11,12 @@ shared machine the CPU seconds are the steadier figure.
 
 Part 2 (with ``--checkpoint`` and ``--data``): the checkpoint's test subjects (``split.json``
 beside it) segmented by the exact path and by each fast path; per subject, the Dice of each
-fast path's mask against the exact path's, and each against the ground truth.
+fast path's mask against the exact path's, and each against the ground truth. Several
+checkpoints (e.g. the folds of a cross-validated benchmark, each with its own test fold) are
+also pooled: each fast path's Dice minus the exact path's over all their test subjects, with a
+95 % bootstrap interval and the Wilcoxon p.
 
-    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C --data D]
+    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C [C ...] --data D]
 """
 
 from __future__ import annotations
@@ -142,11 +145,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def accuracy_table(
-    checkpoint: Path, data: Path, threads: int, margins: list[float] | None = None
-) -> None:
+    checkpoint: Path,
+    data: Path,
+    threads: int,
+    margins: list[float] | None = None,
+    runtimes: tuple[str, ...] = ("eager", "onnx"),
+) -> dict[str, dict[str, float]]:
     """Per test subject: Dice of each fast path against the exact path and the truth, raw
     (p >= 0.5) and under the checkpoint's post-processing. ``margins``: also the eager crop
-    with these margins (mm) instead of the default (a convolutional network's own grid)."""
+    with these margins (mm) instead of the default (a convolutional network's own grid).
+    Returns subject -> column -> value."""
     from strokeseg.data.crop import crop_plan, inside
     from strokeseg.data.intensity import normalize
     from strokeseg.data.layouts import find_dataset, load_subject
@@ -164,7 +172,7 @@ def accuracy_table(
     window = meta["data"].get("window", "brain")
     context = int(meta["data"].get("context_slices", 0) or 0)
     zeroed = bool(meta["data"].get("zero_outside_crop", False))
-    paths = {"crop eager": ("eager", True), "crop onnx": ("onnx", True)}
+    paths = {f"crop {kind}": (kind, True) for kind in runtimes}
     paths.update({f"crop {m:g} mm": ("eager", m) for m in margins or []})
     runs = {"exact": make_runtime(network, "eager", threads)}
     runs.update({name: make_runtime(network, kind, threads) for name, (kind, _) in paths.items()})
@@ -179,6 +187,7 @@ def accuracy_table(
     print("| subject | " + " | ".join(columns) + " |")
     print("|---|" + "---:|" * len(columns))
     sums = np.zeros(len(columns))
+    table = {}
     for subject in subjects:
         image, truth = load_subject(subject)
         truth = truth.astype(bool)
@@ -203,12 +212,40 @@ def accuracy_table(
             fast, fast_pp = masks(runs[name], crop)
             values += [dice(fast, exact), dice(fast, truth), dice(fast_pp, truth)]
         sums += values
+        table[subject.id] = dict(zip(columns, values, strict=True))
         print(f"| {subject.id} | " + " | ".join(f"{v:.4f}" for v in values) + " |", flush=True)
     mean = sums / len(subjects)
     print("| **mean** | " + " | ".join(f"{v:.4f}" for v in mean) + " |")
     for i, name in enumerate(paths):
         raw, pp = mean[3 + 3 * i] - mean[0], mean[4 + 3 * i] - mean[1]
         print(f"{name}: mean Dice vs truth minus exact's: raw {raw:+.4f}, post-processed {pp:+.4f}")
+    return table
+
+
+def pooled_accuracy(tables: list[dict[str, dict[str, float]]]) -> None:
+    """Over every (checkpoint, test subject): each fast path's Dice vs truth minus the exact
+    path's, mean with a 95 % bootstrap interval over subjects and the Wilcoxon p."""
+    from strokeseg.evaluation.stats import paired_comparison
+
+    rows = {f"{i}/{s}": v for i, table in enumerate(tables) for s, v in table.items()}
+    paths = [c.removesuffix(": vs exact raw") for c in next(iter(rows.values())) if "vs exact" in c]
+    print(f"\nPooled over {len(rows)} test subjects of {len(tables)} checkpoints:")
+    for name in paths:
+        agree = np.mean([v[f"{name}: vs exact raw"] for v in rows.values()])
+        cells = []
+        for kind in ("raw", "pp"):
+            c = paired_comparison(
+                {k: v[f"exact: vs truth {kind}"] for k, v in rows.items()},
+                {k: v[f"{name}: vs truth {kind}"] for k, v in rows.items()},
+            )
+            cells.append(
+                f"{kind} {c.mean_difference:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}], "
+                f"p = {c.p_value:.2g}"
+            )
+        print(
+            f"- {name}: mask Dice vs exact {agree:.3f}; Dice vs truth minus exact's: "
+            + "; ".join(cells)
+        )
 
 
 def main() -> None:
@@ -216,7 +253,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="crop/no-crop and runtimes only")
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
-    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--checkpoint", type=Path, nargs="+", help="one or more; pooled too")
+    parser.add_argument(
+        "--accuracy-runtimes", nargs="+", default=["eager", "onnx"], help="fast paths to score"
+    )
     parser.add_argument("--data", type=Path)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument(
@@ -236,7 +276,11 @@ def main() -> None:
             settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
             speed_table(make_scans(Path(tmp)), args.threads, settings)
     if args.checkpoint and args.data:
-        accuracy_table(args.checkpoint, args.data, args.threads, args.margins)
+        tables = [
+            accuracy_table(c, args.data, args.threads, args.margins, tuple(args.accuracy_runtimes))
+            for c in args.checkpoint
+        ]
+        pooled_accuracy(tables)
 
 
 if __name__ == "__main__":
