@@ -16,7 +16,7 @@ checkpoints (e.g. the folds of a cross-validated benchmark, each with its own te
 also pooled: each fast path's Dice minus the exact path's over all their test subjects, with a
 95 % bootstrap interval and the Wilcoxon p.
 
-    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C [C ...] --data D]
+    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C [C ...] --data D [D ...]]
 """
 
 from __future__ import annotations
@@ -257,7 +257,9 @@ def main() -> None:
     parser.add_argument(
         "--accuracy-runtimes", nargs="+", default=["eager", "onnx"], help="fast paths to score"
     )
-    parser.add_argument("--data", type=Path)
+    parser.add_argument(
+        "--data", type=Path, nargs="+", help="the dataset of each checkpoint (one: of all)"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument(
         "--margins", type=float, nargs="*", help="accuracy: also crop with these margins (mm)"
@@ -276,9 +278,13 @@ def main() -> None:
             settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
             speed_table(make_scans(Path(tmp)), args.threads, settings)
     if args.checkpoint and args.data:
+        data = args.data * len(args.checkpoint) if len(args.data) == 1 else args.data
+        if len(data) != len(args.checkpoint):
+            parser.error("--data: give one dataset, or one per --checkpoint")
+        runtimes = tuple(args.accuracy_runtimes)
         tables = [
-            accuracy_table(c, args.data, args.threads, args.margins, tuple(args.accuracy_runtimes))
-            for c in args.checkpoint
+            accuracy_table(c, d, args.threads, args.margins, runtimes)
+            for c, d in zip(args.checkpoint, data, strict=True)
         ]
         pooled_accuracy(tables)
 

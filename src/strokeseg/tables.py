@@ -167,10 +167,11 @@ def _dotted(tree: dict, prefix: str = ""):
 
 
 def inference_ms_per_slice(
-    network: torch.nn.Module, size: tuple[int, int], repeats: int = 5
+    network: torch.nn.Module, size: tuple[int, int], channels: int = 1, repeats: int = 5
 ) -> float:
-    """Median latency of the deployed network on one slice of the dataset's size."""
-    x = torch.randn(1, 1, *size)
+    """Median latency of the deployed network on one slice of the dataset's size (with
+    ``channels`` input channels: 2k+1 for 2.5D context k)."""
+    x = torch.randn(1, channels, *size)
     times = []
     with torch.inference_mode():
         network(x)
@@ -252,13 +253,14 @@ def run_row(
     run = train(config, data, folder / "run", fold=fold)
     fit_postprocess(config, data, run)
     checkpoint = run / "best.ckpt"
-    network, _ = load_network(checkpoint)
+    network, meta = load_network(checkpoint)
+    channels = 2 * int(meta["data"].get("context_slices", 0) or 0) + 1
     record = {
         "model": model,
         "seed": seed,
         **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
-        "inference_ms": inference_ms_per_slice(network, size),
+        "inference_ms": inference_ms_per_slice(network, size, channels),
         **evaluation_record(checkpoint, data, folder, connectivity, config),
         "wall_seconds": time.perf_counter() - start,
     }
