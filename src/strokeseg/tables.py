@@ -36,7 +36,7 @@ from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.evaluation.figures import save_figure
-from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.checkpoint import input_channels, load_network
 from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.table_report import (
@@ -254,13 +254,12 @@ def run_row(
     fit_postprocess(config, data, run)
     checkpoint = run / "best.ckpt"
     network, meta = load_network(checkpoint)
-    channels = 2 * int(meta["data"].get("context_slices", 0) or 0) + 1
     record = {
         "model": model,
         "seed": seed,
         **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
-        "inference_ms": inference_ms_per_slice(network, size, channels),
+        "inference_ms": inference_ms_per_slice(network, size, input_channels(meta)),
         **evaluation_record(checkpoint, data, folder, connectivity, config),
         "wall_seconds": time.perf_counter() - start,
     }

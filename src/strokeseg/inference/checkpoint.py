@@ -43,3 +43,8 @@ def load_network(path: str | Path, level: int = 4) -> tuple[nn.Module, dict[str,
         return deploy(model, level), meta
     except ValueError as error:
         raise StrokesegError(f"{path}: {error}") from None
+
+
+def input_channels(meta: dict[str, Any]) -> int:
+    """The deployed network's input channels, as its checkpoint records them (2k+1 for 2.5D)."""
+    return int(meta.get("model_kwargs", {}).get("in_channels", 1))

@@ -19,6 +19,7 @@ from torch import nn
 from strokeseg.data.io import atomic_path
 from strokeseg.errors import StrokesegError
 from strokeseg.extras import require
+from strokeseg.inference.checkpoint import input_channels
 
 TRACE_SHAPE = (1, 1, 64, 64)
 CHECK_SHAPE = (2, 1, 96, 80)
@@ -84,8 +85,7 @@ def export(network: nn.Module, meta: dict, out: Path, *, overwrite: bool = False
     exporters = {".onnx": _export_onnx, ".pt": _export_torchscript}
     if out.suffix not in exporters:
         raise StrokesegError(f"{out}: unknown export format; use a .onnx or .pt file name")
-    channels = int(meta.get("model_kwargs", {}).get("in_channels", 1))  # 2k+1 for 2.5D
-    shape = (CHECK_SHAPE[0], channels, *CHECK_SHAPE[2:])
+    shape = (CHECK_SHAPE[0], input_channels(meta), *CHECK_SHAPE[2:])
     check = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     with atomic_path(out, overwrite=overwrite) as tmp:
         difference = exporters[out.suffix](network.eval(), meta, tmp, check)
