@@ -7,6 +7,8 @@ contrast (gamma), plus skull and scalp layers; lesions are pulled toward the CSF
 by their severity (subtle to cystic) with partial-volume borders; then a smooth random
 deformation, a multiplicative bias field and Rician noise. Chronic lesions appear
 T1-hypointense; that is what ATLAS's masks outline (Liew et al., Scientific Data 2022).
+The mask is the 0.5 level of the warped lesion map inside the warped brain mask, without the
+specks (components under ``MIN_COMPONENT`` voxels) that the brain mask's edge cuts off.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage as ndi
 
 from strokeseg import __version__
 from strokeseg.data.io import write_atomic
@@ -44,6 +47,9 @@ T1_CSF, T1_WM = 0.28, 0.87
 """Template T1 (rescaled to [0, 1]) medians in ventricular CSF and in white matter."""
 VOLUME_RANGE = (10, 280_000)
 """Lesion volume (mm3 = voxels) accepted per subject: the range of ATLAS R2.0's masks."""
+MIN_COMPONENT = 10
+"""Mask components (26-connected) under this many voxels are dropped: specks left where the
+warped brain mask cuts a lesion's edge, smaller than ATLAS R2.0's smallest lesion volume."""
 GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
 
 
@@ -77,6 +83,13 @@ def _relative(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> tuple[slice
     return tuple(
         slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
     )
+
+
+def _without_specks(mask: np.ndarray) -> np.ndarray:
+    labels, _ = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return sizes[labels] >= MIN_COMPONENT
 
 
 def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) -> np.ndarray:
@@ -122,7 +135,9 @@ def make_subject(
         )
         local = coords[(slice(None),) + _relative(region, head)]
         mask = np.zeros(template.shape, np.uint8)
-        mask[region] = (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5)
+        mask[region] = _without_specks(
+            (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5)
+        )
         if VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
             break
 
