@@ -189,10 +189,19 @@ def test_zero_outside_crop_zeroes_the_exact_paths_input_and_output(tmp_path):
     np.testing.assert_allclose(p, expected, atol=1e-6)
 
 
-def test_cpu_prediction_batches_four_slices_unless_told():
+def test_cpu_batch_holds_128_first_level_maps_unless_told():
     from strokeseg.inference.engine import Predictor
 
-    network = tiny_trained()
     meta = {"data": {}}
-    assert Predictor([network], meta, device="cpu", runtime="eager").batch_size == 4
-    assert Predictor([network], meta, device="cpu", runtime="eager", batch_size=2).batch_size == 2
+
+    def batch(width, **options):
+        network = strokeseg.deploy(strokeseg.create_model("unetpp", width=width, norm="batch"))
+        return Predictor([network], meta, device="cpu", runtime="eager", **options).batch_size
+
+    assert batch(1.0) == 4  # 32 filters: under 1.5 GiB on an ATLAS-sized scan
+    assert batch(0.5) == 8 and batch(0.25) == 8  # 16 and 8 filters: 8 slices at most
+    assert batch(1.0, batch_size=2) == 2
+    full, quarter = (
+        strokeseg.deploy(strokeseg.create_model("unetpp", width=w, norm="batch")) for w in (1, 0.25)
+    )
+    assert Predictor([quarter, full], meta, device="cpu", runtime="eager").batch_size == 4

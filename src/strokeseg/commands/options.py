@@ -42,7 +42,8 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size",
         type=positive_int,
-        help="slices per forward pass (default: 4 on the CPU, 16 on a GPU)",
+        help="slices per forward pass (default on the CPU: 128 / the first layer's filters, "
+        "1 to 8: 4 at full width, 8 at quarter width; 16 on a GPU)",
     )
     p.add_argument(
         "--no-postprocess",
