@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
         "OUT/report.md.",
     )
     add_output(p, "output folder (./demo)", default=Path("demo"))
-    p.add_argument("--subjects", type=int, default=30, help="synthetic subjects (30)")
+    p.add_argument("--subjects", type=int, default=40, help="synthetic subjects (40)")
     p.add_argument("--seed", type=int, default=0)
     add_overrides(p, "override the demo config, e.g. --set optim.epochs=2")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo in OUT")
