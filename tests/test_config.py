@@ -136,6 +136,17 @@ def test_missing_and_broken_config_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: [unclosed\n", encoding="utf-8")
     with pytest.raises(StrokesegError, match="not valid YAML"):
         load_config(tmp_path / "bad.yaml")
+    with pytest.raises(StrokesegError, match="a folder, not a config file"):
+        load_config(tmp_path)
+
+
+def test_a_folder_named_like_a_shipped_config_does_not_shadow_it(tmp_path, monkeypatch):
+    # after `make demo`, the repository root holds a demo/ folder: `strokeseg demo --out OTHER`
+    # run there must still read the shipped demo config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    shipped = load_config(PACKAGED_CONFIGS / "demo.yaml").to_dict()
+    assert load_config("demo").to_dict() == shipped
 
 
 def test_there_is_a_config_for_every_row_of_tables_1_2_3():

@@ -18,7 +18,7 @@ from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict
 from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.synth import atlas
-from strokeseg.training.config import load_config
+from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.curves import read_epoch_metrics
 from strokeseg.training.run import selection_metric, train
 from strokeseg.tuning import fit_postprocess
@@ -166,7 +166,7 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
         raise StrokesegError(f"--subjects {subjects}: the demo needs at least 4 (train/val/test)")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise StrokesegError(f"{out}: folder is not empty (pass --overwrite or another --out)")
-    config = load_config("demo", [SPLIT, *overrides])
+    config = load_config(PACKAGED_CONFIGS / "demo.yaml", [SPLIT, *overrides])
     timings: dict[str, float] = {}
 
     def stage(name: str, work):

@@ -311,7 +311,7 @@ PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def resolve_config(path: str | Path) -> Path:
     """A config file path, or the name of a shipped config (``tiny``, ``atlas/table2_unetpp``)."""
     path = Path(path)
-    if path.exists():
+    if path.is_file():
         return path
     shipped = PACKAGED_CONFIGS / f"{path.as_posix().removesuffix('.yaml')}.yaml"
     return shipped if shipped.exists() else path
@@ -326,6 +326,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
             raise StrokesegError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise StrokesegError(f"{path}: a folder, not a config file") from None
         except yaml.YAMLError as error:
             raise StrokesegError(f"{path}: not valid YAML ({error})".replace("\n", " ")) from None
         if not isinstance(values, dict):
