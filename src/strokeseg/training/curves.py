@@ -35,7 +35,7 @@ def read_epoch_metrics(metrics_csv: Path) -> dict[str, dict[int, float]]:
 def plot_curves(metrics_csv: Path, out_png: Path) -> Path:
     """Losses, the mean of each epoch's steps (left), and validation Dice (right) per epoch."""
     series = read_epoch_metrics(metrics_csv)
-    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_dice) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for name, values in sorted(series.items()):
         axis = ax_dice if name.startswith("val/dice") else ax_loss
         epochs = sorted(values)
