@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from strokeseg.data.components import label_lesions
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.report import evaluate
 
@@ -91,7 +92,7 @@ def test_one_predicted_blob_covering_two_lesions_detects_both():
 def test_corner_touching_voxels_are_one_lesion_with_26_connectivity():
     gt = np.zeros((3, 3, 3), dtype=bool)
     gt[0, 0, 0] = gt[1, 1, 1] = True
-    assert metrics.label_lesions(gt)[1] == 1
+    assert label_lesions(gt)[1] == 1
     assert ndimage.label(gt)[1] == 2  # scipy's default 6-connectivity splits them
     pred = np.zeros_like(gt)
     pred[0, 0, 0] = True
@@ -99,7 +100,7 @@ def test_corner_touching_voxels_are_one_lesion_with_26_connectivity():
     assert (counts.n_gt, counts.detected) == (1, 1)
     assert counts.recall() == 1.0  # with 6-connectivity it would be 1/2
     flat = np.eye(3, dtype=bool)  # 2D diagonal: one lesion with 8-connectivity
-    assert metrics.label_lesions(flat)[1] == 1
+    assert label_lesions(flat)[1] == 1
 
 
 @pytest.mark.parametrize(("empty", "expected"), [("one", 1.0), ("zero", 0.0)])
@@ -206,9 +207,9 @@ def test_lesions_touching_at_an_edge_or_corner_under_both_connectivities():
     assert metrics.lesion_f1(pred, gt, connectivity=6) == pytest.approx(0.4)
     assert metrics.lesion_counts(pred, gt) == full  # 26 is the default
     # 6 is SciPy's default labelling
-    assert metrics.label_lesions(pred, 6)[1] == ndimage.label(pred)[1] == 3
+    assert label_lesions(pred, 6)[1] == ndimage.label(pred)[1] == 3
     with pytest.raises(ValueError, match="connectivity"):
-        metrics.label_lesions(pred, 18)
+        label_lesions(pred, 18)
 
 
 def test_volume_difference_in_voxels_and_hd95_with_the_voxel_spacing():

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from strokeseg.data.components import largest
 from strokeseg.data.intensity import normalize
 from strokeseg.data.slices import target_size
 
@@ -245,12 +246,7 @@ def mni_brain(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray | None:
 def head_mask(image: np.ndarray, modality: str) -> np.ndarray:
     """The largest 26-connected component above the head threshold (empty if none)."""
     above = normalize(image, "mri") > MRI_HEAD if modality == "mri" else image > CT_HEAD_HU
-    labels, count = ndi.label(above, structure=np.ones((3, 3, 3), dtype=bool))
-    if count <= 1:
-        return labels > 0
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == sizes.argmax()
+    return largest(above)
 
 
 def margin_voxels(affine: np.ndarray, margin_mm: float) -> tuple[int, int, int]:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
+
+from strokeseg.data.components import label_lesions
 
 EmptyPolicy = Literal["one", "nan", "zero"]
 EMPTY_POLICIES: tuple[str, ...] = ("one", "nan", "zero")
-CONNECTIVITIES: tuple[int, ...] = (6, 26)
 
 
 def empty_value(empty: str) -> float:
@@ -76,22 +76,6 @@ def false_positive_ml(pred: np.ndarray, gt: np.ndarray, voxel_volume_mm3: float)
     """Volume of the predicted voxels outside the ground truth, in mL (|P \\ G|)."""
     pred, gt = _pair(pred, gt)
     return volume_ml(pred & ~gt, voxel_volume_mm3)
-
-
-def connectivity_structure(ndim: int, connectivity: int = 26) -> np.ndarray:
-    """Structuring element: 26 = full (26-neighbourhood in 3D, 8 in 2D), 6 = faces only
-    (6-neighbourhood in 3D, 4 in 2D; SciPy's default)."""
-    if connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
-    rank = ndim if connectivity == 26 else 1
-    return ndimage.generate_binary_structure(ndim, rank)
-
-
-def label_lesions(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
-    """Connected components of ``mask`` (full connectivity by default); (labels, count)."""
-    mask = np.asarray(mask, dtype=bool)
-    labels, count = ndimage.label(mask, structure=connectivity_structure(mask.ndim, connectivity))
-    return labels, int(count)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from strokeseg.data.components import connectivity_structure
 from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
@@ -120,7 +121,7 @@ def evaluate(
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
     metrics.empty_value(empty)  # reject an unknown policy before any work
-    metrics.connectivity_structure(3, connectivity)
+    connectivity_structure(3, connectivity)  # reject an unknown connectivity too
     rows: list[dict] = []
     pooled = metrics.PooledOverlap()
     slice_dices: list[np.ndarray] = []

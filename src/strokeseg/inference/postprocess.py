@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from strokeseg.evaluation.metrics import LesionCounts, label_lesions
+from strokeseg.data.components import keep_large, label_lesions
+from strokeseg.evaluation.metrics import LesionCounts
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,7 @@ def apply(prob: np.ndarray, voxel_mm3: float, rule: Postprocess = RAW) -> np.nda
     """The binary mask (uint8) of ``prob`` under ``rule``."""
     mask = prob >= rule.threshold
     if rule.min_lesion_mm3 > 0 and mask.any():
-        labels, n = label_lesions(mask)
-        sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_mm3
-        keep = sizes >= rule.min_lesion_mm3
-        keep[0] = False
-        mask = keep[labels]
+        mask = keep_large(mask, rule.min_lesion_mm3, voxel_mm3)
     return mask.astype(np.uint8)
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from strokeseg.data.components import label_lesions
 from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation.metrics import label_lesions, volume_ml
+from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.quality import scan_warnings
 

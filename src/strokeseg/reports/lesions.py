@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from strokeseg.data.components import component_sizes, label_lesions
 from strokeseg.data.fingerprint import head_mask
 from strokeseg.data.io import Volume
-from strokeseg.evaluation.metrics import label_lesions
 
 MNI152_SHAPE = (197, 233, 189)
 MNI152_AFFINE = np.array(
@@ -78,7 +78,7 @@ def relabel_by_size(mask: np.ndarray) -> np.ndarray:
     labels, count = label_lesions(mask)
     if count == 0:
         return labels.astype(np.int32)
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    sizes = component_sizes(labels, count)[1:]
     order = np.argsort(-sizes, kind="stable")  # old label - 1, largest first
     lookup = np.zeros(count + 1, dtype=np.int32)
     lookup[order + 1] = np.arange(1, count + 1, dtype=np.int32)
@@ -100,7 +100,7 @@ def lesion_table(
         return []
     ids = np.arange(1, count + 1)
     voxel_mm3 = float(abs(np.linalg.det(affine_ras[:3, :3])))
-    sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    sizes = component_sizes(labels, count)[1:]
     centres = np.asarray(ndimage.center_of_mass(labels > 0, labels, ids)).reshape(count, 3)
     world = centres @ affine_ras[:3, :3].T + affine_ras[:3, 3]
     means = ndimage.mean(np.asarray(probability, dtype=np.float64), labels, ids)

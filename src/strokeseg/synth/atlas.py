@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage as ndi
 
 from strokeseg import __version__
+from strokeseg.data.components import keep_large
 from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import (
     Template,
@@ -85,13 +85,6 @@ def _relative(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> tuple[slice
     )
 
 
-def _without_specks(mask: np.ndarray) -> np.ndarray:
-    labels, _ = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return sizes[labels] >= MIN_COMPONENT
-
-
 def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) -> np.ndarray:
     """Template T1 with its contrast changed by ``gamma``, skull and scalp added."""
     csf = T1_CSF**gamma
@@ -135,8 +128,8 @@ def make_subject(
         )
         local = coords[(slice(None),) + _relative(region, head)]
         mask = np.zeros(template.shape, np.uint8)
-        mask[region] = _without_specks(
-            (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5)
+        mask[region] = keep_large(
+            (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5), MIN_COMPONENT
         )
         if VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
             break
