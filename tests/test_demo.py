@@ -1,4 +1,4 @@
-"""`strokeseg demo` end to end at smoke-test size (slow: it makes ATLAS-sized volumes)."""
+"""`strokeseg demo`: its settings, and end to end at smoke-test size (slow: ATLAS-sized volumes)."""
 
 from __future__ import annotations
 
@@ -47,3 +47,15 @@ def test_demo_writes_a_report(tmp_path, cli):
             assert f"| {float(row['false_positive_ml']):.2f} |" in report
     refused = cli(*args)
     assert refused.returncode == 1 and "not empty" in refused.stderr
+
+
+def test_demo_validates_once_after_the_last_epoch_unless_told_otherwise():
+    from strokeseg.demo import demo_config
+
+    shipped = demo_config([])
+    assert shipped.trainer.check_val_every_n_epoch == shipped.optim.epochs == 8
+    assert shipped.data.split == [0.65, 0.15, 0.2]
+    assert demo_config(["optim.epochs=3"]).trainer.check_val_every_n_epoch == 3
+    told = demo_config(["optim.epochs=6", "trainer.check_val_every_n_epoch=2"])
+    assert told.trainer.check_val_every_n_epoch == 2
+    assert demo_config(["data.split=[0.5, 0.25, 0.25]"]).data.split == [0.5, 0.25, 0.25]
