@@ -134,7 +134,7 @@ def test_long_steps_show_progress(tmp_path, bars):
     dataset = find_dataset(tmp_path / "d")
     SliceCache.build(dataset, ["c0", "c1"], tmp_path / "cache")
     config = load_config(None, ["data.stratify=true", "data.split=[3,1,1]"])
-    split = subject_split(config, dataset, tmp_path / "run")
+    split = subject_split(config, dataset)
     assert sorted(np.concatenate(list(split.values()))) == [f"c{i}" for i in range(5)]
     assert bars == ["check", "slice cache", "lesion volumes for the split"]
 
@@ -170,3 +170,23 @@ def test_scaled_rounds_to_a_multiple_of_the_heads():
 
     assert [scaled(96, w, 3) for w in (1.0, 0.25, 0.125, 0.01)] == [96, 24, 12, 3]
     assert [scaled(64, w) for w in (1.0, 0.125, 0.001)] == [64, 8, 1]
+
+
+def test_train_refused_for_its_data_writes_nothing_and_keeps_an_old_run(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    for data in (tmp_path / "missing", tmp_path / "empty"):
+        result = cli("train", "--config", "tiny", "--data", data, "--out", tmp_path / "new")
+        assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr and str(data.name) in result.stderr
+        assert not (tmp_path / "new").exists()
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.yaml").write_text("seed: 3\n", encoding="utf-8")
+    (old / "best.ckpt").write_bytes(b"the user's network")
+    cache = old / "cache" / "entry"
+    cache.mkdir(parents=True)
+    result = cli(
+        "train", "--config", "tiny", "--data", tmp_path / "empty", "--out", old, "--overwrite"
+    )
+    assert result.returncode == 1 and "empty" in result.stderr
+    assert (old / "best.ckpt").read_bytes() == b"the user's network" and cache.is_dir()

@@ -117,17 +117,20 @@ def check_model(config: Config) -> None:
         )
 
 
-def prepare_run_folder(config: Config, out: Path, overwrite: bool) -> None:
+def refuse_other_run(config: Config, out: Path) -> None:
     """Refuse to mix runs: an existing folder must hold the same config (then it resumes)."""
     saved = out / "config.yaml"
-    if overwrite:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "cache", ignore_errors=True)
-    elif saved.exists() and not same_config(saved, config):
+    if saved.exists() and not same_config(saved, config):
         raise StrokesegError(
             f"{out}: holds a run with a different config; use another --out, or --overwrite"
         )
+
+
+def clear_run_folder(out: Path) -> None:
+    """``--overwrite``: the run files and the slice cache of an earlier run go."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "cache", ignore_errors=True)
 
 
 def same_config(saved: Path, config: Config) -> bool:
@@ -139,10 +142,13 @@ def same_config(saved: Path, config: Config) -> bool:
         return False
 
 
-def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list[str]]:
-    """The run's saved split when resuming, else a new seeded split by subject."""
-    if (out / "split.json").exists():
-        return load_split(out / "split.json")
+def subject_split(
+    config: Config, dataset: Dataset, saved: Path | None = None
+) -> dict[str, list[str]]:
+    """The split ``saved`` by the run being resumed (if given and present), else a new seeded
+    split by subject."""
+    if saved is not None and saved.exists():
+        return load_split(saved)
     labelled = [s for s in dataset.subjects if s.masks]  # unlabelled cases cannot train
     ids = [s.id for s in labelled]
     volumes = None
@@ -155,17 +161,19 @@ def subject_split(config: Config, dataset: Dataset, out: Path) -> dict[str, list
 
 
 def cross_validation_split(
-    config: Config, dataset: Dataset, out: Path, fold: tuple[int, int]
+    config: Config, dataset: Dataset, fold: tuple[int, int], saved: Path | None = None
 ) -> tuple[dict[str, list[str]], list[list[str]]]:
     """(split, folds) of fold I of K (``fold`` = (K, I)): folds stratified by lesion volume and
-    seeded by ``config.seed``, so every run with the same data, K and seed shares them."""
+    seeded by ``config.seed``, so every run with the same data, K and seed shares them. The
+    split ``saved`` by a run being resumed must be the same."""
     labelled = [s for s in dataset.subjects if s.masks]
     volumes = {s.id: lesion_voxels(s.masks) for s in labelled}
     folds = make_folds([s.id for s in labelled], fold[0], config.seed, volumes)
     split = fold_split(folds, fold[1], val_share(config.data.split), config.seed, volumes)
-    if (out / "split.json").exists() and load_split(out / "split.json") != split:
+    if saved is not None and saved.exists() and load_split(saved) != split:
         raise StrokesegError(
-            f"{out}: holds a run of another split or fold; use another --out, or --overwrite"
+            f"{saved.parent}: holds a run of another split or fold; use another --out, or "
+            "--overwrite"
         )
     return split, folds
 
@@ -224,19 +232,24 @@ def train(
     ``fold`` = (K, I), on fold I of a K-fold cross-validation (:mod:`strokeseg.data.folds`)."""
     out = Path(out)
     check_model(config)
-    out.mkdir(parents=True, exist_ok=True)
-    prepare_run_folder(config, out, overwrite)
     dataset = find_dataset(data_dir, config.data.layout)
+    if not overwrite:
+        refuse_other_run(config, out)
+    saved = None if overwrite else out / "split.json"
     folds = None
     if fold is None:
-        split = subject_split(config, dataset, out)
+        split = subject_split(config, dataset, saved)
     else:
-        split, folds = cross_validation_split(config, dataset, out, fold)
+        split, folds = cross_validation_split(config, dataset, fold, saved)
     if not split["train"]:
         raise StrokesegError(
             f"{data_dir}: {len(dataset.subjects)} subject(s) give an empty training split "
             f"with data.split={config.data.split}"
         )
+    # every check above reads only: a refused run writes nothing and an old run is kept
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        clear_run_folder(out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     data_info: dict[str, Any] = {
         "layout": dataset.layout,
