@@ -64,9 +64,9 @@ def main() -> None:
         reference = reference[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]  # the box, whole path
         box = SlicePlan(volume.data.shape, np.array([[z, y0, y1, x0, x1]]))
         lesion = box.extract(mask.astype(np.float32), np.array([0]))[0, 0] > 0
+        frame = tuple(int(v) for v in whole.boxes[0, [2, 4]] - whole.boxes[0, [1, 3]])
         print(
-            f"{sid}  {z:5d}  whole       {str(tuple(int(v) for v in whole.boxes[0, [2, 4]] - whole.boxes[0, [1, 3]])):9s}"
-            f"  {'':7s}  {'':8s}  {reference[lesion].mean():.3f}"
+            f"{sid}  {z:5d}  whole       {str(frame):9s}  {'':17s}  {reference[lesion].mean():.3f}"
         )
         for pad in args.pads:
             framed = SlicePlan(box.shape, box.boxes + np.array([0, -pad, pad, -pad, pad]))
