@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from strokeseg.errors import StrokesegError
 from strokeseg.models import create_model
 from strokeseg.training.config import load_config
-from strokeseg.training.frames import FrameMask, frame_consistency, random_boxes
+from strokeseg.training.frames import FrameMask, nonzero_boxes
 
 
 def batchnorm_unetpp() -> torch.nn.Module:
@@ -41,41 +43,47 @@ def test_framed_whole_input_computes_what_the_cut_out_computes():
     torch.testing.assert_close(after, whole, atol=0, rtol=0)  # the region ends with the block
 
 
-def test_random_boxes_cut_lattice_margins_and_leave_32_px():
-    regions = random_boxes((64, 1, 64, 80), torch.Generator().manual_seed(0))
-    assert regions.shape == (64, 1, 64, 80)
-    for region in regions[:, 0]:
-        rows = torch.nonzero(region.any(dim=1)).flatten()
-        cols = torch.nonzero(region.any(dim=0)).flatten()
-        assert region[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()  # one box
-        assert region.sum() == len(rows) * len(cols)
-        assert len(rows) >= 32 and len(cols) >= 32
-        assert rows[0] % 16 == 0 and cols[0] % 16 == 0  # starts on the lattice
-    assert len({int(r.sum()) for r in regions}) > 5  # boxes of many sizes
+def test_nonzero_boxes_frame_the_chosen_samples_only():
+    image = torch.zeros(3, 2, 8, 10)
+    image[0, 1, 2:5, 3:8] = 1.0  # channel 1 only: any channel counts
+    image[0, 0, 4, 6] = 2.0  # inside the same box
+    image[1, 0, 1, 1] = 1.0
+    regions = nonzero_boxes(image, torch.tensor([True, False, True]))
+    expected = torch.zeros(8, 10)
+    expected[2:5, 3:8] = 1
+    torch.testing.assert_close(regions[0, 0], expected)
+    assert regions[1].all()  # not chosen: the whole input
+    assert regions[2].all()  # chosen but all zero: the whole input
+    assert regions.shape == (3, 1, 8, 10)
 
 
-def test_frame_consistency_is_zero_only_where_the_frame_does_not_matter():
-    torch.manual_seed(0)
-    pointwise = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 1, 1)
-    )
-    image = torch.rand(2, 1, 64, 64)
-    assert frame_consistency(pointwise, FrameMask(pointwise), image) == 0  # no 3x3 conv
-    model = batchnorm_unetpp()
-    three = torch.rand(2, 3, 64, 64)
-    with torch.inference_mode():
-        assert frame_consistency(model, FrameMask(model), three) > 1e-6
+def test_crop_frame_needs_inputs_zeroed_outside_the_crop():
+    with pytest.raises(StrokesegError, match="data.crop_frame.*zero_outside_crop"):
+        load_config(None, ["data.crop_frame=0.5"])
+    config = load_config(None, ["data.crop_frame=0.5", "data.zero_outside_crop=true"])
+    assert config.data.crop_frame == 0.5
 
 
-def test_a_training_step_adds_the_frame_term():
+def test_a_training_step_frames_the_chosen_share(monkeypatch):
     from strokeseg.training.run import build_module
 
-    config = load_config("tiny", ["loss.frame_consistency=20", "data.context_slices=0"])
+    config = load_config(
+        "tiny", ["data.crop_frame=1.0", "data.zero_outside_crop=true", "data.context_slices=0"]
+    )
     module = build_module(config, {"modality": "mri"})
-    image = torch.rand(4, 1, 64, 64)
-    batch = {"image": image, "mask": (image > 0.9).float()}
+    seen = []
+    monkeypatch.setattr(
+        module.frames,
+        "framed",
+        lambda region: seen.append(region) or FrameMask.framed(module.frames, region),
+    )
+    image = torch.zeros(2, 1, 64, 64)
+    image[:, :, 8:40, 4:36] = torch.rand(2, 1, 32, 32)
+    batch = {"image": image, "mask": (image > 0.5).float()}
     loss = module.training_step(batch, 0)
     loss.backward()
-    assert torch.isfinite(loss) and module.frames.region is None
-    plain = build_module(load_config("tiny", ["data.context_slices=0"]), {"modality": "mri"})
-    assert plain.frames is None
+    assert torch.isfinite(loss) and len(seen) == 1
+    expected = torch.zeros(64, 64)
+    expected[8:40, 4:36] = 1
+    torch.testing.assert_close(seen[0][:, 0], expected.expand(2, 64, 64))
+    assert module.frames.region is None  # the step's region ends with it

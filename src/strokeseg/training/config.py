@@ -118,8 +118,6 @@ class LossConfig(Section):
     edge_radius: Annotated[Int, Field(ge=1)] = 1  # 0 would make the edge target empty
     # share of the run's optimiser steps over which delta ramps linearly from 0 (0: the paper)
     delta_warmup: Fraction = 0.0
-    # weight of the frame-consistency term (not in the paper; training/frames.py; 0: off)
-    frame_consistency: Annotated[Float, Field(ge=0)] = 0.0
 
 
 class DataConfig(Section):
@@ -134,6 +132,7 @@ class DataConfig(Section):
     patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
     context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels
     zero_outside_crop: bool = False  # train on what the inference crop keeps (data/crop.py)
+    crop_frame: Fraction = 0.0  # share of patches framed at the crop box (training/frames.py)
     augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
     val_slice_stride: Annotated[Int, Field(ge=1)] = 1  # validate on every k-th slice
     num_workers: Annotated[Int, Field(ge=0)] = 0
@@ -194,6 +193,11 @@ class Config(Section):
                 f"optim.epochs {self.optim.epochs} must be a multiple of "
                 f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
                 "saved"
+            )
+        if self.data.crop_frame and not self.data.zero_outside_crop:
+            raise ValueError(
+                f"data.crop_frame {self.data.crop_frame} frames patches at the crop box, which "
+                "only data.zero_outside_crop: true marks; set it too, or crop_frame 0"
             )
         return self
 
