@@ -132,7 +132,6 @@ class DataConfig(Section):
     patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
     context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels
     zero_outside_crop: bool = False  # train on what the inference crop keeps (data/crop.py)
-    crop_frame: Fraction = 0.0  # share of patches framed at the crop box (training/frames.py)
     augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
     val_slice_stride: Annotated[Int, Field(ge=1)] = 1  # validate on every k-th slice
     num_workers: Annotated[Int, Field(ge=0)] = 0
@@ -193,11 +192,6 @@ class Config(Section):
                 f"optim.epochs {self.optim.epochs} must be a multiple of "
                 f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
                 "saved"
-            )
-        if self.data.crop_frame and not self.data.zero_outside_crop:
-            raise ValueError(
-                f"data.crop_frame {self.data.crop_frame} frames patches at the crop box, which "
-                "only data.zero_outside_crop: true marks; set it too, or crop_frame 0"
             )
         return self
 

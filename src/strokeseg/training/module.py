@@ -19,7 +19,6 @@ from strokeseg import __version__
 from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
 from strokeseg.models.weights import load_weights
-from strokeseg.training.frames import FrameMask, nonzero_boxes
 
 
 class SegmentationModule(L.LightningModule):
@@ -36,7 +35,6 @@ class SegmentationModule(L.LightningModule):
         weights: str | None = None,
         output_prior: float | None = None,
         l2: float = 0.0,
-        crop_frame: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -46,8 +44,6 @@ class SegmentationModule(L.LightningModule):
         if weights:
             load_weights(self.model, weights)
         self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU
-        self.crop_frame = float(crop_frame)
-        self.frames = FrameMask(self.model) if self.crop_frame > 0 else None
         loss = dict(loss)
         self.delta_warmup = float(loss.pop("delta_warmup", 0.0))
         self.criterion = build_loss(self.model, **loss)
@@ -64,15 +60,8 @@ class SegmentationModule(L.LightningModule):
         self._slice_grid = list(batch["image"].shape[-2:])  # inference runs on it (grid.py)
         if self.delta_warmup > 0:
             self.criterion.delta_scale = self.warmup_scale()
-        image = batch["image"]
-        size = image.shape[0]
-        if self.frames is None:
-            outputs = self.model(image)
-        else:  # a share of the batch framed at the crop box (training/frames.py)
-            chosen = torch.rand(size, device=image.device) < self.crop_frame
-            with self.frames.framed(nonzero_boxes(image, chosen)):
-                outputs = self.model(image)
-        losses = self.criterion(outputs, batch["mask"])
+        losses = self.criterion(self.model(batch["image"]), batch["mask"])
+        size = batch["image"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
         for name, value in losses.items():
             if name != "loss":

@@ -94,7 +94,6 @@ def build_module(config: Config, data_info: dict[str, Any] | None = None) -> Seg
         weights=config.model.weights,
         output_prior=config.model.output_prior,
         l2=config.optim.l2,
-        crop_frame=config.data.crop_frame,
     )
 
 
