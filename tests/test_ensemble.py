@@ -21,8 +21,11 @@ from strokeseg.models import create_model
 KWARGS = {"width": 0.125, "norm": "batch"}
 
 
-def write_checkpoint(path, seed: int, modality: str = "mri", window: str = "brain"):
-    """A strokeseg checkpoint as training writes it (model description + state dict)."""
+def write_checkpoint(
+    path, seed: int, modality: str = "mri", window: str = "brain", rule: dict | None = None
+):
+    """A strokeseg checkpoint as training writes it (model description + state dict, and the
+    post-processing ``rule`` that training's end stores)."""
     torch.manual_seed(seed)  # distinct members: different random weights
     model = create_model("unetpp", **KWARGS)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -32,6 +35,7 @@ def write_checkpoint(path, seed: int, modality: str = "mri", window: str = "brai
         "model_kwargs": KWARGS,
         "data": {"layout": "folders", "modality": modality, "window": window},
         "config": {},
+        **({"postprocess": rule} if rule else {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state, "strokeseg": meta}, path)
@@ -115,3 +119,25 @@ def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):
     assert summary["checkpoint"] == [str(a), str(b)]
     expected = 2 * ((mean >= 0.5) & (mask == 1)).sum() / ((mean >= 0.5).sum() + mask.sum())
     assert summary["dice_mean"] == pytest.approx(expected)
+
+
+def test_fold_rules_become_their_median_and_a_member_without_one_drops_it(tmp_path):
+    rules = [(0.4, 400.0), (0.3, 800.0), (0.3, 400.0), (0.5, 0.0)]
+    members = [
+        write_checkpoint(tmp_path / f"f{i}.ckpt", i, rule={"threshold": t, "min_lesion_mm3": m})
+        for i, (t, m) in enumerate(rules)
+    ]
+    rule = load_ensemble(members)[1]["postprocess"]
+    # medians of {0.3, 0.3, 0.4, 0.5} and {0, 400, 400, 800}, counted by hand
+    assert (rule["threshold"], rule["min_lesion_mm3"]) == (pytest.approx(0.35), 400.0)
+    predictor = ensemble_predictor(members[:3])[0]
+    assert (predictor.rule.threshold, predictor.rule.min_lesion_mm3) == (0.3, 400.0)
+    same = [
+        write_checkpoint(
+            tmp_path / f"s{i}.ckpt", i, rule={"threshold": 0.6, "min_lesion_mm3": 50.0}
+        )
+        for i in range(2)
+    ]
+    assert load_ensemble(same)[1]["postprocess"] == {"threshold": 0.6, "min_lesion_mm3": 50.0}
+    bare = write_checkpoint(tmp_path / "bare.ckpt", 9)
+    assert "postprocess" not in load_ensemble([*members, bare])[1]

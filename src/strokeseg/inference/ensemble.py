@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from strokeseg.errors import StrokesegError
@@ -50,9 +51,10 @@ SHARED = (
 def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
     """(networks, the ensemble's description, files). The members must share the input
     preprocessing (modality, CT window, 2.5D context), or one input could not feed them all.
-    The description is the first member's; its post-processing rule is kept only when every
-    member holds the same one (fold models tune their own, so an ensemble of them is scored
-    at p >= 0.5 without one)."""
+    The description is the first member's. Its post-processing rule is the members' one when
+    they share it; fold models tune their own, so when every member holds a rule and they
+    differ, the ensemble takes the median threshold and the median minimum lesion volume
+    (:func:`consensus_rule`), and without a rule on every member it has none (p >= 0.5)."""
     files = checkpoint_files(items)
     networks, metas = zip(*(load_network(f) for f in files), strict=True)
     first = metas[0]["data"]
@@ -65,9 +67,24 @@ def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any
                     "preprocessing"
                 )
     meta = dict(metas[0])
-    if any(m.get("postprocess") != meta.get("postprocess") for m in metas[1:]):
-        meta.pop("postprocess", None)
+    rules = [m.get("postprocess") for m in metas]
+    if any(rule != rules[0] for rule in rules[1:]):
+        if all(rules):
+            meta["postprocess"] = consensus_rule(rules)
+        else:
+            meta.pop("postprocess", None)
     return list(networks), meta, files
+
+
+def consensus_rule(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One post-processing rule for members that tuned their own: the median of their
+    thresholds and of their minimum lesion volumes (each chosen on the member's own
+    validation subjects; no subject is left for the ensemble to tune on)."""
+    return {
+        "threshold": float(np.median([r["threshold"] for r in rules])),
+        "min_lesion_mm3": float(np.median([r["min_lesion_mm3"] for r in rules])),
+        "objective": f"median of {len(rules)} members' rules",
+    }
 
 
 def ensemble_predictor(items: Sequence[Path], **options) -> tuple[Predictor, list[Path]]:
