@@ -92,19 +92,27 @@ def border_distance(plan: crop.SlicePlan) -> np.ndarray:
 
 
 BORDER_BOUND = 24  # voxels; stated in docs/data.md
+PROBABILITY_BOUND = 0.01  # beyond the band; measured 0.0012 (session 9)
 
 
 def test_crop_mask_equals_exact_mask_except_near_the_crop_border(tmp_path):
     network = tiny_trained()
     volume, lesion = saved_scan(tmp_path)
-    exact = probs(network, volume, crop_on=False) >= 0.5
-    cropped = probs(network, volume, crop_on=True) >= 0.5
+    p_exact = probs(network, volume, crop_on=False)
+    p_crop = probs(network, volume, crop_on=True)
+    exact, cropped = p_exact >= 0.5, p_crop >= 0.5
     assert exact.sum() > 0.3 * lesion.sum()  # the tiny model does find lesions
     plan = crop.crop_plan(volume.data, volume.affine, "mri")
     assert plan.work < 0.6 * crop.whole_plan(volume.data.shape).work  # it does crop
     distance = border_distance(plan)
-    differ = exact != cropped
-    assert not differ[distance > BORDER_BOUND].any()
+    far = distance > BORDER_BOUND
+    # Beyond the band the probabilities agree to PROBABILITY_BOUND, so the masks differ there
+    # only at voxels that close to the threshold (a 0.001 change flips a voxel at p = 0.5005;
+    # which ones depends on the CPU's floating point, so equality is not asserted).
+    assert np.abs(p_exact - p_crop)[far].max() <= PROBABILITY_BOUND
+    flipped = (exact != cropped) & far
+    assert (np.abs(p_exact[flipped] - 0.5) <= PROBABILITY_BOUND).all()
+    assert flipped.sum() <= 1e-3 * far.sum()
     assert not exact[distance == 0].any()  # nothing the exact path finds lies outside the crop
     # Not asserted: agreement inside the border band. The box edge zero-pads what the exact
     # path sees as tissue, and UNet++'s receptive field carries that far in: on this tiny model
