@@ -14,7 +14,6 @@ interval and the Wilcoxon p.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +21,7 @@ import numpy as np
 from strokeseg.evaluation.stats import paired_comparison
 from strokeseg.inference.ensemble import checkpoint_files
 from strokeseg.model_eval import evaluate_checkpoint
-
-
-def per_subject(csv_file: Path, key: str) -> dict[str, float]:
-    with csv_file.open(encoding="utf-8", newline="") as f:
-        return {row["subject"]: float(row[key]) for row in csv.DictReader(f)}
+from strokeseg.tables import read_subjects
 
 
 def main() -> None:
@@ -42,11 +37,15 @@ def main() -> None:
         out = args.out / name.replace(" ", "")
         if not (out / "per_subject_raw.csv").exists():
             evaluate_checkpoint(files, args.data, out, subjects="all", overlays=0, overwrite=True)
+        raw, final = (
+            read_subjects(out / "per_subject_raw.csv"),
+            read_subjects(out / "per_subject.csv"),
+        )
         scores[name] = {
-            "dice_raw": per_subject(out / "per_subject_raw.csv", "dice"),
-            "dice": per_subject(out / "per_subject.csv", "dice"),
-            "f1_raw": per_subject(out / "per_subject_raw.csv", "lesion_f1"),
-            "f1": per_subject(out / "per_subject.csv", "lesion_f1"),
+            "dice_raw": {s: v["dice"] for s, v in raw.items()},
+            "dice": {s: v["dice"] for s, v in final.items()},
+            "f1_raw": {s: v["lesion_f1"] for s, v in raw.items()},
+            "f1": {s: v["lesion_f1"] for s, v in final.items()},
         }
     keys = ("dice_raw", "dice", "f1_raw", "f1")
     n = len(scores["ensemble"]["dice"])
