@@ -4,10 +4,11 @@ Part 1 (always): an ATLAS-sized SynthATLAS scan (197x233x189, 1 mm, MNI152 grid)
 scan (512x512, 4-5 mm slices), segmented by deployed UNet++ networks (random weights: the
 cost does not depend on them) under each setting: crop on/off (``--no-crop`` is the exact
 whole-volume path), runtime (eager NHWC, ONNX Runtime, torch.compile), test-time flips,
-pruning level (UNet++ L1-L3) and width. Each setting runs in a fresh process, so its peak
-resident memory (``ru_maxrss``, which counts torch's and ONNX Runtime's native allocations)
-is its own. Wall seconds and CPU seconds (user + system, all threads) are both given: on a
-shared machine the CPU seconds are the steadier figure.
+pruning level (UNet++ L1-L3), width and the convolutions' padding (``--paddings``: replicate,
+the ``cpu`` profile's, by default; zeros, the official UNet++'s). Each setting runs in a fresh
+process, so its peak resident memory (``ru_maxrss``, which counts torch's and ONNX Runtime's
+native allocations) is its own. Wall seconds and CPU seconds (user + system, all threads) are
+both given: on a shared machine the CPU seconds are the steadier figure.
 
 Part 2 (with ``--checkpoint`` and ``--data``): the checkpoint's test subjects (``split.json``
 beside it) segmented by the exact path and by each fast path; per subject, the Dice of each
@@ -16,7 +17,8 @@ checkpoints (e.g. the folds of a cross-validated benchmark, each with its own te
 also pooled: each fast path's Dice minus the exact path's over all their test subjects, with a
 95 % bootstrap interval and the Wilcoxon p.
 
-    python benchmarks/predict.py [--threads 2] [--quick] [--checkpoint C [C ...] --data D [D ...]]
+    python benchmarks/predict.py [--threads 2] [--quick] [--scans atlas ct] [--widths W ...]
+        [--paddings zeros replicate] [--checkpoint C [C ...] --data D [D ...]]
 """
 
 from __future__ import annotations
@@ -86,7 +88,11 @@ def one_setting(spec: dict) -> dict:
     volume = load_volume(Path(spec["scan"]))
     modality = "mri" if spec["name"] == "atlas" else "ct"
     model = strokeseg.create_model(
-        "unetpp", width=spec["width"], norm="batch", deep_supervision=spec["level"] < 4
+        "unetpp",
+        width=spec["width"],
+        norm="batch",
+        padding=spec["padding"],
+        deep_supervision=spec["level"] < 4,
     )
     network = strokeseg.deploy(model, level=spec["level"])
     run = make_runtime(network, spec["runtime"], spec["threads"])
@@ -113,14 +119,14 @@ def one_setting(spec: dict) -> dict:
 
 def speed_table(scans: dict[str, Path], threads: int, settings: list) -> None:
     print(
-        "\n| scan | width | crop | runtime | TTA | level | batch | slices | work | first scan s "
-        "| next scan s | next scan CPU s | peak RSS MiB |\n"
-        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "\n| scan | width | padding | crop | runtime | TTA | level | batch | slices | work "
+        "| first scan s | next scan s | next scan CPU s | peak RSS MiB |\n"
+        "|---|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
-    for name, width, crop, runtime, tta, level, batch in settings:
+    for name, width, crop, runtime, tta, level, batch, padding in settings:
         spec = dict(
             name=name, scan=str(scans[name]), width=width, crop=crop, runtime=runtime,
-            tta=tta, level=level, threads=threads, batch=batch,
+            tta=tta, level=level, threads=threads, batch=batch, padding=padding,
         )  # fmt: skip
         done = subprocess.run(
             [sys.executable, __file__, "--one", json.dumps(spec)],
@@ -128,11 +134,12 @@ def speed_table(scans: dict[str, Path], threads: int, settings: list) -> None:
             text=True,
         )
         if done.returncode:
-            print(f"| {name} | {width} | {crop} | {runtime} | failed: {done.stderr[-300:]} |")
+            failed = done.stderr[-300:]
+            print(f"| {name} | {width} | {padding} | {crop} | {runtime} | failed: {failed} |")
             continue
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
-            f"| {name} | {width} | {'crop' if crop else 'no-crop'} | {runtime} | {tta} "
+            f"| {name} | {width} | {padding} | {'crop' if crop else 'no-crop'} | {runtime} | {tta} "
             f"| {level} | {batch} | {r['slices']} | {r['work']:.2f} | {r['first_s']:.1f} "
             f"| {r['next_s']:.1f} | {r['next_cpu_s']:.1f} | {r['peak_rss_mib']:.0f} |",
             flush=True,
@@ -253,6 +260,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="crop/no-crop and runtimes only")
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5, 1.0])
+    parser.add_argument("--scans", nargs="+", choices=["atlas", "ct"], default=["atlas", "ct"])
+    parser.add_argument(
+        "--paddings", nargs="+", choices=["zeros", "replicate"], default=["replicate"]
+    )
     parser.add_argument("--checkpoint", type=Path, nargs="+", help="one or more; pooled too")
     parser.add_argument(
         "--accuracy-runtimes", nargs="+", default=["eager", "onnx"], help="fast paths to score"
@@ -275,7 +286,12 @@ def main() -> None:
     )
     if not args.skip_speed:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = [s for s in (QUICK if args.quick else SETTINGS) if s[1] in args.widths]
+            settings = [
+                (*s, padding)
+                for s in (QUICK if args.quick else SETTINGS)
+                if s[1] in args.widths and s[0] in args.scans
+                for padding in args.paddings
+            ]
             speed_table(make_scans(Path(tmp)), args.threads, settings)
     if args.checkpoint and args.data:
         data = args.data * len(args.checkpoint) if len(args.data) == 1 else args.data

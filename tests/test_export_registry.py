@@ -25,11 +25,11 @@ def test_segnet_unpool_is_max_unpool():
         assert torch.equal(unpool(pooled, idx, like=before), expected)
 
 
-def _check(name: str, width: float, suffix: str, tmp_path) -> None:
+def _check(name: str, width: float, suffix: str, tmp_path, **kwargs) -> None:
     import onnxruntime
 
     torch.manual_seed(0)
-    network = deploy(create_model(name, width=width))
+    network = deploy(create_model(name, width=width, **kwargs))
     path = tmp_path / f"{name}{suffix}"
     export(network, {"model_name": name}, path)
     if suffix == ".onnx":
@@ -54,6 +54,12 @@ def _check(name: str, width: float, suffix: str, tmp_path) -> None:
 def test_segnet_exports(suffix, tmp_path):
     """It crashed with a TypeError from MaxUnpool2d's output_size under trace."""
     _check("segnet", 0.125, suffix, tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt"])
+def test_replicate_padded_unetpp_exports(suffix, tmp_path):
+    """ONNX has the edge padding as a Pad node before each convolution."""
+    _check("unetpp", 0.125, suffix, tmp_path, norm="batch", padding="replicate")
 
 
 @pytest.mark.slow

@@ -50,3 +50,42 @@ def test_original_unetpp_has_dropout_after_every_conv_and_no_normalisation():
     assert not torch.equal(small(x), small(x))  # dropout acts in training
     small.eval()
     assert torch.equal(small(x), small(x))
+
+
+def _with_running_statistics(padding: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = strokeseg.create_model("unetpp", width=0.125, norm="batch", padding=padding)
+    for module in model.modules():  # statistics that map a uniform input to non-zero
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.bias.data.uniform_(-0.5, 0.5)
+    return model.eval()
+
+
+def test_replicate_padding_hides_the_frame_of_a_uniform_input():
+    """With replicate padding the edge of a uniform region is no edge: every convolution sees
+    the same value past it, so the encoder's maps of a uniform input are uniform whatever its
+    size. With zero padding they are not: the frame is an edge the deep layers see. (The
+    transposed convolutions of the decoder turn a uniform map into one periodic on the
+    16-pixel lattice, which replicate padding continues only approximately.)"""
+    small, large = torch.full((1, 1, 32, 48), 0.3), torch.full((1, 1, 96, 112), 0.3)
+    with torch.inference_mode():
+        zeros = _with_running_statistics("zeros")
+        assert zeros.features(large)[1].std(dim=(2, 3)).max() > 1e-2
+        replicate = _with_running_statistics("replicate")
+        deep_small, deep_large = replicate.features(small)[1], replicate.features(large)[1]
+    assert deep_large.shape[-2:] == (6, 7)
+    torch.testing.assert_close(deep_large, deep_small[..., :1, :1].expand_as(deep_large))
+    assert deep_small.abs().max() > 1e-2  # not trivially zero
+    conv = next(m for m in replicate.modules() if isinstance(m, nn.Conv2d))
+    assert conv.padding_mode == "replicate"
+    same = strokeseg.create_model("unetpp", width=0.125, norm="batch")
+    assert same.state_dict().keys() == replicate.state_dict().keys()  # the same network
+
+
+def test_unknown_padding_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="padding must be 'zeros' or 'replicate'"):
+        strokeseg.create_model("unetpp", padding="reflect")

@@ -83,6 +83,8 @@ CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
 
 CPU_PROFILE = PACKAGED_CONFIGS / "demo.yaml"
 """The ``cpu`` profile is the demo's setting (quarter width, 128x128 patches, 8 short epochs)."""
+UNETPP_KWARGS = ("norm", "padding")
+"""Keys of the profile's ``model.kwargs`` that only the UNet++ family takes."""
 
 
 def row_configs(table: int, modality: str, rows: list[str] | None = None) -> list[tuple[str, Path]]:
@@ -144,14 +146,15 @@ def modalities(table: int) -> list[str]:
 
 def profile_overrides(profile: str, model: str) -> list[str]:
     """``--set`` items for a row: none for ``paper``; for ``cpu`` every key of the demo config
-    but the model name, BatchNorm only for the UNet++ variants, and the output prior only for
-    models whose output layer has a bias (all but Swin-Unet)."""
+    but the model name, BatchNorm and replicate padding only for the UNet++ variants, and the
+    output prior only for models whose output layer has a bias (all but Swin-Unet)."""
     if profile == "paper":
         return []
     values = yaml.safe_load(CPU_PROFILE.read_text(encoding="utf-8"))
     values["model"].pop("name")
     if not model.startswith("unetpp"):
-        values["model"]["kwargs"].pop("norm", None)
+        for key in UNETPP_KWARGS:
+            values["model"]["kwargs"].pop(key, None)
     if not has_output_bias(create_on_meta(model)):
         values["model"].pop("output_prior", None)
     return list(_dotted(values))

@@ -7,6 +7,12 @@ as that code: he_normal kernels on every conv (Keras' truncated normal), Keras' 
 glorot_uniform on the transposed convs, zero biases. With 1 input and 1 output channel it has
 exactly 9,041,601 parameters.
 
+``padding="replicate"`` (not in the official code, which pads with zeros) makes every 3x3
+convolution continue its input's edge instead. With zero padding the end of the input is an
+edge the deep layers see tens of pixels away, so a network's answer depends on where its input
+ends and the inference crop moves it (docs/performance.md, session 10); with replicate padding
+a uniform region's edge is no edge.
+
 ``deep_supervision=True`` adds the original paper's extra 1x1 heads on X(0,1)..X(0,3): in
 training ``forward`` then returns ``{"mask": X(0,4) head, "deep": [X(0,1), X(0,2), X(0,3)
 heads]}``; in eval mode it returns the X(0,4) mask logits only, and :func:`strokeseg.deploy`
@@ -35,12 +41,22 @@ def scaled_filters(width: float, base: int = 32) -> list[int]:
 
 
 class StandardUnit(nn.Sequential):
-    """Two 3x3 convolutions with ReLU; dropout after each (original) or BatchNorm (``batch``)."""
+    """Two 3x3 convolutions with ReLU; dropout after each (original) or BatchNorm (``batch``).
+    ``padding`` is the convolutions' ``padding_mode`` (``zeros`` or ``replicate``)."""
 
-    def __init__(self, in_ch: int, out_ch: int, norm: str = "none", dropout: float = 0.5):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        norm: str = "none",
+        dropout: float = 0.5,
+        padding: str = "zeros",
+    ):
         layers: list[nn.Module] = []
         for c_in in (in_ch, out_ch):
-            layers.append(nn.Conv2d(c_in, out_ch, 3, padding=1, bias=norm == "none"))
+            layers.append(
+                nn.Conv2d(c_in, out_ch, 3, padding=1, bias=norm == "none", padding_mode=padding)
+            )
             if norm == "batch":
                 layers += [nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
             else:
@@ -60,10 +76,13 @@ class UNetPlusPlus(nn.Module):
         dropout: float = 0.5,
         deep_supervision: bool = False,
         init: str = "keras",
+        padding: str = "zeros",
     ):
         super().__init__()
         if norm not in ("none", "batch"):
             raise ValueError(f"norm must be 'none' or 'batch', got {norm!r}")
+        if padding not in ("zeros", "replicate"):
+            raise ValueError(f"padding must be 'zeros' or 'replicate', got {padding!r}")
         if init not in ("keras", "pytorch"):
             raise ValueError(f"init must be 'keras' or 'pytorch', got {init!r}")
         f = scaled_filters(width)
@@ -73,12 +92,12 @@ class UNetPlusPlus(nn.Module):
         ups: dict[str, nn.Module] = {}
         for i in range(DEPTH):
             nodes[f"x{i}_0"] = StandardUnit(
-                in_channels if i == 0 else f[i - 1], f[i], norm, dropout
+                in_channels if i == 0 else f[i - 1], f[i], norm, dropout, padding
             )
         for j in range(1, DEPTH):
             for i in range(DEPTH - j):
                 ups[f"up{i}_{j}"] = nn.ConvTranspose2d(f[i + 1], f[i], 2, stride=2)
-                nodes[f"x{i}_{j}"] = StandardUnit((j + 1) * f[i], f[i], norm, dropout)
+                nodes[f"x{i}_{j}"] = StandardUnit((j + 1) * f[i], f[i], norm, dropout, padding)
         self.nodes = nn.ModuleDict(nodes)
         self.ups = nn.ModuleDict(ups)
         self.head = nn.Conv2d(f[0], out_channels, 1)
