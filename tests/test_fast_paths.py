@@ -233,3 +233,24 @@ def test_cpu_batch_holds_128_first_level_maps_unless_told():
         strokeseg.deploy(strokeseg.create_model("unetpp", width=w, norm="batch")) for w in (1, 0.25)
     )
     assert Predictor([quarter, full], meta, device="cpu", runtime="eager").batch_size == 4
+
+
+def test_the_crop_is_the_default_only_where_it_keeps_the_answer(capsys):
+    from strokeseg.inference.engine import Predictor
+
+    def network(padding):
+        model = strokeseg.create_model("unetpp", width=0.125, norm="batch", padding=padding)
+        return strokeseg.deploy(model)
+
+    zeroed, plain = {"data": {"zero_outside_crop": True}}, {"data": {}}
+    replicate, zeros = network("replicate"), network("zeros")
+
+    def crops(networks, meta, **options):
+        return Predictor(networks, meta, device="cpu", runtime="eager", **options).crop
+
+    assert crops([replicate], zeroed) and capsys.readouterr().err == ""
+    for networks, meta in (([zeros], zeroed), ([replicate], plain), ([replicate, zeros], zeroed)):
+        assert not crops(networks, meta)
+        assert "segmenting whole slices" in capsys.readouterr().err
+    assert crops([zeros], zeroed, crop=True) and not crops([replicate], zeroed, crop=False)
+    assert capsys.readouterr().err == ""  # asked for: no note

@@ -73,7 +73,9 @@ def test_cpu_profile_is_the_demo_setting_on_every_row():
         assert config.model.name == model  # the row keeps its model
         assert (config.data, config.optim, config.trainer) == (demo.data, demo.optim, demo.trainer)
         assert config.model.kwargs["width"] == demo.model.kwargs["width"]
-        assert config.model.kwargs.get("norm") == ("batch" if model.startswith("unetpp") else None)
+        unetpp = model.startswith("unetpp")
+        assert config.model.kwargs.get("norm") == ("batch" if unetpp else None)
+        assert config.model.kwargs.get("padding") == ("replicate" if unetpp else None)
         # every row but Swin-Unet (no bias on its output layer) starts at the demo's prior
         expected_prior = None if model == "swin_unet" else demo.model.output_prior
         assert config.model.output_prior == expected_prior

@@ -22,7 +22,7 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_inference_options(p: argparse.ArgumentParser) -> None:
-    """--tta, --device, --batch-size, --no-postprocess and the speed flags (--no-crop,
+    """--tta, --device, --batch-size, --no-postprocess and the speed flags (--crop/--no-crop,
     --runtime, --threads, --level): shared by predict and evaluate."""
     p.add_argument(
         "--tta",
@@ -53,11 +53,20 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "minimum lesion volume",
     )
 
-    p.add_argument(
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument(
+        "--crop",
+        dest="crop",
+        action="store_true",
+        default=None,
+        help="segment only the boxes around the head (the default for checkpoints whose answer "
+        "it keeps: replicate padding, trained zeroed outside the crop)",
+    )
+    crop.add_argument(
         "--no-crop",
         dest="crop",
         action="store_false",
-        help="segment every whole slice (the exact path) instead of the boxes around the head",
+        help="segment every whole slice (the exact path; the default for other checkpoints)",
     )
     p.add_argument(
         "--runtime",

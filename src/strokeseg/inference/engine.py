@@ -12,6 +12,7 @@ checkpoints give the same bytes.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -45,6 +46,24 @@ def default_batch_size(device: torch.device, networks: Sequence[nn.Module]) -> i
         next(m.out_channels for m in n.modules() if isinstance(m, nn.Conv2d)) for n in networks
     )
     return max(1, min(8, CPU_FEATURE_MAPS // filters))
+
+
+def crop_keeps_answer(networks: Sequence[nn.Module], meta: dict) -> bool:
+    """Whether the crop is the default for these networks: trained on slices zeroed outside
+    the crop (``data.zero_outside_crop``) and every padded convolution replicate-padded.
+
+    Only then does the crop give about the whole-slice answer (crop minus exact per-subject
+    Dice within 0.002 on three demo checkpoints; zero-padded 2.5D networks lost 0.02-0.05:
+    docs/performance.md, session 10). Other networks segment whole slices unless ``--crop``.
+    """
+    padded = [
+        m
+        for n in networks
+        for m in n.modules()
+        if isinstance(m, nn.Conv2d) and any(p > 0 for p in m.padding)
+    ]
+    replicate = bool(padded) and all(m.padding_mode == "replicate" for m in padded)
+    return replicate and bool(meta["data"].get("zero_outside_crop", False))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -114,7 +133,7 @@ class Predictor:
         batch_size: int | None = None,
         device: str = "cpu",
         postprocess: bool = True,
-        crop: bool = True,
+        crop: bool | None = None,
         runtime: str = "auto",
         threads: int | None = None,
         level: int = 4,
@@ -126,7 +145,14 @@ class Predictor:
         self.networks, self.meta = list(networks), meta
         self.tta, self.device = tta, resolve_device(device)
         self.batch_size = batch_size or default_batch_size(self.device, self.networks)
-        self.crop = crop
+        self.crop = crop_keeps_answer(self.networks, meta) if crop is None else crop
+        if crop is None and not self.crop:
+            print(
+                "strokeseg: note: segmenting whole slices: the crop changes this checkpoint's "
+                "answer (zero-padded, or not trained zeroed outside the crop; "
+                "docs/performance.md); --crop forces it, 2.5-3x faster",
+                file=sys.stderr,
+            )
         if self.device.type == "cpu":  # one runtime per network, made once for a folder
             self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
         elif runtime not in ("auto", "eager"):
