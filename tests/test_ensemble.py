@@ -116,7 +116,7 @@ def test_predict_and_evaluate_with_several_checkpoints(tmp_path, cli):
     scored = cli(*args, "--subjects", "all", "--out", tmp_path / "eval")
     assert scored.returncode == 0, scored.stderr[-2000:]
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["checkpoint"] == [str(a), str(b)]
+    assert summary["checkpoint"] == [str(a), str(b)] and summary["crop"] is False
     expected = 2 * ((mean >= 0.5) & (mask == 1)).sum() / ((mean >= 0.5).sum() + mask.sum())
     assert summary["dice_mean"] == pytest.approx(expected)
 

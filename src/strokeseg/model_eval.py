@@ -115,6 +115,7 @@ def evaluate_checkpoint(
         data=str(data_dir),
         postprocess=predictor.rule.to_dict(),
         tta=tta,
+        crop=predictor.crop,  # the path taken: the crop's boxes, or whole slices
         raw=raw_summary,
     )
     write_report(rows, summary, out, overwrite=overwrite)
