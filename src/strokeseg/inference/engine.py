@@ -53,8 +53,9 @@ def crop_keeps_answer(networks: Sequence[nn.Module], meta: dict) -> bool:
     the crop (``data.zero_outside_crop``) and every padded convolution replicate-padded.
 
     Only then does the crop give about the whole-slice answer (crop minus exact per-subject
-    Dice within 0.002 on three demo checkpoints; zero-padded 2.5D networks lost 0.02-0.05:
-    docs/performance.md, session 10). Other networks segment whole slices unless ``--crop``.
+    Dice +0.0001 raw, +0.0025 post-processed, pooled over three demo checkpoints; zero-padded
+    2.5D networks lost 0.04: docs/performance.md, session 10). Other networks segment whole
+    slices unless ``--crop``.
     """
     padded = [
         m
@@ -150,7 +151,7 @@ class Predictor:
             print(
                 "strokeseg: note: segmenting whole slices: the crop changes this checkpoint's "
                 "answer (zero-padded, or not trained zeroed outside the crop; "
-                "docs/performance.md); --crop forces it, 2.5-3x faster",
+                "docs/performance.md); --crop forces it, 2.5-3.6x faster",
                 file=sys.stderr,
             )
         if self.device.type == "cpu":  # one runtime per network, made once for a folder
