@@ -32,8 +32,10 @@ def test_each_node_concatenates_its_row_and_the_upsampled_node_below():
         for i in range(5 - j):
             assert torch.equal(inputs[f"up{i}_{j}"], outputs[f"x{i + 1}_{j - 1}"])
             row = [outputs[f"x{i}_{k}"] for k in range(j)]
-            expected = torch.cat([*row, outputs[f"up{i}_{j}"]], dim=1)  # X(i,0..j-1), up
-            assert torch.equal(inputs[f"x{i}_{j}"], expected), f"X({i},{j})"
+            expected = [*row, outputs[f"up{i}_{j}"]]  # X(i,0..j-1), up: concatenated
+            got = inputs[f"x{i}_{j}"]
+            assert len(got) == len(expected), f"X({i},{j})"
+            assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
     # the mask head reads X(0,4)
     assert torch.allclose(model(x), model.head(outputs["x0_4"]))
 
@@ -89,3 +91,48 @@ def test_unknown_padding_is_refused():
 
     with pytest.raises(ValueError, match="padding must be 'zeros' or 'replicate'"):
         strokeseg.create_model("unetpp", padding="reflect")
+
+
+def test_the_one_copy_replicate_pad_is_pad_of_the_concatenation():
+    """``replicate_padded`` against PyTorch's own ops, values and gradients, in both memory
+    formats; odd sizes so rows and columns cannot be swapped unnoticed."""
+    from strokeseg.models.unetpp import replicate_padded
+
+    torch.manual_seed(0)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        parts = [
+            torch.randn(2, c, 5, 7, dtype=torch.float64)
+            .contiguous(memory_format=memory_format)
+            .requires_grad_()
+            for c in (1, 3, 2)
+        ]
+        got = replicate_padded(parts)
+        want = nn.functional.pad(torch.cat(parts, 1), (1, 1, 1, 1), mode="replicate")
+        assert torch.equal(got, want)
+        assert got.is_contiguous(memory_format=memory_format)
+        weight = torch.randn_like(want)
+        for a, b in zip(
+            torch.autograd.grad(got, parts, weight),
+            torch.autograd.grad(want, parts, weight),
+            strict=True,
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    corner = replicate_padded([torch.arange(6.0).reshape(1, 1, 2, 3)])[0, 0]
+    assert corner.tolist() == [  # by hand: each border pixel repeats its nearest pixel
+        [0, 0, 1, 2, 2],
+        [0, 0, 1, 2, 2],
+        [3, 3, 4, 5, 5],
+        [3, 3, 4, 5, 5],
+    ]
+
+
+def test_eager_replicate_network_equals_its_traced_graph_of_plain_ops():
+    """Eager PyTorch pads in one copy; a trace (what ONNX and TorchScript export see) records
+    ``torch.cat`` and ``replication_pad2d``: the same network, the same numbers."""
+    model = _with_running_statistics("replicate")
+    x = torch.randn(2, 1, 32, 48)
+    traced = torch.jit.trace(model, x)
+    ops = {node.kind() for node in traced.inlined_graph.nodes()}
+    assert {"aten::cat", "aten::pad"} <= ops and "aten::copy_" not in ops
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), traced(x), rtol=0, atol=1e-5)

@@ -55,7 +55,7 @@ class PrunedUNetPlusPlus(nn.Module):
         for j in range(1, k + 1):
             for i in range(k + 1 - j):
                 up = self.ups[f"up{i}_{j}"](grid[i + 1][j - 1])
-                grid[i].append(self.nodes[f"x{i}_{j}"](torch.cat([*grid[i][:j], up], dim=1)))
+                grid[i].append(self.nodes[f"x{i}_{j}"]([*grid[i][:j], up]))
         return self.head(grid[0][k])
 
 

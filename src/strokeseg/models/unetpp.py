@@ -26,6 +26,7 @@ F_whole = X(0, 4) and the deepest map X(4, 0), which the multi-task wrapper cons
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from strokeseg.models.blocks import require_multiple, scaled
@@ -42,7 +43,14 @@ def scaled_filters(width: float, base: int = 32) -> list[int]:
 
 class StandardUnit(nn.Sequential):
     """Two 3x3 convolutions with ReLU; dropout after each (original) or BatchNorm (``batch``).
-    ``padding`` is the convolutions' ``padding_mode`` (``zeros`` or ``replicate``)."""
+    ``padding`` is the convolutions' ``padding_mode`` (``zeros`` or ``replicate``).
+
+    Called with a list of maps (a dense skip), it convolves their concatenation. With
+    replicate padding, eager PyTorch builds each convolution's padded input in one copy
+    (:func:`replicate_padded`: the concatenation and the edge in a buffer) instead of a
+    ``torch.cat`` and a ``replication_pad2d``, which is slow on channels-last maps; traced,
+    exported and compiled graphs keep the plain ops. Both give the same numbers (tested).
+    """
 
     def __init__(
         self,
@@ -62,6 +70,48 @@ class StandardUnit(nn.Sequential):
             else:
                 layers += [nn.ReLU(inplace=True), nn.Dropout(dropout)]
         super().__init__(*layers)
+        self.replicate = padding == "replicate"
+
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        parts = [x] if isinstance(x, torch.Tensor) else list(x)
+        if not self.replicate or _graph_capture():
+            return super().forward(parts[0] if len(parts) == 1 else torch.cat(parts, dim=1))
+        for layer in self:
+            if isinstance(layer, nn.Conv2d):
+                x = F.conv2d(replicate_padded(parts), layer.weight, layer.bias)
+            else:
+                x = layer(x)
+            parts = [x]
+        return x
+
+
+def _graph_capture() -> bool:
+    """Whether the network is being traced, exported or compiled (plain ops only then)."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+
+
+def replicate_padded(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The channel concatenation of ``parts`` (B, C_k, H, W) padded by one pixel that repeats
+    its edge: ``F.pad(torch.cat(parts, 1), (1, 1, 1, 1), mode="replicate")`` in one buffer,
+    channels-last unless every part is contiguous (autograd flows through it)."""
+    first = parts[0]
+    b, _, h, w = first.shape
+    channels_last = not all(p.is_contiguous() for p in parts)
+    out = torch.empty(
+        (b, sum(p.shape[1] for p in parts), h + 2, w + 2),
+        dtype=first.dtype,
+        device=first.device,
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+    )
+    c = 0
+    for part in parts:
+        out[:, c : c + part.shape[1], 1:-1, 1:-1] = part
+        c += part.shape[1]
+    out[:, :, 0, 1:-1] = out[:, :, 1, 1:-1]
+    out[:, :, -1, 1:-1] = out[:, :, -2, 1:-1]
+    out[:, :, :, 0] = out[:, :, :, 1]
+    out[:, :, :, -1] = out[:, :, :, -2]
+    return out
 
 
 class UNetPlusPlus(nn.Module):
@@ -120,7 +170,7 @@ class UNetPlusPlus(nn.Module):
         for j in range(1, DEPTH):
             for i in range(DEPTH - j):
                 up = self.ups[f"up{i}_{j}"](grid[i + 1][j - 1])
-                grid[i].append(self.nodes[f"x{i}_{j}"](torch.cat([*grid[i][:j], up], dim=1)))
+                grid[i].append(self.nodes[f"x{i}_{j}"]([*grid[i][:j], up]))
         return grid
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
