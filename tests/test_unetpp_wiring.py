@@ -136,3 +136,20 @@ def test_eager_replicate_network_equals_its_traced_graph_of_plain_ops():
     assert {"aten::cat", "aten::pad"} <= ops and "aten::copy_" not in ops
     with torch.inference_mode():
         torch.testing.assert_close(model(x), traced(x), rtol=0, atol=1e-5)
+
+
+def test_the_one_copy_pad_serves_inference_only(monkeypatch):
+    """Eager inference takes the one-copy pad (the speed of docs/performance.md, session 11);
+    training keeps PyTorch's ops, whose backward is cheaper."""
+    import strokeseg.models.unetpp as unetpp
+
+    calls = []
+    real = unetpp.replicate_padded
+    monkeypatch.setattr(unetpp, "replicate_padded", lambda parts: calls.append(1) or real(parts))
+    model = strokeseg.create_model("unetpp", width=0.125, norm="batch", padding="replicate")
+    x = torch.randn(2, 1, 32, 32)
+    model.train()(x).sum().backward()
+    assert not calls
+    with torch.inference_mode():
+        model.eval()(x)
+    assert len(calls) == 2 * len(model.nodes)  # both convolutions of every node
