@@ -18,26 +18,20 @@ from pathlib import Path
 
 import numpy as np
 
-from strokeseg.data.layouts import find_dataset, load_subject
+from strokeseg.data.layouts import find_dataset
 from strokeseg.data.splits import load_split
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.postprocess import apply, choose
 from strokeseg.training.config import PostprocessConfig
+from strokeseg.tuning import subject_cases
 
 
 def cases(demo: Path) -> dict[str, list]:
     """(probability, mask, voxel mm3) of each validation and test subject of a demo run."""
     predictor = Predictor.from_checkpoint(demo / "run" / "best.ckpt", postprocess=False)
     dataset = find_dataset(demo / "data", predictor.meta["data"].get("layout"))
-    by_id = {s.id: s for s in dataset.subjects}
     split = load_split(demo / "run" / "split.json")
-    out = {}
-    for part in ("val", "test"):
-        out[part] = []
-        for sid in split[part]:
-            image, truth = load_subject(by_id[sid])
-            out[part].append((predictor.probabilities(image), truth, image.voxel_mm3))
-    return out
+    return {part: subject_cases(predictor, dataset, split[part]) for part in ("val", "test")}
 
 
 def main() -> None:

@@ -31,6 +31,17 @@ def is_main_process() -> bool:
     )
 
 
+def subject_cases(predictor: Predictor, dataset, ids) -> list:
+    """(probability, reference mask, voxel mm3) of each subject ``ids`` of ``dataset``, the
+    cases :func:`strokeseg.inference.postprocess.choose` fits a rule on."""
+    by_id = {s.id: s for s in dataset.subjects}
+    cases = []
+    for sid in ids:
+        image, gt = load_subject(by_id[sid])
+        cases.append((predictor.probabilities(image), gt, image.voxel_mm3))
+    return cases
+
+
 def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> dict | None:
     """Choose and store the post-processing of ``run/best.ckpt``; None when there is nothing to
     fit on (no validation subjects, or ``postprocess.fit`` off) or on a non-zero rank."""
@@ -43,11 +54,8 @@ def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> di
     checkpoint = run / "best.ckpt"
     predictor = Predictor.from_checkpoint(checkpoint, postprocess=False, device="auto")
     dataset = find_dataset(data_dir, config.data.layout)
-    by_id = {s.id: s for s in dataset.subjects}
-    cases = []
-    for sid in tqdm(val, desc="post-processing (validation)", unit="subject", disable=None):
-        image, gt = load_subject(by_id[sid])
-        cases.append((predictor.probabilities(image), gt, image.voxel_mm3))
+    ids = tqdm(val, desc="post-processing (validation)", unit="subject", disable=None)
+    cases = subject_cases(predictor, dataset, ids)
     settings = config.postprocess
     rule, chosen, raw = choose(
         cases, settings.thresholds, settings.min_lesion_mm3, settings.objective
