@@ -80,6 +80,35 @@ def test_lesion_oversampling_reaches_the_requested_fraction(dataset, tmp_path):
     assert np.mean(data.has_lesion[drawn]) == pytest.approx(0.8, abs=0.03)
 
 
+def test_subject_balance_gives_each_subject_an_equal_share_of_the_lesion_draws(tmp_path):
+    # sub-1's lesion spans 1 axial slice, sub-2's 6 of the 8, sub-3 has none
+    for n, (z0, z1) in {1: (3, 4), 2: (1, 7), 3: (0, 0)}.items():
+        image, mask = volume_and_mask(seed=n)
+        mask[:] = 0
+        mask[5:9, 6:11, z0:z1] = 1
+        anat = tmp_path / "data" / f"sub-{n}" / "ses-1" / "anat"
+        stem = f"sub-{n}_ses-1_space-MNI152NLin2009aSym"
+        write_nifti(anat / f"{stem}_T1w.nii.gz", image)
+        write_nifti(anat / f"{stem}_label-L_desc-T1lesion_mask.nii.gz", mask)
+    ids = ["sub-1", "sub-2", "sub-3"]
+    cache = SliceCache.build(find_dataset(tmp_path / "data"), ids, tmp_path / "cache")
+
+    def shares(balance: str) -> dict[int, float]:
+        data = SliceDataset(cache, lesion_fraction=0.6, lesion_balance=balance)
+        weights = np.array(data.sampler().weights)
+        total = weights.sum()
+        lesion = {
+            s: weights[data.has_lesion & (data.rows[:, 0] == s)].sum() / total for s in (0, 1)
+        }
+        # the 17 slices without lesion (7 + 2 + 8) share the rest alike
+        assert np.allclose(weights[~data.has_lesion] / total, 0.4 / 17)
+        return lesion
+
+    by_slice, by_subject = shares("slice"), shares("subject")
+    assert by_slice[0] == pytest.approx(0.6 * 1 / 7) and by_slice[1] == pytest.approx(0.6 * 6 / 7)
+    assert by_subject[0] == pytest.approx(0.3) and by_subject[1] == pytest.approx(0.3)
+
+
 def test_augmentation_keeps_shapes_binary_masks_and_is_seeded(dataset, tmp_path):
     cache = SliceCache.build(dataset, ["sub-1", "sub-2"], tmp_path / "cache")
     data = SliceDataset(cache, augment=True)

@@ -192,6 +192,7 @@ class SliceDataset(torch.utils.data.Dataset):
         patch_positive: float = 0.5,
         slice_stride: int = 1,
         context_slices: int = 0,
+        lesion_balance: str = "slice",
     ):
         if lesion_fraction is not None and not 0 < lesion_fraction < 1:
             raise StrokesegError(f"lesion_fraction {lesion_fraction}: must be in (0, 1)")
@@ -209,6 +210,7 @@ class SliceDataset(torch.utils.data.Dataset):
         self.rows = cache.index[keep]
         self.has_lesion = cache.lesion_voxels[keep] > 0
         self.lesion_fraction = lesion_fraction
+        self.lesion_balance = lesion_balance
         self.transform = augmentation() if augment else None
         self.context_slices = context_slices
         self.crops = patch_crops(patch_size, patch_positive) if patch_size else None
@@ -241,7 +243,13 @@ class SliceDataset(torch.utils.data.Dataset):
         return [_plain(d) for d in out] if isinstance(out, list) else _plain(out)
 
     def sampler(self, num_samples: int | None = None) -> WeightedRandomSampler | None:
-        """Sampler drawing lesion slices with probability ``lesion_fraction`` (None: shuffle)."""
+        """Sampler drawing lesion slices with probability ``lesion_fraction`` (None: shuffle).
+
+        ``lesion_balance`` shares that probability among the lesion slices: ``slice``, each
+        lesion slice alike (a subject's share grows with its lesion's extent); ``subject``,
+        each subject with lesion alike, then its lesion slices alike (as nnU-Net draws a case,
+        then a foreground voxel), so a 1 mL lesion is seen as often as a 100 mL one.
+        """
         if self.lesion_fraction is None:
             return None
         n_lesion = int(self.has_lesion.sum())
@@ -250,5 +258,10 @@ class SliceDataset(torch.utils.data.Dataset):
             weights = np.ones(len(self))
         else:
             f = self.lesion_fraction
-            weights = np.where(self.has_lesion, f / n_lesion, (1 - f) / n_other)
+            share = np.full(len(self), 1.0 / n_lesion)
+            if self.lesion_balance == "subject":
+                subjects = self.rows[:, 0]
+                counts = np.bincount(subjects[self.has_lesion], minlength=subjects.max() + 1)
+                share = 1.0 / (np.count_nonzero(counts) * np.maximum(counts[subjects], 1))
+            weights = np.where(self.has_lesion, f * share, (1 - f) / n_other)
         return WeightedRandomSampler(weights.tolist(), num_samples or len(self), replacement=True)

@@ -128,6 +128,7 @@ class DataConfig(Section):
     stratify: bool = False  # split stratified by lesion volume (False: random, as the paper)
     window: Literal[WINDOWS] = "brain"  # CT Hounsfield window: brain (W80/L40), stroke (W40/L40)
     lesion_fraction: Probability | None = None  # share of sampled slices that hold lesion
+    lesion_balance: Literal["slice", "subject"] = "slice"  # how that share is split (cache.py)
     patch_size: Annotated[Int, Field(ge=16, multiple_of=16)] | None = None  # None: whole slices
     patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
     context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels

@@ -44,6 +44,7 @@ class SliceDataModule(L.LightningDataModule):
             self.split["train"],
             augment=data.augment,
             lesion_fraction=data.lesion_fraction,
+            lesion_balance=data.lesion_balance,
             patch_size=data.patch_size,
             patch_positive=data.patch_positive,
             context_slices=data.context_slices,
