@@ -40,6 +40,31 @@ def test_eq_2_to_4_equal_monais_dice_ce_loss(seed, alpha, beta, smooth):
     )
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_per_sample_dice_equals_monais_dice_ce_loss_without_batch(seed):
+    """``loss.dice: sample``: MONAI's batch=False takes one Dice per sample (and channel) and
+    averages the losses, with an empty sample included."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3 + seed, 1, 12, 9, generator=g) * 3
+    target = (torch.rand(3 + seed, 1, 12, 9, generator=g) < 0.1 * (1 + seed)).float()
+    target[0] = 0  # a patch without lesion
+    monai = DiceCELoss(sigmoid=True, batch=False, smooth_nr=1e-5, smooth_dr=1e-5)
+    ours = SegmentLoss(dice="sample")(logits, target)
+    torch.testing.assert_close(ours, monai(logits, target), rtol=1e-6, atol=1e-6)
+
+
+def test_per_sample_dice_weighs_a_small_lesion_as_much_as_a_large_one():
+    """Hand-made: sample 0 has a 100-pixel lesion predicted exactly, sample 1 a 1-pixel lesion
+    missed (p = 0). Over the batch: 1 - 200 / 201; per sample: the mean of 0 and 1."""
+    logits = torch.full((2, 1, 20, 20), -1e4)
+    target = torch.zeros(2, 1, 20, 20)
+    target[0, 0, :10, :10] = 1
+    logits[0, 0, :10, :10] = 1e4
+    target[1, 0, 5, 5] = 1
+    assert soft_dice_loss(logits, target, 0.0).item() == pytest.approx(1 / 201, rel=1e-5)
+    assert soft_dice_loss(logits, target, 0.0, per_sample=True).item() == pytest.approx(0.5, rel=1e-6)
+
+
 @pytest.mark.parametrize("radius", [1, 2, 3])
 @pytest.mark.parametrize("seed", range(3))
 def test_edge_target_is_scipys_morphological_gradient(radius, seed):

@@ -126,23 +126,32 @@ def edge_target(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
 
 
 def soft_dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5
+    logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5, per_sample: bool = False
 ) -> torch.Tensor:
-    """Eq. 4 over the whole batch: 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), p = sigmoid."""
+    """Eq. 4: 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), p = sigmoid, summed over the whole
+    batch; ``per_sample``: over each sample's pixels, then the mean of the samples' losses (a
+    small lesion's pixels then weigh as much as a large one's sample, as nnU-Net's default)."""
     p = torch.sigmoid(logits)
-    intersection = (p * target).sum()
-    return 1 - (2 * intersection + smooth) / (p.sum() + target.sum() + smooth)
+    dims = tuple(range(1, p.dim())) if per_sample else tuple(range(p.dim()))
+    intersection = (p * target).sum(dims)
+    dice = (2 * intersection + smooth) / (p.sum(dims) + target.sum(dims) + smooth)
+    return (1 - dice).mean()
 
 
 class SegmentLoss(nn.Module):
     """Eq. 2: alpha * DiceLoss + beta * CE (binary cross-entropy on logits, mean over pixels)."""
 
-    def __init__(self, alpha: float = 1.0, beta: float = 1.0, smooth: float = 1e-5):
+    def __init__(
+        self, alpha: float = 1.0, beta: float = 1.0, smooth: float = 1e-5, dice: str = "batch"
+    ):
         super().__init__()
+        if dice not in ("batch", "sample"):
+            raise ValueError(f"dice must be 'batch' or 'sample', got {dice!r}")
         self.alpha, self.beta, self.smooth = alpha, beta, smooth
+        self.per_sample = dice == "sample"
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        dice = soft_dice_loss(logits, target, self.smooth)
+        dice = soft_dice_loss(logits, target, self.smooth, self.per_sample)
         ce = F.binary_cross_entropy_with_logits(logits, target)
         return self.alpha * dice + self.beta * ce
 
@@ -183,13 +192,14 @@ class MultiTaskLoss(nn.Module):
         smooth: float = 1e-5,
         edge_radius: int = 1,
         consistency: bool = True,
+        dice: str = "batch",
     ):
         super().__init__()
         self.gamma, self.lam, self.delta = gamma, lam, delta
         self.delta_scale = 1.0  # the training module's warm-up of delta sets it per step
         self.edge_radius = edge_radius
         self.consistency = consistency
-        self.segment = SegmentLoss(alpha, beta, smooth)
+        self.segment = SegmentLoss(alpha, beta, smooth, dice)
         self.loss_lap = LaplacianLoss()
 
     def forward(

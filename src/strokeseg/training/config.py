@@ -118,6 +118,8 @@ class LossConfig(Section):
     edge_radius: Annotated[Int, Field(ge=1)] = 1  # 0 would make the edge target empty
     # share of the run's optimiser steps over which delta ramps linearly from 0 (0: the paper)
     delta_warmup: Fraction = 0.0
+    # soft Dice of Eq. 4 over the whole batch (the paper, DESIGN.md) or per sample, then averaged
+    dice: Literal["batch", "sample"] = "batch"
 
 
 class DataConfig(Section):
