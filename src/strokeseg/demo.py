@@ -127,7 +127,8 @@ def report_markdown(
             f"- training: {optim.epochs} epochs of {config.trainer.limit_train_batches:g} "
             f"batches of {optim.batch_size} {samples}; Adam, lr {optim.lr:g} ({optim.schedule})"
             f"{extras}",
-            f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}{warmup}",
+            f"- Eq. 6 weights: {loss.gamma:g} / {loss.lam:g} / {loss.delta:g}{warmup}; soft "
+            f"Dice {'per sample, averaged' if loss.dice == 'sample' else 'over the batch'}",
             "- subjects split " + ("stratified by lesion volume" if data.stratify else "at random"),
             f"- best.ckpt: {selection} (mean per-subject validation Dice {best_val:.3f})",
             postprocess_line(rule),
