@@ -62,7 +62,9 @@ def test_per_sample_dice_weighs_a_small_lesion_as_much_as_a_large_one():
     logits[0, 0, :10, :10] = 1e4
     target[1, 0, 5, 5] = 1
     assert soft_dice_loss(logits, target, 0.0).item() == pytest.approx(1 / 201, rel=1e-5)
-    assert soft_dice_loss(logits, target, 0.0, per_sample=True).item() == pytest.approx(0.5, rel=1e-6)
+    assert soft_dice_loss(logits, target, 0.0, per_sample=True).item() == pytest.approx(
+        0.5, rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("radius", [1, 2, 3])
