@@ -129,8 +129,8 @@ def soft_dice_loss(
     logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5, per_sample: bool = False
 ) -> torch.Tensor:
     """Eq. 4: 1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s), p = sigmoid, summed over the whole
-    batch; ``per_sample``: over each sample's pixels, then the mean of the samples' losses (a
-    small lesion's pixels then weigh as much as a large one's sample, as nnU-Net's default)."""
+    batch; ``per_sample``: summed over each sample's pixels, then the samples' losses averaged
+    (each sample weighs alike, whatever its lesion's size; nnU-Net's default in 3D)."""
     p = torch.sigmoid(logits)
     dims = tuple(range(1, p.dim())) if per_sample else tuple(range(p.dim()))
     intersection = (p * target).sum(dims)
