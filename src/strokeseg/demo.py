@@ -105,6 +105,8 @@ def report_markdown(
     samples = f"{data.patch_size}x{data.patch_size} patches" if data.patch_size else "slices"
     if data.context_slices:
         samples += f" of {2 * data.context_slices + 1} neighbouring slices (2.5D)"
+    if data.mirror:
+        samples += ", with their left-right mirror as more channels"
     loss, optim = config.loss, config.optim
     prior = f", output layer started at p = {model.output_prior:g}" if model.output_prior else ""
     extras = "; MONAI augmentation" if data.augment else ""

@@ -144,14 +144,17 @@ def modalities(table: int) -> list[str]:
     return [m for m in CONFIG_FOLDERS if _has_configs(table, m)]
 
 
-def profile_overrides(profile: str, model: str) -> list[str]:
+def profile_overrides(profile: str, model: str, modality: str = "mri") -> list[str]:
     """``--set`` items for a row: none for ``paper``; for ``cpu`` every key of the demo config
-    but the model name, BatchNorm and replicate padding only for the UNet++ variants, and the
-    output prior only for models whose output layer has a bias (all but Swin-Unet)."""
+    but the model name, BatchNorm and replicate padding only for the UNet++ variants, the
+    output prior only for models whose output layer has a bias (all but Swin-Unet), and the
+    left-right mirror only for MRI (template-registered as ATLAS; CT is in scanner space)."""
     if profile == "paper":
         return []
     values = yaml.safe_load(CPU_PROFILE.read_text(encoding="utf-8"))
     values["model"].pop("name")
+    if modality == "ct":
+        values["data"].pop("mirror", None)
     if not model.startswith("unetpp"):
         for key in UNETPP_KWARGS:
             values["model"]["kwargs"].pop(key, None)
@@ -359,7 +362,7 @@ def run_table(
         if folds is not None:
             table_folds(data, out, folds, seed)
         for model, config_file in configs:
-            extra = [*profile_overrides(profile, model), *overrides]
+            extra = [*profile_overrides(profile, model, dataset.modality), *overrides]
             records = []
             for i in fold_ids:
                 folder = out / model / f"seed{seed}" / ("" if i is None else f"fold{i}")

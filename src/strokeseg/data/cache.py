@@ -3,7 +3,8 @@
 Decoding an ATLAS .nii.gz costs about a second; a training epoch reads every slice, so the
 volumes are decoded once (load_subject -> normalize -> to_slices; with ``zero_outside_crop``
 the voxels the inference crop leaves out are set to 0 first) into one folder per subject under
-``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]), ``mask.npy`` (uint8)
+``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]; (Z, 2, H, W) with the
+left-right mirror as a second volume, ``data/mirror.py``), ``mask.npy`` (uint8)
 and ``meta.json`` (the key, the RAS shape, lesion voxels per slice). The key hashes the source
 files' paths, sizes and modification times and the settings, so a changed file or setting makes
 a new entry; an entry is written to a temporary folder and renamed, so it is complete or absent.
@@ -26,6 +27,7 @@ from strokeseg.data.crop import crop_plan, inside
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import atomic_path
 from strokeseg.data.layouts import Dataset, Subject, load_subject
+from strokeseg.data.mirror import with_mirror
 from strokeseg.data.slices import stack_context, to_slices
 from strokeseg.errors import StrokesegError
 
@@ -38,7 +40,12 @@ def _stat(path: Path) -> list:
 
 
 def _key(
-    subject: Subject, modality: str, window: str, multiple: int, zero_outside_crop: bool
+    subject: Subject,
+    modality: str,
+    window: str,
+    multiple: int,
+    zero_outside_crop: bool,
+    mirror: bool,
 ) -> str:
     content = {
         "version": CACHE_VERSION,
@@ -49,6 +56,7 @@ def _key(
         "window": window,
         "multiple": multiple,
         **({"zero_outside_crop": True} if zero_outside_crop else {}),  # old keys stay valid
+        **({"mirror": True} if mirror else {}),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
@@ -59,6 +67,7 @@ def _write_entry(
     window: str,
     multiple: int,
     zero_outside_crop: bool,
+    mirror: bool,
     folder: Path,
     key: str,
 ) -> None:
@@ -68,7 +77,11 @@ def _write_entry(
     normalized = normalize(image.data, modality, window)
     if zero_outside_crop:  # what the inference crop keeps (data/crop.py)
         normalized *= inside(crop_plan(image.data, image.affine, modality))
-    images = to_slices(normalized, multiple).astype(np.float16)
+    if mirror:  # (Z, 2, H, W): the scan and its left-right mirror (data/mirror.py)
+        volumes = with_mirror(normalized, image, mirror=True)
+        images = np.stack([to_slices(v, multiple) for v in volumes], axis=1).astype(np.float16)
+    else:
+        images = to_slices(normalized, multiple).astype(np.float16)
     masks = to_slices(mask, multiple)
     meta = {
         "key": key,
@@ -108,6 +121,7 @@ class SliceCache:
         window: str = "brain",
         multiple: int = 16,
         zero_outside_crop: bool = False,
+        mirror: bool = False,
     ) -> SliceCache:
         """Decode the listed subjects that are not cached yet (valid entries are re-used)."""
         by_id = {s.id: s for s in dataset.subjects}
@@ -119,15 +133,14 @@ class SliceCache:
         folders = []
         for sid in tqdm(subject_ids, desc="slice cache", unit="subject", disable=None):
             subject = by_id[sid]
-            key = _key(subject, dataset.modality, window, multiple, zero_outside_crop)
+            settings = (dataset.modality, window, multiple, zero_outside_crop, mirror)
+            key = _key(subject, *settings)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
             meta = folder / "meta.json"
             if not (
                 meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("key") == key
             ):
-                _write_entry(
-                    subject, dataset.modality, window, multiple, zero_outside_crop, folder, key
-                )
+                _write_entry(subject, *settings, folder, key)
             folders.append(folder)
         return cls(folders)
 
@@ -173,13 +186,15 @@ def patch_crops(size: int, positive: float = 0.5):
 
 
 class SliceDataset(torch.utils.data.Dataset):
-    """2D samples ``{"image", "mask"}`` (float32, (1, H, W)) from a :class:`SliceCache`.
+    """2D samples ``{"image", "mask"}`` (float32, (C, H, W) and (1, H, W)) from a
+    :class:`SliceCache`.
 
     ``patch_size`` trains on random square patches instead of whole slices (a multiple of 16;
     inference still runs on whole slices): several times more optimiser steps per second.
     ``slice_stride`` keeps every k-th slice of each subject (a cheaper validation set).
-    ``context_slices`` k feeds slices z-k..z+k as 2k+1 channels (2.5D; zeros past the ends).
-    Each sample also carries ``subject``, its subject's position in the cache.
+    ``context_slices`` k feeds slices z-k..z+k as 2k+1 channels (2.5D; zeros past the ends),
+    of each cached volume (the scan, and its mirror if cached with it). Each sample also
+    carries ``subject``, its subject's position in the cache.
     """
 
     def __init__(

@@ -75,19 +75,22 @@ class SlicePlan:
                 yield rows[start : start + batch_size]
 
     def extract(self, image: np.ndarray, rows: np.ndarray, context: int = 0) -> np.ndarray:
-        """``(B, 2 * context + 1, H, W)`` float32 crops of ``image`` (RAS) for ``rows``.
+        """``(B, M * (2 * context + 1), H, W)`` float32 crops of ``image`` for ``rows``:
+        ``image`` is RAS (X, Y, Z), or (M, X, Y, Z) for M input volumes, channels ordered as
+        :func:`strokeseg.data.slices.stack_context` orders them.
 
         Context slices beyond the volume's ends are zeros.
         """
         z, y0, y1, x0, x1 = self.boxes[rows[0]]
-        out = np.zeros((len(rows), 2 * context + 1, y1 - y0, x1 - x0), dtype=np.float32)
+        m = image.shape[0] if image.ndim == 4 else 1
+        out = np.zeros((len(rows), m, 2 * context + 1, y1 - y0, x1 - x0), dtype=np.float32)
         nx, ny, nz = self.shape
         for b, (z, y0, y1, x0, x1) in enumerate(self.boxes[rows]):
             (sx, tx), (sy, ty) = _overlap(x0, x1, nx), _overlap(y0, y1, ny)
             for c, zc in enumerate(range(z - context, z + context + 1)):
                 if 0 <= zc < nz:
-                    out[b, c, ty, tx] = image[sx, sy, zc].T
-        return out
+                    out[b, :, c, ty, tx] = np.swapaxes(image[..., sx, sy, zc], -1, -2)
+        return out.reshape(len(rows), -1, *out.shape[-2:])
 
     def paste(self, out: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
         """Write ``values`` (B, H, W) of ``rows`` into the RAS volume ``out`` (inside it only)."""

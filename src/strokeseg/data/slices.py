@@ -54,14 +54,18 @@ def from_slices(slices: np.ndarray, shape_ras: tuple[int, int, int]) -> np.ndarr
 
 
 def stack_context(slices: np.ndarray, zs: np.ndarray, k: int) -> np.ndarray:
-    """2.5D input: for each index in ``zs``, slices z-k..z+k of ``slices`` (Z, H, W) as channels
-    (channel c holds slice z - k + c, inferior to superior), zeros beyond the first and last
-    slice. Returns (len(zs), 2k+1, H, W); works on memory-mapped arrays."""
+    """2.5D input: for each index in ``zs``, slices z-k..z+k of ``slices`` as channels, zeros
+    beyond the first and last slice. ``slices`` is (Z, H, W), or (Z, M, H, W) for M input
+    volumes (the scan and its mirror, ``data/mirror.py``): channel m * (2k+1) + c holds volume
+    m's slice z - k + c (inferior to superior). Returns (len(zs), M * (2k+1), H, W); works on
+    memory-mapped arrays."""
     zs = np.asarray(zs, dtype=np.int64)
-    out = np.zeros((len(zs), 2 * k + 1, *slices.shape[1:]), dtype=slices.dtype)
+    h, w = slices.shape[-2:]
+    m = slices.shape[1] if slices.ndim == 4 else 1
+    out = np.zeros((len(zs), m, 2 * k + 1, h, w), dtype=slices.dtype)
     for c, offset in enumerate(range(-k, k + 1)):
         idx = zs + offset
         inside = (idx >= 0) & (idx < len(slices))
         if inside.any():
-            out[inside, c] = slices[idx[inside]]
-    return out
+            out[inside, :, c] = slices[idx[inside]].reshape(-1, m, h, w)
+    return out.reshape(len(zs), m * (2 * k + 1), h, w)

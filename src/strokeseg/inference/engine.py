@@ -91,6 +91,7 @@ def probabilities(
     window: str = "brain",
     *,
     context_slices: int = 0,
+    mirror: bool = False,
     zero_outside_crop: bool = False,
     tta: str = "none",
     batch_size: int = 8,
@@ -116,6 +117,7 @@ def probabilities(
         return scan_probabilities(
             runs, networks, metas, volume, modality, window,
             crop=crop, zero_outside_crop=zero_outside_crop, context_slices=context_slices,
+            mirror=mirror,
             flips=TTA[tta],
             batch_size=batch_size, device=device,
         )  # fmt: skip
@@ -166,6 +168,7 @@ class Predictor:
         self.modality = data.get("modality", "mri")
         self.window = data.get("window", "brain")
         self.context_slices = int(data.get("context_slices", 0))
+        self.mirror = bool(data.get("mirror", False))
         self.zero_outside_crop = bool(data.get("zero_outside_crop", False))
 
     @classmethod
@@ -180,6 +183,7 @@ class Predictor:
             self.modality,
             self.window,
             context_slices=self.context_slices,
+            mirror=self.mirror,
             zero_outside_crop=self.zero_outside_crop,
             tta=self.tta,
             batch_size=self.batch_size,

@@ -43,6 +43,7 @@ SHARED = (
     ("modality", "mri"),
     ("window", "brain"),
     ("context_slices", 0),
+    ("mirror", False),
     ("zero_outside_crop", False),
 )
 """Data settings every member must share: one preprocessing feeds them all."""
@@ -50,7 +51,7 @@ SHARED = (
 
 def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
     """(networks, the ensemble's description, files). The members must share the input
-    preprocessing (modality, CT window, 2.5D context), or one input could not feed them all.
+    preprocessing (modality, CT window, 2.5D context, mirror), or one input could not feed them all.
     The description is the first member's. Its post-processing rule is the members' one when
     they share it; fold models tune their own, so when every member holds a rule and they
     differ, the ensemble takes the median threshold and the median minimum lesion volume

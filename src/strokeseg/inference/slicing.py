@@ -16,6 +16,7 @@ from torch import nn
 
 from strokeseg.data.crop import SlicePlan, crop_plan, inside
 from strokeseg.data.intensity import normalize
+from strokeseg.data.mirror import with_mirror
 from strokeseg.inference.grid import is_grid_bound, on_grid, training_grid
 
 Run = Callable[[torch.Tensor], torch.Tensor]
@@ -31,7 +32,8 @@ def run_plan(
     batch_size: int = 8,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Mean probability over ``runs`` and ``flips`` (dims of a (B, C, H, W) batch), RAS."""
+    """Mean probability over ``runs`` and ``flips`` (dims of a (B, C, H, W) batch), RAS;
+    ``image`` is (X, Y, Z), or (M, X, Y, Z) for M input volumes (``SlicePlan.extract``)."""
     total = np.zeros(plan.shape, dtype=np.float32)
     for rows in plan.groups(batch_size):
         x = torch.from_numpy(plan.extract(image, rows, context_slices)).to(device)
@@ -73,6 +75,7 @@ def scan_probabilities(
     crop: bool = True,
     zero_outside_crop: bool = False,
     context_slices: int = 0,
+    mirror: bool = False,
     flips: Sequence[tuple[int, ...]] = ((),),
     batch_size: int = 8,
     device: torch.device | str = "cpu",
@@ -81,7 +84,8 @@ def scan_probabilities(
     boxes (``crop=False``: the exact whole-volume path), run, paste back.
 
     ``zero_outside_crop`` (a model trained so): the input and the output are 0 outside the
-    crop's boxes on every path, as in training (``data/crop.py``)."""
+    crop's boxes on every path, as in training (``data/crop.py``). ``mirror`` (a model trained
+    so): the input's left-right mirror feeds more channels (``data/mirror.py``)."""
     runs, grid = on_training_grids(runs, networks, metas, volume.data.shape)
     plan = crop_plan(volume.data, volume.affine, modality, crop=crop, grid=grid)
     image = normalize(volume.data, modality, window)
@@ -93,7 +97,7 @@ def scan_probabilities(
         image *= kept
     probability = run_plan(
         runs,
-        image,
+        with_mirror(image, volume, mirror),
         plan,
         context_slices=context_slices,
         flips=flips,

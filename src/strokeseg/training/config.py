@@ -134,6 +134,7 @@ class DataConfig(Section):
     patch_size: Annotated[Int, Field(ge=16, multiple_of=16)] | None = None  # None: whole slices
     patch_positive: Fraction = 0.5  # on lesion slices, share of patches centred on lesion
     context_slices: Annotated[Int, Field(ge=0)] = 0  # 2.5D: k slices each side as channels
+    mirror: bool = False  # the left-right mirror as more channels (template-registered data)
     zero_outside_crop: bool = False  # train on what the inference crop keeps (data/crop.py)
     augment: bool = False  # MONAI spatial + intensity augmentation (data/augment.py)
     val_slice_stride: Annotated[Int, Field(ge=1)] = 1  # validate on every k-th slice

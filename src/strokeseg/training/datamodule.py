@@ -29,6 +29,7 @@ class SliceDataModule(L.LightningDataModule):
             self.cache_dir,
             window=data.window,
             zero_outside_crop=data.zero_outside_crop,
+            mirror=data.mirror,
         )
 
     def prepare_data(self) -> None:

@@ -62,14 +62,17 @@ def versions() -> dict[str, str]:
 
 
 def model_kwargs(config: Config) -> dict[str, Any]:
-    """The model's kwargs; 2.5D context sets the input channels (2k+1)."""
+    """The model's kwargs; 2.5D context and the mirror set the input channels: 2k+1 slices of
+    the scan, and as many of its mirror."""
     kwargs = dict(config.model.kwargs)
-    k = config.data.context_slices
-    if k:
-        given = kwargs.setdefault("in_channels", 2 * k + 1)
-        if given != 2 * k + 1:
+    k, mirror = config.data.context_slices, config.data.mirror
+    channels = (2 * k + 1) * (2 if mirror else 1)
+    if channels > 1:
+        given = kwargs.setdefault("in_channels", channels)
+        if given != channels:
             raise StrokesegError(
-                f"model.kwargs.in_channels {given}: data.context_slices {k} feeds {2 * k + 1}"
+                f"model.kwargs.in_channels {given}: data.context_slices {k}"
+                f"{' with data.mirror' if mirror else ''} feeds {channels}"
             )
     return kwargs
 
@@ -233,6 +236,11 @@ def train(
     out = Path(out)
     check_model(config)
     dataset = find_dataset(data_dir, config.data.layout)
+    if config.data.mirror and dataset.modality == "ct":
+        raise StrokesegError(
+            f"{data_dir}: data.mirror needs scans registered to a symmetric template, and these "
+            "are CT scans in scanner space; pass --set data.mirror=false"
+        )
     if not overwrite:
         refuse_other_run(config, out)
     saved = None if overwrite else out / "split.json"
@@ -256,6 +264,7 @@ def train(
         "modality": dataset.modality,
         "window": config.data.window,
         "context_slices": config.data.context_slices,
+        "mirror": config.data.mirror,
         "zero_outside_crop": config.data.zero_outside_crop,
     }
     train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
