@@ -131,3 +131,40 @@ def test_the_cpu_profile_keeps_the_mirror_for_mri_and_leaves_it_out_for_ct():
     assert load_config("demo").data.mirror  # the demo's cohort is on the symmetric template
     assert load_config("tiny", profile_overrides("cpu", "unetpp", "mri")).data.mirror
     assert not load_config("tiny", profile_overrides("cpu", "unetpp", "ct")).data.mirror
+
+
+def test_train_refuses_the_mirror_for_scans_off_the_template_before_writing(
+    tiny_dataset, tmp_path, cli
+):
+    # the blob scans' grids start at the world origin: x = 0 is their edge, not a midline
+    out = tmp_path / "run"
+    result = cli("train", "--config", "demo", "--data", tiny_dataset, "--out", out)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "case0.nii.gz: data.mirror: the grid's centre mirrored" in result.stderr
+    assert "pass --set data.mirror=false" in result.stderr
+    assert not out.exists()
+
+
+def test_the_header_check_agrees_with_the_check_on_the_loaded_volume(tmp_path):
+    from data_files import write_nifti
+
+    from strokeseg.data.io import load_volume
+    from strokeseg.data.mirror import check_scans
+
+    # an LPS-ordered grid (as DICOM converters write it) centred on x = 0, and one beside it
+    flip = np.diag([-2.0, -2.0, 2.0, 1.0])
+    centred, beside = flip.copy(), flip.copy()
+    centred[:3, 3] = (8.0, 6.0, -4.0)  # x = 8 .. -8 mm over 9 voxels
+    beside[:3, 3] = (-10.0, 6.0, -4.0)  # x = -10 .. -26 mm
+    data = np.zeros((9, 7, 5), dtype=np.float32)
+    good = write_nifti(tmp_path / "centred.nii.gz", data, centred)
+    bad = write_nifti(tmp_path / "beside.nii.gz", data, beside)
+    check_scans([good])
+    with pytest.raises(StrokesegError, match="beside.nii.gz: data.mirror.*data.mirror=false"):
+        check_scans([good, bad])
+    volume = load_volume(bad)
+    with pytest.raises(StrokesegError, match="beside.nii.gz: data.mirror"):
+        mirror_lr(volume.data, volume)
+    volume = load_volume(good)
+    np.testing.assert_array_equal(mirror_lr(volume.data + 1, volume), volume.data + 1)

@@ -207,6 +207,23 @@ def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
     return Volume(path=path, data=data_ras, affine=affine_ras, source=image)
 
 
+def read_grid(path: str | Path) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The voxel-to-world affine and shape of an image: from the header alone for NIfTI, by
+    reading the series for DICOM; an unreadable file gets :func:`load_volume`'s error."""
+    path = Path(path)
+    if path.is_file() and is_nifti(path):
+        try:
+            with nib.imageglobals.LoggingOutputSuppressor():
+                image = nib.load(path)
+            affine = np.asarray(image.affine, dtype=float)
+            if np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) > 1e-12:
+                return affine, tuple(image.shape)
+        except _READ_ERRORS:
+            pass
+    volume = load_volume(path)
+    return volume.affine, volume.data.shape
+
+
 def load_volume(path: str | Path) -> Volume:
     """Read a .nii/.nii.gz file or a DICOM series folder as a float32 RAS volume (validated)."""
     path = Path(path)

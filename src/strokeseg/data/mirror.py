@@ -10,32 +10,54 @@ and the SynthATLAS cohorts are; scans in their native space are not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage
 
-from strokeseg.data.io import Volume
+from strokeseg.data.io import Volume, read_grid
 from strokeseg.errors import StrokesegError
 
 REFLECT_X = np.diag([-1.0, 1.0, 1.0, 1.0])
 
 
+def _reflection_in_voxels(affine: np.ndarray) -> np.ndarray:
+    """The reflection about x = 0 mm as a voxel-to-voxel map of the grid with ``affine``."""
+    return np.linalg.inv(affine) @ REFLECT_X @ affine
+
+
+def check_midline(path: Path, affine: np.ndarray, shape: tuple[int, ...], hint: str = "") -> None:
+    """Refuse a grid whose centre, mirrored about x = 0 mm, falls outside it: a scan that is
+    not registered to a symmetric template. The test does not depend on the voxel order."""
+    voxels = _reflection_in_voxels(affine)
+    size = np.asarray(shape[:3])
+    centre = voxels[:3, :3] @ ((size - 1) / 2) + voxels[:3, 3]
+    if np.any(centre < 0) or np.any(centre > size - 1):
+        raise StrokesegError(
+            f"{path}: data.mirror: the grid's centre mirrored about x = 0 mm falls "
+            "outside the grid; the mirror needs images registered to a symmetric template "
+            f"(x = 0 the midline){hint}"
+        )
+
+
+def check_scans(paths: Iterable[Path]) -> None:
+    """:func:`check_midline` for every scan, from the NIfTI headers alone where it can; the
+    hint names the setting that turns the mirror off."""
+    for path in paths:
+        affine, shape = read_grid(path)
+        check_midline(path, affine, shape, hint="; pass --set data.mirror=false")
+
+
 def mirror_lr(array: np.ndarray, volume: Volume) -> np.ndarray:
     """``array`` (RAS, on ``volume``'s grid) reflected about the world plane x = 0 mm, linearly
     interpolated, 0 where the reflection leaves the grid; exact for a grid symmetric about it."""
-    shape = np.array(array.shape)
+    check_midline(volume.path, volume.affine, array.shape)
     # output voxel i shows the input at world R A i, input voxel A^-1 R A i
-    voxels = np.linalg.inv(volume.affine) @ REFLECT_X @ volume.affine
-    centre = voxels[:3, :3] @ ((shape - 1) / 2) + voxels[:3, 3]
-    if np.any(centre < 0) or np.any(centre > shape - 1):
-        raise StrokesegError(
-            f"{volume.path}: data.mirror: the grid's centre mirrored about x = 0 mm falls "
-            "outside the grid; the mirror needs images registered to a symmetric template "
-            "(x = 0 the midline)"
-        )
-    out = ndimage.affine_transform(
+    voxels = _reflection_in_voxels(volume.affine)
+    return ndimage.affine_transform(
         np.asarray(array, dtype=np.float32), voxels[:3, :3], voxels[:3, 3], order=1, cval=0.0
     )
-    return out
 
 
 def with_mirror(array: np.ndarray, volume: Volume, mirror: bool) -> np.ndarray:

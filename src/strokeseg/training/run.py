@@ -23,6 +23,7 @@ from strokeseg import __version__
 from strokeseg.data.fingerprint import dataset_fingerprint
 from strokeseg.data.folds import fold_split, make_folds, save_folds, val_share
 from strokeseg.data.layouts import Dataset, find_dataset
+from strokeseg.data.mirror import check_scans
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, has_output_bias
@@ -241,6 +242,8 @@ def train(
             f"{data_dir}: data.mirror needs scans registered to a symmetric template, and these "
             "are CT scans in scanner space; pass --set data.mirror=false"
         )
+    if config.data.mirror:
+        check_scans(s.image for s in dataset.subjects)
     if not overwrite:
         refuse_other_run(config, out)
     saved = None if overwrite else out / "split.json"
