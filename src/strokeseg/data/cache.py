@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,45 +40,42 @@ def _stat(path: Path) -> list:
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
-def _key(
-    subject: Subject,
-    modality: str,
-    window: str,
-    multiple: int,
-    zero_outside_crop: bool,
-    mirror: bool,
-) -> str:
+@dataclass(frozen=True)
+class _Recipe:
+    """How a subject's volumes become cached slices; every field is part of the cache key."""
+
+    modality: str
+    window: str
+    multiple: int
+    zero_outside_crop: bool
+    mirror: bool
+
+
+def _key(subject: Subject, recipe: _Recipe) -> str:
     content = {
         "version": CACHE_VERSION,
         "id": subject.id,
         "image": _stat(subject.image),
         "masks": [_stat(m) for m in subject.masks],
-        "modality": modality,
-        "window": window,
-        "multiple": multiple,
-        **({"zero_outside_crop": True} if zero_outside_crop else {}),  # old keys stay valid
-        **({"mirror": True} if mirror else {}),
+        "modality": recipe.modality,
+        "window": recipe.window,
+        "multiple": recipe.multiple,
+        # old keys stay valid: a setting off adds nothing
+        **({"zero_outside_crop": True} if recipe.zero_outside_crop else {}),
+        **({"mirror": True} if recipe.mirror else {}),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def _write_entry(
-    subject: Subject,
-    modality: str,
-    window: str,
-    multiple: int,
-    zero_outside_crop: bool,
-    mirror: bool,
-    folder: Path,
-    key: str,
-) -> None:
+def _write_entry(subject: Subject, recipe: _Recipe, folder: Path, key: str) -> None:
     image, mask = load_subject(subject)
     if mask is None:
         raise StrokesegError(f"{subject.image}: subject {subject.id} has no mask to train on")
-    normalized = normalize(image.data, modality, window)
-    if zero_outside_crop:  # what the inference crop keeps (data/crop.py)
-        normalized *= inside(crop_plan(image.data, image.affine, modality))
-    if mirror:  # (Z, 2, H, W): the scan and its left-right mirror (data/mirror.py)
+    multiple = recipe.multiple
+    normalized = normalize(image.data, recipe.modality, recipe.window)
+    if recipe.zero_outside_crop:  # what the inference crop keeps (data/crop.py)
+        normalized *= inside(crop_plan(image.data, image.affine, recipe.modality))
+    if recipe.mirror:  # (Z, 2, H, W): the scan and its left-right mirror (data/mirror.py)
         volumes = with_mirror(normalized, image, mirror=True)
         images = np.stack([to_slices(v, multiple) for v in volumes], axis=1).astype(np.float16)
     else:
@@ -130,17 +128,17 @@ class SliceCache:
             raise StrokesegError(f"{dataset.root}: unknown subject ids {', '.join(unknown[:5])}")
         from tqdm import tqdm
 
+        recipe = _Recipe(dataset.modality, window, multiple, zero_outside_crop, mirror)
         folders = []
         for sid in tqdm(subject_ids, desc="slice cache", unit="subject", disable=None):
             subject = by_id[sid]
-            settings = (dataset.modality, window, multiple, zero_outside_crop, mirror)
-            key = _key(subject, *settings)
+            key = _key(subject, recipe)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
             meta = folder / "meta.json"
             if not (
                 meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("key") == key
             ):
-                _write_entry(subject, *settings, folder, key)
+                _write_entry(subject, recipe, folder, key)
             folders.append(folder)
         return cls(folders)
 
