@@ -6,15 +6,14 @@ import pytest
 
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
-from strokeseg.tables import (
+from strokeseg.table_report import (
     forest_figure,
     markdown,
     merge_folds,
     paired_markdown,
     paired_statistics,
-    profile_overrides,
-    row_configs,
 )
+from strokeseg.table_rows import profile_overrides, row_configs
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 
 

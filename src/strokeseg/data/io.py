@@ -186,6 +186,11 @@ def _read(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     return _read_nifti(path)
 
 
+def _valid_affine(affine: np.ndarray) -> bool:
+    """Finite, with a voxel of nonzero volume."""
+    return bool(np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) >= 1e-12)
+
+
 def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
     if data.ndim == 4 and data.shape[3] == 1:
         print(f"strokeseg: notice: {path}: 4D image with one volume, used as 3D", file=sys.stderr)
@@ -195,8 +200,7 @@ def _as_volume(path: Path, image: nib.Nifti1Image, data: np.ndarray) -> Volume:
     if not np.isfinite(data).all():
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise StrokesegError(f"{path}: {bad} NaN/Inf voxels")
-    affine = image.affine
-    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+    if not _valid_affine(image.affine):
         raise StrokesegError(
             f"{path}: degenerate voxel-to-world affine (zero, NaN or Inf voxel size or "
             "direction); fix the header's pixdim/qform/sform"
@@ -215,9 +219,8 @@ def read_grid(path: str | Path) -> tuple[np.ndarray, tuple[int, ...]]:
         try:
             with nib.imageglobals.LoggingOutputSuppressor():
                 image = nib.load(path)
-            affine = np.asarray(image.affine, dtype=float)
-            if np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) > 1e-12:
-                return affine, tuple(image.shape)
+            if _valid_affine(image.affine):
+                return np.asarray(image.affine, dtype=float), tuple(image.shape)
         except _READ_ERRORS:
             pass
     volume = load_volume(path)
