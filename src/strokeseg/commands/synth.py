@@ -7,6 +7,19 @@ import sys
 
 from strokeseg.commands.options import add_output, positive_int
 
+ATLAS_ONLY = {"volumes": "atlas", "lesions": "real", "anatomy": "mixed", "skull_stripped": 0.25}
+
+
+def share(text: str) -> float:
+    """A fraction in [0, 1] (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a share between 0 and 1")
+    return value
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,6 +41,27 @@ def add_parser(subparsers) -> None:
         help="SynthATLAS total lesion volume: 'atlas' (default) a log-normal fitted to ATLAS "
         "R2.0 (median 5 mL), 'loguniform' the first SynthATLAS draw (median 1.7 mL)",
     )
+    p.add_argument(
+        "--lesions",
+        choices=("real", "ellipsoid"),
+        default="real",
+        help="SynthATLAS lesion shapes: 'real' (default) the vendored SOOP stroke masks with a "
+        "chronic T1 appearance, 'ellipsoid' random ellipsoid unions",
+    )
+    p.add_argument(
+        "--anatomy",
+        choices=("mixed", "sym", "asym"),
+        default="mixed",
+        help="SynthATLAS anatomy: 'mixed' (default) each subject draws the symmetric ICBM 2009a "
+        "or the asymmetric MNI152 2009 template; or one of them for every subject",
+    )
+    p.add_argument(
+        "--skull-stripped",
+        type=share,
+        default=0.25,
+        metavar="SHARE",
+        help="SynthATLAS share of brain-extracted images (0.25; 0 keeps every skull, 1 none)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous cohort in --out")
     p.set_defaults(run=run)
 
@@ -38,10 +72,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cohort == "atlas":
         volumes = VOLUME_DISTRIBUTIONS[args.volumes]
-        atlas.generate(args.out, args.subjects, args.seed, args.overwrite, volumes=volumes)
+        options = atlas.Options(args.lesions, args.anatomy, args.skull_stripped)
+        atlas.generate(args.out, args.subjects, args.seed, args.overwrite, volumes, options)
     else:
-        if args.volumes != "atlas":
-            print("strokeseg synth: --volumes applies to SynthATLAS only", file=sys.stderr)
+        chosen = [
+            f"--{k.replace('_', '-')}" for k, v in ATLAS_ONLY.items() if getattr(args, k) != v
+        ]
+        if chosen:
+            print(f"strokeseg synth: {', '.join(chosen)}: for SynthATLAS only", file=sys.stderr)
             return 2
         ct.generate(args.out, args.subjects, args.seed, args.overwrite)
     print(f"wrote {args.subjects} synthetic {args.cohort} subject(s) to {args.out}")

@@ -1,9 +1,12 @@
-"""Shared anatomy for the synthetic cohorts: the ICBM152 2009a template and a head around it.
+"""Shared anatomy for the synthetic cohorts: two MNI152 templates and a head around each.
 
-The T1 template and its grey/white-matter probability maps ship inside nilearn's wheel
+``sym``: the ICBM152 2009a nonlinear symmetric T1 template and its grey/white-matter
+probability maps ship inside nilearn's wheel
 (``nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz``), already on
-ATLAS R2.0's grid (197x233x189, 1 mm, MNI152NLin2009aSym; Fonov et al., NeuroImage 2011), so
-nothing is downloaded. The template is skull-stripped; a head is added around the brain as
+ATLAS R2.0's grid (197x233x189, 1 mm, MNI152NLin2009aSym; Fonov et al., NeuroImage 2011).
+``asym``: an asymmetric MNI152 2009 T1 template (vendored from NiiVue, ``assets/``), placed
+on the same grid, its intensities matched to ``sym``'s inside the brain and its tissue maps
+taken from those intensities. Both are skull-stripped; a head is added around the brain as
 layers at a given distance outside the brain mask (extra-axial CSF, inner table, diploe,
 outer table, scalp fat, skin), so both an MRI and a CT can be rendered from one anatomy.
 CSF inside the brain is what is left of the brain mask after grey and white matter.
@@ -13,12 +16,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 
 from strokeseg.data.template import BRAIN_THRESHOLD, template_file
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+ANATOMIES = ("sym", "asym")
 
 SHELL_MM = 25.0
 """Head layers (CSF gap, skull, scalp) lie within this distance of the brain."""
@@ -36,29 +43,41 @@ class Template:
     outside_mm: np.ndarray  # distance (mm) from the brain surface, 0 inside the brain
     shell: np.ndarray  # flat indices of the voxels that can hold head layers
     affine: np.ndarray  # voxel -> MNI (RAS) mm
+    ventricles: np.ndarray  # bool: CSF deeper than VENTRICLE_DEPTH_MM inside the brain
+    name: str = "sym"
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.t1.shape
 
 
-@functools.lru_cache(maxsize=1)
-def load_template() -> Template:
-    """Load the packaged template once per process (no network access).
+VENTRICLE_DEPTH_MM = 12.0
+"""CSF at least this deep inside the brain counts as ventricle (sulcal CSF is shallower)."""
+
+
+@functools.lru_cache(maxsize=2)
+def load_template(name: str = "sym") -> Template:
+    """Load a packaged template once per process (no network access).
 
     As nilearn's ``load_mni152_*`` loaders do, each map is rescaled by its maximum and the
     brain mask is the T1 above 0.2.
     """
+    if name not in ANATOMIES:
+        raise ValueError(f"anatomy {name!r}: expected one of {ANATOMIES}")
     t1_img = nib.load(template_file("t1"))
     t1, gm, wm = (
-        _unit(nib.load(template_file(name)).get_fdata(dtype=np.float32))
-        for name in ("t1", "gm", "wm")
+        _unit(nib.load(template_file(part)).get_fdata(dtype=np.float32))
+        for part in ("t1", "gm", "wm")
     )
+    if name == "asym":
+        t1, gm, wm = _asym_maps(t1, gm, wm)
     brain = t1 > BRAIN_THRESHOLD
     gm *= brain
     wm *= brain
     csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * brain
     outside_mm = _outside_distance(brain)
+    depth = ndi.distance_transform_edt(brain[::2, ::2, ::2], sampling=2.0)
+    deep = ndi.zoom(depth, np.divide(brain.shape, depth.shape), order=0) > VENTRICLE_DEPTH_MM
     return Template(
         t1=t1,
         gm=gm,
@@ -68,7 +87,28 @@ def load_template() -> Template:
         outside_mm=outside_mm,
         shell=np.flatnonzero((outside_mm > 0) & (outside_mm < SHELL_MM)),
         affine=t1_img.affine.copy(),
+        ventricles=deep & (csf > 0.5),
+        name=name,
     )
+
+
+def _asym_maps(
+    sym_t1: np.ndarray, sym_gm: np.ndarray, sym_wm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The asymmetric template's T1, grey and white matter: its brain intensities mapped onto
+    the symmetric template's by quantiles, then tissue shares read off the intensity between
+    ``sym``'s CSF, grey and white matter medians (a linear partial-volume model)."""
+    t1 = np.asarray(nib.load(ASSETS / "mni152_2009_asym.nii.gz").dataobj, np.float32) / 255.0
+    inside, ref = t1 > 0.05, sym_t1 > BRAIN_THRESHOLD
+    q = np.linspace(0.0, 1.0, 201)
+    matched = np.zeros_like(t1)
+    matched[inside] = np.interp(t1[inside], np.quantile(t1[inside], q), np.quantile(sym_t1[ref], q))
+    c = float(np.median(sym_t1[ref & (sym_gm + sym_wm < 0.2)]))
+    g = float(np.median(sym_t1[sym_gm > 0.7]))
+    w = float(np.median(sym_t1[sym_wm > 0.9]))
+    wm = np.clip((matched - g) / (w - g), 0.0, 1.0)
+    gm = np.where(matched < g, np.clip((matched - c) / (g - c), 0.0, 1.0), 1.0 - wm)
+    return matched, gm.astype(np.float32), wm.astype(np.float32)
 
 
 def _unit(volume: np.ndarray) -> np.ndarray:
@@ -94,28 +134,40 @@ def _outside_distance(brain: np.ndarray) -> np.ndarray:
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_basis: int) -> np.ndarray:
-    """A random smooth field on a grid with |value| <= 1.
+    """A random smooth field on a grid, scaled so that max |value| = 1 over the grid.
 
     A tensor product of the lowest ``n_basis`` cosines per axis with random weights (higher
     frequencies damped): a low-pass random field that costs a few small matrix products
-    instead of a large filter. Weights are divided by the sum of their magnitudes, the
-    field's bound, so no pass over the full grid is needed to normalise it.
+    instead of a large filter. The field is divided by its realised maximum magnitude, so an
+    amplitude given to it is the amplitude the grid gets.
     """
     weights = rng.standard_normal((n_basis,) * len(shape)).astype(np.float32)
-    weights /= 1.0 + np.add.reduce(np.indices(weights.shape), axis=0)
-    field = weights / np.abs(weights).sum()
+    field = weights / (1.0 + np.add.reduce(np.indices(weights.shape), axis=0))
     for n in shape:  # contract the leading axis; the new axis goes last
         i = (np.arange(n, dtype=np.float32) + 0.5) / n
         basis = np.cos(np.pi * np.arange(n_basis, dtype=np.float32)[None] * i[:, None])
         field = np.tensordot(field, basis, axes=(0, 1))
+    field /= max(float(np.abs(field).max()), 1e-12)
     return field
 
 
 def displacement(
-    rng: np.random.Generator, shape: tuple[int, int, int], max_mm: float
+    rng: np.random.Generator, shape: tuple[int, int, int], max_mm: float, n_basis: int = 4
 ) -> np.ndarray:
-    """A smooth random displacement field (3, *shape), each component within +-max_mm."""
-    return np.stack([smooth_field(rng, shape, 4) * max_mm for _ in range(3)])
+    """A smooth random displacement field (3, *shape); each component's largest magnitude
+    over the grid is ``max_mm``. ``n_basis`` cosines per axis set the smallest wavelength
+    (about 2 x extent / n_basis)."""
+    return np.stack([smooth_field(rng, shape, n_basis) * max_mm for _ in range(3)])
+
+
+def rotation(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrix from three angles (radians) about x, then y, then z."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
 
 
 def warp(volume: np.ndarray, coords: np.ndarray, cval: float = 0.0) -> np.ndarray:

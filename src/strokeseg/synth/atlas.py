@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -25,13 +26,14 @@ from strokeseg import __version__
 from strokeseg.data.components import keep_large
 from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import (
+    ANATOMIES,
     Template,
-    displacement,
     head_image,
     load_template,
     smooth_field,
     warp,
 )
+from strokeseg.synth.deform import ATROPHY_SHARE, subject_coords
 from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
 from strokeseg.synth.output import (
     each_subject,
@@ -39,6 +41,7 @@ from strokeseg.synth.output import (
     save_json,
     save_nifti,
 )
+from strokeseg.synth.real_lesions import draw_real_lesions
 
 SPACE = "MNI152NLin2009aSym"
 SUBJECTS_PER_SITE = 20
@@ -51,6 +54,24 @@ MIN_COMPONENT = 10
 """Mask components (26-connected) under this many voxels are dropped: specks left where the
 warped brain mask cuts a lesion's edge, smaller than ATLAS R2.0's smallest lesion volume."""
 GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
+LESION_SOURCES = ("real", "ellipsoid")
+REACH_MM = 24
+"""Bound on how far the subject's deformation moves a template voxel (synth/deform.py: 6 + 3
+mm of displacement, 5 mm of ventricle pull or expansion, and the misregistration)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a SynthATLAS cohort is made of: the lesion source (``real``: the SOOP masks with
+    a chronic appearance; ``ellipsoid``: random ellipsoid unions), the anatomy (``mixed``:
+    each subject draws ``sym`` or ``asym``), and the share of brain-extracted images."""
+
+    lesions: str = "real"
+    anatomy: str = "mixed"
+    skull_stripped: float = 0.25
+
+
+DEFAULT = Options()
 
 
 def subject_id(index: int) -> str:
@@ -85,21 +106,37 @@ def _relative(inner: tuple[slice, ...], outer: tuple[slice, ...]) -> tuple[slice
     )
 
 
-def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) -> np.ndarray:
-    """Template T1 with its contrast changed by ``gamma``, skull and scalp added."""
+def _healthy_head(
+    rng: np.random.Generator, template: Template, gamma: float, atrophy: float
+) -> np.ndarray:
+    """Template T1 with its contrast changed by ``gamma``, sulcal CSF widened by ``atrophy``
+    (0-1: partial-volume CSF outside the ventricles pulled towards CSF signal), skull and
+    scalp added."""
     csf = T1_CSF**gamma
     jitter = rng.uniform(0.85, 1.15, 3)
     values = (csf, csf, 0.06, 0.5 * jitter[0], 0.5 * jitter[0], 0.06, 0.06)
     values += (0.85 * jitter[1], 0.85 * jitter[1], 0.45 * jitter[2], 0.0)
     outside = head_image(rng, template, values)
-    return np.where(template.brain, template.t1**gamma, outside).astype(np.float32)
+    brain = template.t1**gamma
+    if atrophy:
+        sulcal = np.clip(2.0 * template.csf, 0.0, 1.0) * ~template.ventricles
+        brain += atrophy * sulcal * (csf - brain)
+    return np.where(template.brain, brain, outside).astype(np.float32)
+
+
+def _draw(rng: np.random.Generator, template: Template, volumes, lesions: str):
+    if lesions == "real":
+        return draw_real_lesions(rng, template, volumes)
+    return draw_lesions(rng, template, volumes)
 
 
 def make_subject(
-    seed: int, index: int, volumes: VolumeDistribution = ATLAS_R2
+    seed: int,
+    index: int,
+    volumes: VolumeDistribution = ATLAS_R2,
+    options: Options = DEFAULT,
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
     """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row)."""
-    template = load_template()
     rng = np.random.default_rng([seed, index, 0])
     site = np.random.default_rng([seed, index // SUBJECTS_PER_SITE, 1])
     scale, noise, gamma, bias = (
@@ -109,21 +146,21 @@ def make_subject(
         site.uniform(0.1, 0.35),
     )
     gamma *= rng.uniform(0.95, 1.05)
-    image = _healthy_head(rng, template, gamma)
+    name = options.anatomy
+    if name == "mixed":
+        name = ANATOMIES[int(rng.integers(len(ANATOMIES)))]
+    template = load_template(name)
+    atrophy = bool(rng.random() < ATROPHY_SHARE)
+    stripped = bool(rng.random() < options.skull_stripped)
+    image = _healthy_head(rng, template, gamma, rng.uniform(0.3, 0.8) if atrophy else 0.0)
 
     head = _box(image > 0, margin=4)
-    shape = tuple(s.stop - s.start for s in head)
-    max_mm = rng.uniform(3.0, 6.0)
-    coords = displacement(rng, shape, max_mm)
-    for axis, grid in enumerate(np.ogrid[head]):
-        coords[axis] += grid
-
     brain = template.brain.astype(np.float32)
     while True:  # redraw lesion sets outside ATLAS's volume range after thresholding
-        lesions = draw_lesions(rng, template, volumes)
-        reach = int(max_mm) + 2
-        region = tuple(
-            slice(max(les.start - reach, h.start), min(les.stop + reach, h.stop))
+        lesions = _draw(rng, template, volumes, options.lesions)
+        coords = subject_coords(rng, template, head, lesions, atrophy)
+        region = tuple(  # where the lesion can land: its box grown by the largest shift
+            slice(max(les.start - REACH_MM, h.start), min(les.stop + REACH_MM, h.stop))
             for les, h in zip(lesions.bbox, head, strict=True)
         )
         local = coords[(slice(None),) + _relative(region, head)]
@@ -131,13 +168,14 @@ def make_subject(
         mask[region] = keep_large(
             (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5), MIN_COMPONENT
         )
-        if VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
+        if lesions.count and VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
             break
 
     severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
     box = image[lesions.bbox]
     box += severity * (T1_CSF**gamma - box)
 
+    shape = tuple(s.stop - s.start for s in head)
     t1 = np.zeros(template.shape, np.float32)
     t1[head] = warp(image, coords) * np.exp(bias * smooth_field(rng, shape, 3))
     t1 *= scale / T1_WM**gamma  # white matter near ``scale``
@@ -145,6 +183,11 @@ def make_subject(
     real = t1 + sigma * rng.standard_normal(t1.shape, dtype=np.float32)
     imag = sigma * rng.standard_normal(t1.shape, dtype=np.float32)
     t1 = np.sqrt(real * real + imag * imag)  # Rician magnitude noise
+    if stripped:  # brain-extracted, as ATLAS R3.0's desc-brain images: zero outside
+        t1[head] *= warp(brain, coords) > 0.5
+        outside = np.ones(template.shape, bool)
+        outside[head] = False
+        t1[outside] = 0.0
     data = np.clip(np.round(t1), 0, np.iinfo(np.int16).max).astype(np.int16)
 
     row = {
@@ -153,6 +196,10 @@ def make_subject(
         "lesion_volume_mm3": int(mask.sum()) * float(abs(np.linalg.det(template.affine[:3, :3]))),
         "hemisphere": lesions.hemisphere,
         "n_lesions": lesions.count,
+        "lesion_source": "+".join(f"soop-{i}" for i in lesions.sources) or "ellipsoids",
+        "anatomy": name,
+        "atrophy": int(atrophy),
+        "skull_stripped": int(stripped),
     }
     return _nifti(data, template.affine), _nifti(mask, template.affine), row
 
@@ -167,8 +214,10 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
-def _write_subject(out: Path, seed: int, volumes: VolumeDistribution, index: int) -> dict:
-    image, mask, row = make_subject(seed, index, volumes)
+def _write_subject(
+    out: Path, seed: int, volumes: VolumeDistribution, options: Options, index: int
+) -> dict:
+    image, mask, row = make_subject(seed, index, volumes, options)
     image_path, mask_path = subject_paths(out, index)
     save_nifti(image, image_path)
     save_nifti(mask, mask_path)
@@ -182,10 +231,11 @@ def generate(
     overwrite: bool,
     progress: bool = True,
     volumes: VolumeDistribution = ATLAS_R2,
+    options: Options = DEFAULT,
 ) -> None:
     """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
     prepare_output(out, overwrite, GENERATED)
-    write = functools.partial(_write_subject, out, seed, volumes)
+    write = functools.partial(_write_subject, out, seed, volumes, options)
     rows = each_subject(write, subjects, "SynthATLAS", progress)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
@@ -199,7 +249,10 @@ def generate(
             "DatasetType": "derivative",
             "GeneratedBy": [{"Name": "strokeseg synth atlas", "Version": __version__}],
             "Seed": seed,
-            "Template": "ICBM152 2009a nonlinear symmetric (nilearn)",
+            "Template": "ICBM152 2009a nonlinear symmetric (nilearn); grid and space",
+            "Anatomy": options.anatomy,
+            "Lesions": options.lesions,
+            "SkullStrippedShare": options.skull_stripped,
         },
         out / "dataset_description.json",
     )

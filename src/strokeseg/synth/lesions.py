@@ -71,8 +71,9 @@ class Lesions:
     prob: np.ndarray  # partial-volume lesion probability in [0, 1]
     severity: np.ndarray  # how strongly each voxel departs from healthy tissue, in [0, ~1.3]
     bbox: tuple[slice, slice, slice]  # box holding every non-zero voxel
-    hemisphere: str  # "L" or "R"
+    hemisphere: str  # "L", "R" or "B" (both)
     count: int
+    sources: tuple[int, ...] = ()  # real masks used (SOOP subject ids), empty for ellipsoids
 
 
 def draw_lesions(
@@ -136,7 +137,7 @@ def _random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def _smooth_noise(
+def smooth_noise(
     rng: np.random.Generator, shape: tuple[int, ...], sigma: float, channels: int
 ) -> np.ndarray:
     """Unit-variance Gaussian-smoothed noise, made on a coarse grid for large ``sigma``."""
@@ -194,7 +195,7 @@ def _add_lesion(
             q = sum(rot[j, k] * (rel[j] - offset[j]) for j in range(3))
             rho2 = rho2 + (q / axes[k]) ** 2
         np.maximum(inside, (1.0 - np.sqrt(rho2)) * axes.mean(), out=inside)
-    noise = _smooth_noise(rng, inside.shape, max(1.0, 0.3 * radius), channels=2)
+    noise = smooth_noise(rng, inside.shape, max(1.0, 0.3 * radius), channels=2)
     p = expit((inside + amplitude * noise[0]) / width).astype(np.float32) * parenchyma[box]
     strength = rng.uniform(0.25, 1.0)
     texture = np.clip(1.0 + 0.2 * noise[1], 0.6, 1.3)
