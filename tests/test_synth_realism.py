@@ -99,9 +99,10 @@ def test_ventricle_pull_moves_content_towards_the_lesion():
     prob[40:50, 25:35, 25:35] = 1.0  # lesion centroid (44.5, 29.5, 29.5)
     lesions = Lesions(prob, prob, (slice(40, 50), slice(25, 35), slice(25, 35)), "R", 1)
     ventricles = np.array([[20.0, 30.0, 30.0], [10.0, 30.0, 30.0]], np.float32)
-    grid = np.indices(shape).astype(np.float32)
-    coords = grid.copy()
+    grid = [g.astype(np.float32) for g in np.ogrid[:60, :60, :60]]
+    coords = np.indices(shape).astype(np.float32)
     _pull(coords, grid, lesions, ventricles, 4.0)
+    grid = np.indices(shape).astype(np.float32)
     shift = coords[:, 20, 30, 30] - grid[:, 20, 30, 30]
     direction = np.array([44.5 - 20, 29.5 - 30, 29.5 - 30])
     np.testing.assert_allclose(-shift, 4.0 * direction / np.linalg.norm(direction), atol=1e-4)

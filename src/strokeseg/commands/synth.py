@@ -10,6 +10,18 @@ from strokeseg.commands.options import add_output, positive_int
 ATLAS_ONLY = {"volumes": "atlas", "lesions": "real", "anatomy": "mixed", "skull_stripped": 0.25}
 
 
+def anatomies(text: str) -> str:
+    """'mixed' or a comma-separated list of SynthATLAS anatomies (argparse type)."""
+    from strokeseg.synth.anatomy import ANATOMIES
+
+    names = text.split(",")
+    if text != "mixed" and not all(name in ANATOMIES for name in names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected 'mixed' or a comma-separated list of {', '.join(ANATOMIES)}"
+        )
+    return text
+
+
 def share(text: str) -> float:
     """A fraction in [0, 1] (argparse type)."""
     try:
@@ -50,10 +62,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--anatomy",
-        choices=("mixed", "sym", "asym"),
+        type=anatomies,
         default="mixed",
-        help="SynthATLAS anatomy: 'mixed' (default) each subject draws the symmetric ICBM 2009a "
-        "or the asymmetric MNI152 2009 template; or one of them for every subject",
+        help="SynthATLAS anatomy: 'mixed' (default) each subject draws the symmetric ICBM "
+        "2009a template ('sym'), the asymmetric MNI152 2009 template ('asym') or a real "
+        "person's registered T1w with skull ('chris'); or a comma-separated list of them",
     )
     p.add_argument(
         "--skull-stripped",
@@ -73,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cohort == "atlas":
         volumes = VOLUME_DISTRIBUTIONS[args.volumes]
         options = atlas.Options(args.lesions, args.anatomy, args.skull_stripped)
-        atlas.generate(args.out, args.subjects, args.seed, args.overwrite, volumes, options)
+        atlas.generate(
+            args.out, args.subjects, args.seed, args.overwrite, volumes=volumes, options=options
+        )
     else:
         chosen = [
             f"--{k.replace('_', '-')}" for k, v in ATLAS_ONLY.items() if getattr(args, k) != v

@@ -6,8 +6,11 @@ probability maps ship inside nilearn's wheel
 ATLAS R2.0's grid (197x233x189, 1 mm, MNI152NLin2009aSym; Fonov et al., NeuroImage 2011).
 ``asym``: an asymmetric MNI152 2009 T1 template (vendored from NiiVue, ``assets/``), placed
 on the same grid, its intensities matched to ``sym``'s inside the brain and its tissue maps
-taken from those intensities. Both are skull-stripped; a head is added around the brain as
-layers at a given distance outside the brain mask (extra-axial CSF, inner table, diploe,
+taken from those intensities. ``chris``: one real person's T1w with skull (NiiVue's
+``chris_t1``), affinely registered to the 2009a template (``scripts/vendor_shared_data.py``),
+its brain taken as the template's brain mask, intensities and tissue maps as for ``asym``;
+it keeps its own head. The templates are skull-stripped; a head is added around their brain
+as layers at a given distance outside the brain mask (extra-axial CSF, inner table, diploe,
 outer table, scalp fat, skin), so both an MRI and a CT can be rendered from one anatomy.
 CSF inside the brain is what is left of the brain mask after grey and white matter.
 """
@@ -25,7 +28,8 @@ from scipy import ndimage as ndi
 from strokeseg.data.template import BRAIN_THRESHOLD, template_file
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-ANATOMIES = ("sym", "asym")
+ANATOMIES = ("sym", "asym", "chris")
+ASSET_FILES = {"asym": "mni152_2009_asym.nii.gz", "chris": "chris_t1_mni.nii.gz"}
 
 SHELL_MM = 25.0
 """Head layers (CSF gap, skull, scalp) lie within this distance of the brain."""
@@ -45,6 +49,7 @@ class Template:
     affine: np.ndarray  # voxel -> MNI (RAS) mm
     ventricles: np.ndarray  # bool: CSF deeper than VENTRICLE_DEPTH_MM inside the brain
     name: str = "sym"
+    head: np.ndarray | None = None  # a real head's T1 outside the brain (else layers are drawn)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -69,8 +74,14 @@ def load_template(name: str = "sym") -> Template:
         _unit(nib.load(template_file(part)).get_fdata(dtype=np.float32))
         for part in ("t1", "gm", "wm")
     )
-    if name == "asym":
-        t1, gm, wm = _asym_maps(t1, gm, wm)
+    head = None
+    if name != "sym":
+        raw = np.asarray(nib.load(ASSETS / ASSET_FILES[name]).dataobj, np.float32) / 255.0
+        inside = raw > 0.05 if name == "asym" else t1 > BRAIN_THRESHOLD
+        t1, gm, wm = _matched_maps(raw, inside, t1, gm, wm)
+        if name == "chris":
+            head = np.where(inside, 0.0, t1)
+            t1 = np.where(inside, t1, 0.0)
     brain = t1 > BRAIN_THRESHOLD
     gm *= brain
     wm *= brain
@@ -89,25 +100,27 @@ def load_template(name: str = "sym") -> Template:
         affine=t1_img.affine.copy(),
         ventricles=deep & (csf > 0.5),
         name=name,
+        head=head,
     )
 
 
-def _asym_maps(
-    sym_t1: np.ndarray, sym_gm: np.ndarray, sym_wm: np.ndarray
+def _matched_maps(
+    raw: np.ndarray, inside: np.ndarray, sym_t1: np.ndarray, sym_gm: np.ndarray, sym_wm: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The asymmetric template's T1, grey and white matter: its brain intensities mapped onto
-    the symmetric template's by quantiles, then tissue shares read off the intensity between
-    ``sym``'s CSF, grey and white matter medians (a linear partial-volume model)."""
-    t1 = np.asarray(nib.load(ASSETS / "mni152_2009_asym.nii.gz").dataobj, np.float32) / 255.0
-    inside, ref = t1 > 0.05, sym_t1 > BRAIN_THRESHOLD
+    """Another T1 on the template grid as (T1, grey matter, white matter): its intensities
+    mapped onto the symmetric template's by quantiles inside the brain (``inside``; values
+    outside follow the same map, clamped at its ends), then tissue shares read off the
+    intensity between ``sym``'s CSF, grey and white matter medians (a linear partial-volume
+    model)."""
+    ref = sym_t1 > BRAIN_THRESHOLD
     q = np.linspace(0.0, 1.0, 201)
-    matched = np.zeros_like(t1)
-    matched[inside] = np.interp(t1[inside], np.quantile(t1[inside], q), np.quantile(sym_t1[ref], q))
+    matched = np.interp(raw, np.quantile(raw[inside], q), np.quantile(sym_t1[ref], q))
+    matched = np.where(raw > 0, matched, 0.0).astype(np.float32)
     c = float(np.median(sym_t1[ref & (sym_gm + sym_wm < 0.2)]))
     g = float(np.median(sym_t1[sym_gm > 0.7]))
     w = float(np.median(sym_t1[sym_wm > 0.9]))
-    wm = np.clip((matched - g) / (w - g), 0.0, 1.0)
-    gm = np.where(matched < g, np.clip((matched - c) / (g - c), 0.0, 1.0), 1.0 - wm)
+    wm = np.clip((matched - g) / (w - g), 0.0, 1.0) * inside
+    gm = np.where(matched < g, np.clip((matched - c) / (g - c), 0.0, 1.0), 1.0 - wm) * inside
     return matched, gm.astype(np.float32), wm.astype(np.float32)
 
 
@@ -147,17 +160,27 @@ def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], n_basis: int)
         i = (np.arange(n, dtype=np.float32) + 0.5) / n
         basis = np.cos(np.pi * np.arange(n_basis, dtype=np.float32)[None] * i[:, None])
         field = np.tensordot(field, basis, axes=(0, 1))
-    field /= max(float(np.abs(field).max()), 1e-12)
+    field /= max(float(field.max()), -float(field.min()), 1e-12)
     return field
 
 
 def displacement(
-    rng: np.random.Generator, shape: tuple[int, int, int], max_mm: float, n_basis: int = 4
+    rng: np.random.Generator,
+    shape: tuple[int, int, int],
+    max_mm: float,
+    n_basis: int = 4,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """A smooth random displacement field (3, *shape); each component's largest magnitude
     over the grid is ``max_mm``. ``n_basis`` cosines per axis set the smallest wavelength
-    (about 2 x extent / n_basis)."""
-    return np.stack([smooth_field(rng, shape, n_basis) * max_mm for _ in range(3)])
+    (about 2 x extent / n_basis). With ``out``, the field is added to it in place."""
+    if out is None:
+        out = np.zeros((3, *shape), np.float32)
+    for component in out:
+        field = smooth_field(rng, shape, n_basis)
+        field *= max_mm
+        component += field
+    return out
 
 
 def rotation(angles: np.ndarray) -> np.ndarray:

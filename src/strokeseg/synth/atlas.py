@@ -64,7 +64,8 @@ mm of displacement, 5 mm of ventricle pull or expansion, and the misregistration
 class Options:
     """What a SynthATLAS cohort is made of: the lesion source (``real``: the SOOP masks with
     a chronic appearance; ``ellipsoid``: random ellipsoid unions), the anatomy (``mixed``:
-    each subject draws ``sym`` or ``asym``), and the share of brain-extracted images."""
+    each subject draws one of ``ANATOMIES``; or a comma-separated list of them to draw from),
+    and the share of brain-extracted images."""
 
     lesions: str = "real"
     anatomy: str = "mixed"
@@ -116,7 +117,8 @@ def _healthy_head(
     jitter = rng.uniform(0.85, 1.15, 3)
     values = (csf, csf, 0.06, 0.5 * jitter[0], 0.5 * jitter[0], 0.06, 0.06)
     values += (0.85 * jitter[1], 0.85 * jitter[1], 0.45 * jitter[2], 0.0)
-    outside = head_image(rng, template, values)
+    real_head = template.head is not None  # a real head keeps its own skull and scalp
+    outside = template.head**gamma if real_head else head_image(rng, template, values)
     brain = template.t1**gamma
     if atrophy:
         sulcal = np.clip(2.0 * template.csf, 0.0, 1.0) * ~template.ventricles
@@ -146,9 +148,8 @@ def make_subject(
         site.uniform(0.1, 0.35),
     )
     gamma *= rng.uniform(0.95, 1.05)
-    name = options.anatomy
-    if name == "mixed":
-        name = ANATOMIES[int(rng.integers(len(ANATOMIES)))]
+    choices = ANATOMIES if options.anatomy == "mixed" else options.anatomy.split(",")
+    name = choices[int(rng.integers(len(choices)))]
     template = load_template(name)
     atrophy = bool(rng.random() < ATROPHY_SHARE)
     stripped = bool(rng.random() < options.skull_stripped)

@@ -36,10 +36,11 @@ def subject_coords(
     """Template voxel coordinates (3, *head shape) sampled by each voxel of the ``head`` box."""
     shape = tuple(s.stop - s.start for s in head)
     coords = displacement(rng, shape, rng.uniform(3.0, 6.0), n_basis=4)
-    coords += displacement(rng, shape, rng.uniform(1.5, 3.0), n_basis=10)
-    axes = [np.arange(s.start, s.stop, dtype=np.float32) for s in head]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"))
-    coords += grid
+    displacement(rng, shape, rng.uniform(1.5, 3.0), n_basis=10, out=coords)
+    grid = np.ogrid[tuple(slice(float(s.start), float(s.stop)) for s in head)]
+    grid = [g.astype(np.float32) for g in grid]
+    for k in range(3):
+        coords[k] += grid[k]
     ventricles = np.argwhere(template.ventricles).astype(np.float32)
     if atrophy:
         _expand(coords, grid, ventricles.mean(axis=0), rng.uniform(0.1, 0.3), sigma=20.0)
@@ -49,23 +50,24 @@ def subject_coords(
     return _misregister(rng, coords, np.array([(s.start + s.stop - 1) / 2 for s in head]))
 
 
-def _gaussian(grid: np.ndarray, centre: np.ndarray, sigma: float) -> np.ndarray:
-    d2 = sum((grid[k] - centre[k]) ** 2 for k in range(3))
-    return np.exp(-d2 / (2.0 * sigma * sigma)).astype(np.float32)
+def _gaussian(grid: list[np.ndarray], centre: np.ndarray, sigma: float) -> np.ndarray:
+    """exp(-|x - centre|^2 / 2 sigma^2) over the grid (``grid``: open axes, as np.ogrid)."""
+    d2 = sum((grid[k] - np.float32(centre[k])) ** 2 for k in range(3))
+    return np.exp(-d2 / np.float32(2.0 * sigma * sigma))
 
 
 def _expand(
-    coords: np.ndarray, grid: np.ndarray, centre: np.ndarray, amount: float, sigma: float
+    coords: np.ndarray, grid: list[np.ndarray], centre: np.ndarray, amount: float, sigma: float
 ) -> None:
     """Sample nearer the centre: the content there grows outward (enlarged ventricles)."""
-    weight = amount * _gaussian(grid, centre, sigma)
+    weight = np.float32(amount) * _gaussian(grid, centre, sigma)
     for k in range(3):
-        coords[k] -= weight * (grid[k] - centre[k])
+        coords[k] -= weight * (grid[k] - np.float32(centre[k]))
 
 
 def _pull(
     coords: np.ndarray,
-    grid: np.ndarray,
+    grid: list[np.ndarray],
     lesions: Lesions,
     ventricles: np.ndarray,
     mm: float,
@@ -78,16 +80,18 @@ def _pull(
     centroid = local.mean(axis=0) + [s.start for s in box]
     nearest = ventricles[np.argmin(((ventricles - centroid) ** 2).sum(axis=1))]
     direction = (centroid - nearest) / max(float(np.linalg.norm(centroid - nearest)), 1e-6)
-    weight = mm * _gaussian(grid, nearest, 10.0)
+    weight = np.float32(mm) * _gaussian(grid, nearest, 10.0)
     for k in range(3):  # out(x) = in(x - mm u w(x)): the content moves by +mm u
-        coords[k] -= weight * direction[k]
+        coords[k] -= weight * np.float32(direction[k])
 
 
 def _misregister(rng: np.random.Generator, coords: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """``centre + A (coords - centre) + t``: a small rotation, scaling and translation."""
     matrix = rotation(np.deg2rad(rng.normal(0.0, 2.0, 3))) * rng.normal(1.0, 0.02, 3)
     shift = rng.normal(0.0, 2.0, 3)
-    rel = coords - centre[:, None, None, None].astype(np.float32)
-    out = np.tensordot(matrix.astype(np.float32), rel, axes=1)
-    out += (centre + shift)[:, None, None, None].astype(np.float32)
+    for k in range(3):
+        coords[k] -= np.float32(centre[k])
+    out = np.tensordot(matrix.astype(np.float32), coords, axes=1)
+    for k in range(3):
+        out[k] += np.float32(centre[k] + shift[k])
     return out
