@@ -125,7 +125,9 @@ def probabilities(
 
 class Predictor:
     """Deployed networks (one, or an ensemble sharing one preprocessing) with their inference
-    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks."""
+    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks.
+    The networks come pruned already (``--level``: :meth:`from_checkpoint`,
+    :func:`strokeseg.inference.ensemble.ensemble_predictor`)."""
 
     def __init__(
         self,
@@ -139,7 +141,6 @@ class Predictor:
         crop: bool | None = None,
         runtime: str = "auto",
         threads: int | None = None,
-        level: int = 4,
     ):
         if tta not in TTA:
             raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
