@@ -63,6 +63,7 @@ def test_overrides_are_typed_and_nested(tmp_path):
         (["data.layout=bids"], "data.layout 'bids': expected one of 'atlas_r1.2'"),
         (["postprocess.thresholds=[0.5,1.5]"], r"postprocess.thresholds\[1\] 1.5: must be < 1"),
         (["trainer.limit_train_batches=2.5"], "whole number of batches"),
+        (["trainer.limit_train_batches=0"], "limit_train_batches 0: expected a number of batches"),
         (["dat.window=brain"], "unknown key dat; did you mean data?"),
         (["seed=true"], "seed True: expected a number, not true/false"),
     ],

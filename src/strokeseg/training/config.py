@@ -71,15 +71,21 @@ def _split(value: list[Any]) -> list[int | float]:
 
 
 def _batch_limit(value: Any) -> int | float:
-    """Lightning's limit: a fraction of the batches (<= 1) or a count of batches (> 1)."""
+    """Lightning's limit as Lightning reads it: an integer is a count of batches (1 included),
+    a float in (0, 1] a fraction of them. A whole float above 1 (``2.0``) is the count it
+    names, as Lightning refuses fractions above 1."""
     _no_bool(value)
-    if not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError("expected a fraction in (0, 1] or a number of batches >= 2")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("expected a number of batches >= 1 or a fraction in (0, 1]")
+        return value
+    if not isinstance(value, float) or value <= 0:
+        raise ValueError("expected a fraction in (0, 1] or a number of batches >= 1")
     if value > 1:
         if value != int(value):
             raise ValueError("expected a fraction in (0, 1] or a whole number of batches")
         return int(value)
-    return float(value)
+    return value
 
 
 def _devices(value: Any) -> Any:
