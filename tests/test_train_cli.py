@@ -29,3 +29,22 @@ def test_limit_train_batches_1_trains_one_batch_per_epoch(tiny_dataset, tmp_path
     assert load_config(run / "config.yaml").trainer.limit_train_batches == 1
     whole = load_config("tiny", ["trainer.limit_train_batches=1.0"]).trainer.limit_train_batches
     assert whole == 1.0 and type(whole) is float  # a float is a fraction: the whole epoch
+
+
+def test_epochs_no_multiple_of_the_interval_validate_the_last_epoch(tiny_dataset, tmp_path, cli):
+    import torch
+
+    run = tmp_path / "run"
+    result = cli("train", "--config", "tiny", "--data", tiny_dataset, "--out", run,
+                 "--set", "optim.epochs=3", "--set", "trainer.check_val_every_n_epoch=2",
+                 "--set", "trainer.limit_train_batches=1", "--set", "trainer.limit_val_batches=1",
+                 )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    validated = sorted(int(r["epoch"]) for r in logged(run) if r["val/dice_subject"])
+    assert validated == [1, 2]  # the second epoch (the interval) and the last
+    last = torch.load(run / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 2 and (run / "best.ckpt").is_file()
+    best = torch.load(run / "best.ckpt", map_location="cpu", weights_only=False)
+    scores = {int(r["epoch"]): float(r["val/dice_subject"]) for r in logged(run)
+              if r["val/dice_subject"]}  # fmt: skip
+    assert best["epoch"] == max(scores, key=lambda e: (scores[e], -e))

@@ -22,7 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    model_validator,
 )
 
 from strokeseg.data.intensity import CT_WINDOWS
@@ -193,17 +192,6 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0
-
-    @model_validator(mode="after")
-    def _last_epoch_is_validated(self) -> Config:
-        every = self.trainer.check_val_every_n_epoch
-        if self.optim.epochs % every:
-            raise ValueError(
-                f"optim.epochs {self.optim.epochs} must be a multiple of "
-                f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
-                "saved"
-            )
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
