@@ -48,3 +48,17 @@ def test_epochs_no_multiple_of_the_interval_validate_the_last_epoch(tiny_dataset
     scores = {int(r["epoch"]): float(r["val/dice_subject"]) for r in logged(run)
               if r["val/dice_subject"]}  # fmt: skip
     assert best["epoch"] == max(scores, key=lambda e: (scores[e], -e))
+
+
+def test_a_width_that_leaves_no_filters_is_refused_before_anything_is_written(
+    tiny_dataset, tmp_path, cli
+):
+    for width, problem in [("0", "expected a number > 0"), ("0.01", "first layer 1 filter(s)")]:
+        result = cli("train", "--config", "tiny", "--data", tiny_dataset, "--out",
+                     tmp_path / "run", "--set", f"model.kwargs.width={width}")  # fmt: skip
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert f"model.kwargs: width {width}" in line and problem in line
+        assert not (tmp_path / "run").exists()
+    # the smallest width the rule allows: 4 of the UNet++'s 32 first-layer filters
+    assert "width >= 0.125" in line

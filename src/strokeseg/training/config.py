@@ -22,11 +22,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
 
 from strokeseg.data.intensity import CT_WINDOWS
 from strokeseg.data.layouts import LAYOUTS
 from strokeseg.errors import StrokesegError
+from strokeseg.models import create_on_meta, first_filters
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
@@ -103,11 +106,39 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
 
+MIN_FILTERS = 4
+"""Fewest filters a model's first convolution may have: every model scales its layers by
+``kwargs.width`` and keeps at least one filter (models/blocks.py ``scaled``), so a width of 0
+or 0.001 would still build, as a network of 1-filter layers that learns nothing."""
+
+
 class ModelConfig(Section):
     name: str = "unetpp_mtl"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = None  # user-provided initial weights (state dict or checkpoint)
     output_prior: Probability | None = None  # output bias starts at logit(prior) (None: PyTorch)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _width(cls, kwargs: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Refuse a ``width`` that leaves the first layer under :data:`MIN_FILTERS` filters.
+        Other problems of the kwargs are named when the model is built (training/run.py)."""
+        width, name = kwargs.get("width"), info.data.get("name")
+        if width is None or name is None:
+            return kwargs
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+            raise ValueError(f"width {width!r}: expected a number > 0")
+        try:
+            filters = first_filters(create_on_meta(name, **kwargs))
+            full = first_filters(create_on_meta(name, **{**kwargs, "width": 1.0}))
+        except (TypeError, ValueError):
+            return kwargs
+        if filters < MIN_FILTERS:
+            raise ValueError(
+                f"width {width:g} leaves {name}'s first layer {filters} filter(s) of {full}; "
+                f"it needs at least {MIN_FILTERS} (width >= {MIN_FILTERS / full:g})"
+            )
+        return kwargs
 
 
 class LossConfig(Section):
