@@ -41,11 +41,20 @@ def write_dicom_series(folder: Path, array_zyx: np.ndarray, spacing, origin, dir
     """One CT series, a file per slice, with the geometry tags a reader sorts by."""
     import SimpleITK as sitk
 
-    folder.mkdir(parents=True, exist_ok=True)
-    image = sitk.GetImageFromArray(array_zyx.astype(np.int16))
+    image = sitk.Image(*array_zyx.shape[::-1], sitk.sitkInt16)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
     image.SetDirection(direction)
+    positions = [image.TransformIndexToPhysicalPoint((0, 0, k)) for k in range(len(array_zyx))]
+    return write_dicom_slices(folder, array_zyx, spacing[:2], positions, direction)
+
+
+def write_dicom_slices(folder: Path, array_zyx: np.ndarray, pixel_spacing, positions, direction):
+    """One CT series, slice k of ``array_zyx`` at ImagePositionPatient ``positions[k]`` (LPS
+    mm), in the plane of ``direction``'s first two columns (ImageOrientationPatient)."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
     d = direction
     tags = {
         "0008|0060": "CT",
@@ -55,11 +64,11 @@ def write_dicom_series(folder: Path, array_zyx: np.ndarray, spacing, origin, dir
     }
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
-    for k in range(image.GetDepth()):
-        piece = image[:, :, k]
+    for k, position in enumerate(positions):
+        piece = sitk.GetImageFromArray(array_zyx[k].astype(np.int16))
+        piece.SetSpacing(tuple(pixel_spacing))
         for tag, value in tags.items():
             piece.SetMetaData(tag, value)
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
         piece.SetMetaData("0020|0032", "\\".join(str(v) for v in position))
         piece.SetMetaData("0020|0013", str(k + 1))
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))

@@ -7,7 +7,14 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
-from data_files import SHAPE, affine, volume_and_mask, write_dicom_series, write_nifti
+from data_files import (
+    SHAPE,
+    affine,
+    volume_and_mask,
+    write_dicom_series,
+    write_dicom_slices,
+    write_nifti,
+)
 
 from strokeseg.data import load_mask, load_volume, save_like
 from strokeseg.errors import StrokesegError
@@ -194,3 +201,96 @@ def test_unreadable_dicom_series(tmp_path):
         (folder / f"s{k}.dcm").write_bytes(b"not dicom at all" * 10)
     with pytest.raises(StrokesegError, match=f"{folder}: no readable DICOM series"):
         load_volume(folder)
+
+
+TILT = np.deg2rad(20.0)
+ROW = np.array([1.0, 0.0, 0.0])  # LPS
+GAPS = [2.5, 2.5, 2.5, 5.0, 5.0, 5.0]  # thin posterior-fossa slices, thicker above
+
+
+def uneven_series(folder, tilt: str):
+    """Seven 12x10 slices with uneven gaps under a 20-degree gantry tilt: ``oblique`` tilts
+    the slice plane (ImageOrientationPatient) and stacks along its normal; ``sheared`` keeps
+    the plane axial and shifts each slice posteriorly (positions off the normal)."""
+    rng = np.random.default_rng(2)
+    slices = rng.integers(-100, 100, size=(7, 12, 10)).astype(np.int16)
+    slices += (300 * np.arange(7)).astype(np.int16)[:, None, None]  # each slice its own range
+    tilted = np.array([0.0, np.cos(TILT), np.sin(TILT)])
+    col = tilted if tilt == "oblique" else np.array([0.0, 1.0, 0.0])
+    stack = np.cross(ROW, tilted) if tilt == "oblique" else np.array([0, np.sin(TILT), 1.0])
+    stack = stack / np.linalg.norm(stack)
+    t = np.concatenate([[0.0], np.cumsum(GAPS)]) / abs(stack @ np.cross(ROW, col))
+    positions = np.array([10.0, -20.0, 30.0]) + np.outer(t, stack)
+    direction = tuple(np.column_stack([ROW, col, np.cross(ROW, col)]).ravel())
+    write_dicom_slices(folder, slices, (0.5, 0.6), positions, direction)
+    return slices, positions, col
+
+
+@pytest.mark.parametrize("tilt", ["oblique", "sheared"])
+def test_uneven_tilted_dicom_keeps_every_slice_at_its_position(tmp_path, capsys, tilt):
+    from scipy.ndimage import map_coordinates
+
+    slices, positions, col = uneven_series(tmp_path / "series", tilt)
+    volume = load_volume(tmp_path / "series")
+    assert "unevenly spaced" in capsys.readouterr().err
+    j, i = np.mgrid[0:12, 0:10]
+    to_voxel = np.linalg.inv(volume.affine)
+    for k, position in enumerate(positions):  # slice k's pixels, where its header puts them
+        lps = position + 0.5 * i[..., None] * ROW + 0.6 * j[..., None] * col
+        ras = np.concatenate([lps * [-1, -1, 1], np.ones(i.shape + (1,))], axis=-1)
+        voxels = (ras @ to_voxel.T)[..., :3]
+        got = map_coordinates(volume.data, voxels.reshape(-1, 3).T, order=1, mode="nearest")
+        np.testing.assert_allclose(got.reshape(12, 10), slices[k], rtol=0, atol=1e-3)
+    # the even grid: 22.5 mm of stack in steps of the smallest gap, 2.5 mm along the normal
+    assert volume.source.shape == (10, 12, 10)
+    columns = volume.source.affine[:3, :3]
+    normal = np.cross(columns[:, 0], columns[:, 1])
+    assert abs(columns[:, 2] @ normal) / np.linalg.norm(normal) == pytest.approx(2.5)
+
+
+def test_even_dicom_series_reads_as_before_without_a_note(tmp_path, capsys):
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(3)
+    array_zyx = rng.integers(-100, 100, size=(6, 12, 10)).astype(np.int16)
+    direction = tuple(np.column_stack([ROW, [0, np.cos(TILT), np.sin(TILT)],
+                                       [0, -np.sin(TILT), np.cos(TILT)]]).ravel())  # fmt: skip
+    folder = write_dicom_series(tmp_path / "s", array_zyx, (0.5, 0.6, 4.0), (1.0, 2, 3), direction)
+    volume = load_volume(folder)
+    assert "unevenly" not in capsys.readouterr().err
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder)))
+    image = reader.Execute()
+    expected = np.diag([-1.0, -1.0, 1.0]) @ np.reshape(image.GetDirection(), (3, 3))
+    np.testing.assert_allclose(volume.source.affine[:3, :3], expected @ np.diag(image.GetSpacing()))
+    assert volume.source.get_data_dtype() == np.int16
+    np.testing.assert_array_equal(
+        np.asarray(volume.source.dataobj), np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))
+    )
+
+
+def test_predict_writes_an_uneven_series_mask_on_its_even_grid(tmp_path, cli):
+    import torch
+
+    from strokeseg.models import create_model
+
+    checkpoint = tmp_path / "unet.ckpt"
+    state = {f"model.{k}": v for k, v in create_model("unet", width=0.125).state_dict().items()}
+    meta = {"model_name": "unet", "model_kwargs": {"width": 0.125},
+            "data": {"modality": "ct", "window": "brain"}}  # fmt: skip
+    torch.save({"strokeseg": meta, "state_dict": state}, checkpoint)
+    _, positions, col = uneven_series(tmp_path / "series", "oblique")
+    result = cli("predict", "-i", tmp_path / "series", "-o", tmp_path / "out",
+                 "--checkpoint", checkpoint)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resampled to an even grid of 10 slices, 2.5 mm apart" in result.stderr
+    (written,) = (tmp_path / "out").glob("*_mask.nii.gz")
+    mask = nib.load(written)
+    # the grid by hand: the first slice's position, the series' row and column, 2.5 mm steps
+    # along the tilted normal; in RAS (x and y of LPS negated)
+    expected = np.eye(4)
+    normal = np.cross(ROW, col)
+    expected[:3, :4] = np.column_stack([0.5 * ROW, 0.6 * col, 2.5 * normal, positions[0]])
+    expected[:2] *= -1
+    assert mask.shape == (10, 12, 10)
+    np.testing.assert_allclose(mask.affine, expected, rtol=0, atol=1e-5)

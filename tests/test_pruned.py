@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import functools
+import json
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
+from data_files import volume_and_mask, write_nifti
 
 import strokeseg
+from strokeseg.data.intensity import normalize
+from strokeseg.data.io import load_volume
+from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.models.pruned import PrunedUNetPlusPlus, needed_nodes
 
 
@@ -79,3 +86,70 @@ def test_pruning_refused_without_deep_supervision_or_for_other_models():
         strokeseg.deploy(strokeseg.create_model("unet", width=0.125), level=2)
     with pytest.raises(ValueError, match="must be 1, 2 or 3"):
         PrunedUNetPlusPlus(trained_like().backbone, 5)
+
+
+def write_checkpoint(path, model: torch.nn.Module, name: str, kwargs: dict):
+    """``model`` as training writes a checkpoint (description + state dict)."""
+    meta = {
+        "model_name": name,
+        "model_kwargs": kwargs,
+        "data": {"layout": "folders", "modality": "mri", "window": "brain"},
+        "config": {},
+    }
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "strokeseg": meta}, path)
+    return path
+
+
+def level_logits(checkpoint, volume, level: int) -> np.ndarray:
+    """The logits of ``deploy(model, level)`` by hand: the checkpoint's model rebuilt
+    with the Python API, run on the normalised, zero-padded axial slices."""
+    saved = torch.load(checkpoint, weights_only=True)
+    meta = saved["strokeseg"]
+    model = strokeseg.create_model(meta["model_name"], **meta["model_kwargs"])
+    model.load_state_dict({k[len("model.") :]: v for k, v in saved["state_dict"].items()})
+    network = strokeseg.deploy(model, level=level)
+    slices = to_slices(normalize(volume.data, "mri", "brain"), pad=True)
+    with torch.inference_mode():
+        logits = network(torch.from_numpy(slices[:, None]).float())[:, 0].double().numpy()
+    return from_slices(logits, volume.data.shape)
+
+
+def test_predict_and_evaluate_level_run_the_pruned_unetpp(tmp_path, cli):
+    kwargs = {"width": 0.125, "norm": "batch", "deep_supervision": True}
+    checkpoint = write_checkpoint(tmp_path / "ds.ckpt", trained_like(), "unetpp_mtl", kwargs)
+    image, truth = volume_and_mask(3)
+    scan = write_nifti(tmp_path / "data" / "images" / "case0.nii.gz", image)
+    write_nifti(tmp_path / "data" / "masks" / "case0.nii.gz", truth)
+    volume = load_volume(scan)
+    written = {}
+    for level in (2, 4):
+        out = tmp_path / f"out{level}"
+        result = cli("predict", "-i", scan, "-o", out, "--checkpoint", checkpoint,
+                     "--level", level, "--runtime", "eager")  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        written[level] = np.asarray(nib.load(out / "case0_mask.nii.gz").dataobj)
+    expected = (level_logits(checkpoint, volume, 2) >= 0).astype(np.uint8)
+    assert 0 < expected.sum() < expected.size
+    np.testing.assert_array_equal(written[2], expected)
+    assert (written[2] != written[4]).any()  # level 4 is the whole UNet++, another answer
+    # evaluate --level 2 scores the same pruned masks
+    result = cli("evaluate", "--checkpoint", checkpoint, "--data", tmp_path / "data",
+                 "--subjects", "all", "--level", "2", "--out", tmp_path / "eval")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
+    dice = 2 * (written[2] & truth).sum() / (written[2].sum() + truth.sum())
+    assert summary["dice_mean"] == pytest.approx(dice)
+
+
+def test_level_on_a_checkpoint_that_is_no_unetpp_is_one_line(tmp_path, cli):
+    unet = strokeseg.create_model("unet", width=0.125)
+    checkpoint = write_checkpoint(tmp_path / "unet.ckpt", unet, "unet", {"width": 0.125})
+    scan = write_nifti(tmp_path / "scan.nii.gz", volume_and_mask(0)[0])
+    result = cli("predict", "-i", scan, "-o", tmp_path / "out", "--checkpoint", checkpoint,
+                 "--level", "2")  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"strokeseg predict: error: {checkpoint}: pruning levels are for UNet++ only, not UNet"
+    )
+    assert not (tmp_path / "out").exists()

@@ -26,6 +26,7 @@ from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.postprocess import RAW, Postprocess, apply
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import Run, scan_probabilities
+from strokeseg.models import first_filters
 
 # flips of a (B, C, H, W) batch: W runs left-right, H posterior-anterior (data/slices.py)
 TTA = {"none": ((),), "lr": ((), (3,)), "lr+ud": ((), (3,), (2,), (2, 3))}
@@ -42,9 +43,7 @@ def default_batch_size(device: torch.device, networks: Sequence[nn.Module]) -> i
     """Slices per forward pass when ``--batch-size`` is not given."""
     if device.type != "cpu":
         return GPU_BATCH_SIZE
-    filters = max(
-        next(m.out_channels for m in n.modules() if isinstance(m, nn.Conv2d)) for n in networks
-    )
+    filters = max(first_filters(n) for n in networks)
     return max(1, min(8, CPU_FEATURE_MAPS // filters))
 
 
@@ -125,7 +124,9 @@ def probabilities(
 
 class Predictor:
     """Deployed networks (one, or an ensemble sharing one preprocessing) with their inference
-    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks."""
+    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks.
+    The networks come pruned already (``--level``: :meth:`from_checkpoint`,
+    :func:`strokeseg.inference.ensemble.ensemble_predictor`)."""
 
     def __init__(
         self,
@@ -139,7 +140,6 @@ class Predictor:
         crop: bool | None = None,
         runtime: str = "auto",
         threads: int | None = None,
-        level: int = 4,
     ):
         if tta not in TTA:
             raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")

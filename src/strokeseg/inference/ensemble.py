@@ -49,15 +49,19 @@ SHARED = (
 """Data settings every member must share: one preprocessing feeds them all."""
 
 
-def load_ensemble(items: Sequence[Path]) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
-    """(networks, the ensemble's description, files). The members must share the input
-    preprocessing (modality, CT window, 2.5D context, mirror), or one input could not feed them all.
+def load_ensemble(
+    items: Sequence[Path], level: int = 4
+) -> tuple[list[nn.Module], dict[str, Any], list[Path]]:
+    """(networks, the ensemble's description, files); ``level`` 1-3 prunes each member, a
+    UNet++ trained with deep supervision (:func:`strokeseg.deploy`). The members must share
+    the input preprocessing (modality, CT window, 2.5D context, mirror), or one input could
+    not feed them all.
     The description is the first member's. Its post-processing rule is the members' one when
     they share it; fold models tune their own, so when every member holds a rule and they
     differ, the ensemble takes the median threshold and the median minimum lesion volume
     (:func:`consensus_rule`), and without a rule on every member it has none (p >= 0.5)."""
     files = checkpoint_files(items)
-    networks, metas = zip(*(load_network(f) for f in files), strict=True)
+    networks, metas = zip(*(load_network(f, level) for f in files), strict=True)
     first = metas[0]["data"]
     for path, meta in zip(files[1:], metas[1:], strict=True):
         for key, default in SHARED:
@@ -88,9 +92,12 @@ def consensus_rule(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def ensemble_predictor(items: Sequence[Path], **options) -> tuple[Predictor, list[Path]]:
+def ensemble_predictor(
+    items: Sequence[Path], level: int = 4, **options
+) -> tuple[Predictor, list[Path]]:
     """(a :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
-    ``items``, which averages their probabilities; the files). One checkpoint is an ensemble
-    of one. ``options`` as the Predictor takes them (tta, batch_size, device, postprocess)."""
-    networks, meta, files = load_ensemble(items)
+    ``items``, pruned at ``level``, which averages their probabilities; the files). One
+    checkpoint is an ensemble of one. ``options`` as the Predictor takes them (tta,
+    batch_size, device, postprocess)."""
+    networks, meta, files = load_ensemble(items, level)
     return Predictor(networks, meta, **options), files

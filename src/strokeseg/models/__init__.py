@@ -26,6 +26,7 @@ __all__ = [
     "create_model",
     "create_on_meta",
     "deploy",
+    "first_filters",
     "has_output_bias",
     "init_output_prior",
     "list_models",
@@ -37,6 +38,11 @@ def create_on_meta(name: str, **kwargs) -> nn.Module:
     """:func:`create_model` on the meta device: the structure only, no memory or init cost."""
     with torch.device("meta"):
         return create_model(name, **kwargs)
+
+
+def first_filters(network: nn.Module) -> int:
+    """Filters of the network's first convolution (its full-resolution feature maps)."""
+    return next(m.out_channels for m in network.modules() if isinstance(m, nn.Conv2d))
 
 
 def _inference_network(model: nn.Module) -> nn.Module:

@@ -35,7 +35,7 @@ class PrunedUNetPlusPlus(nn.Module):
         if network.ds_heads is None:
             raise ValueError(
                 f"pruning level {level} needs the deep-supervision head of X(0,{level}): "
-                "train with model.deep_supervision true"
+                "train with model.kwargs.deep_supervision true"
             )
         self.level = level
         self.pool = nn.MaxPool2d(2)

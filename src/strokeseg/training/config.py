@@ -22,12 +22,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from strokeseg.data.intensity import CT_WINDOWS
 from strokeseg.data.layouts import LAYOUTS
 from strokeseg.errors import StrokesegError
+from strokeseg.models import create_on_meta, first_filters
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
@@ -71,15 +73,21 @@ def _split(value: list[Any]) -> list[int | float]:
 
 
 def _batch_limit(value: Any) -> int | float:
-    """Lightning's limit: a fraction of the batches (<= 1) or a count of batches (> 1)."""
+    """Lightning's limit as Lightning reads it: an integer is a count of batches (1 included),
+    a float in (0, 1] a fraction of them. A whole float above 1 (``2.0``) is the count it
+    names, as Lightning refuses fractions above 1."""
     _no_bool(value)
-    if not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError("expected a fraction in (0, 1] or a number of batches >= 2")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("expected a number of batches >= 1 or a fraction in (0, 1]")
+        return value
+    if not isinstance(value, float) or value <= 0:
+        raise ValueError("expected a fraction in (0, 1] or a number of batches >= 1")
     if value > 1:
         if value != int(value):
             raise ValueError("expected a fraction in (0, 1] or a whole number of batches")
         return int(value)
-    return float(value)
+    return value
 
 
 def _devices(value: Any) -> Any:
@@ -98,11 +106,39 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
 
+MIN_FILTERS = 4
+"""Fewest filters a model's first convolution may have: every model scales its layers by
+``kwargs.width`` and keeps at least one filter (models/blocks.py ``scaled``), so a width of 0
+or 0.001 would still build, as a network of 1-filter layers that learns nothing."""
+
+
 class ModelConfig(Section):
     name: str = "unetpp_mtl"
     kwargs: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = None  # user-provided initial weights (state dict or checkpoint)
     output_prior: Probability | None = None  # output bias starts at logit(prior) (None: PyTorch)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _width(cls, kwargs: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Refuse a ``width`` that leaves the first layer under :data:`MIN_FILTERS` filters.
+        Other problems of the kwargs are named when the model is built (training/run.py)."""
+        width, name = kwargs.get("width"), info.data.get("name")
+        if width is None or name is None:
+            return kwargs
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+            raise ValueError(f"width {width!r}: expected a number > 0")
+        try:
+            filters = first_filters(create_on_meta(name, **kwargs))
+            full = first_filters(create_on_meta(name, **{**kwargs, "width": 1.0}))
+        except (TypeError, ValueError):
+            return kwargs
+        if filters < MIN_FILTERS:
+            raise ValueError(
+                f"width {width:g} leaves {name}'s first layer {filters} filter(s) of {full}; "
+                f"it needs at least {MIN_FILTERS} (width >= {MIN_FILTERS / full:g})"
+            )
+        return kwargs
 
 
 class LossConfig(Section):
@@ -187,17 +223,6 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0
-
-    @model_validator(mode="after")
-    def _last_epoch_is_validated(self) -> Config:
-        every = self.trainer.check_val_every_n_epoch
-        if self.optim.epochs % every:
-            raise ValueError(
-                f"optim.epochs {self.optim.epochs} must be a multiple of "
-                f"trainer.check_val_every_n_epoch {every}, so the last epoch is validated and "
-                "saved"
-            )
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()

@@ -189,10 +189,25 @@ def precision(config: Config) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+class ValidateLastEpoch(Callback):
+    """Validate the last epoch too when ``optim.epochs`` is no multiple of
+    ``trainer.check_val_every_n_epoch``, so a shortened run still ends validated, with
+    ``best.ckpt`` chosen and ``last.ckpt`` saved. Lightning checks the interval at each epoch,
+    so the last epoch runs with an interval of 1 (the checkpoint is then saved at the epoch's
+    end, after its validation)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        every = trainer.check_val_every_n_epoch
+        if trainer.current_epoch == trainer.max_epochs - 1 and every and trainer.max_epochs % every:
+            trainer.check_val_every_n_epoch = 1
+
+
 def build_trainer(
     config: Config, out: Path, callbacks: Sequence[Callback], validate: bool = True
 ) -> L.Trainer:
-    """Without a validation split (the paper's CT protocol) ``best.ckpt`` is the last epoch."""
+    """Validation every ``trainer.check_val_every_n_epoch`` epochs and at the last
+    (:class:`ValidateLastEpoch`). Without a validation split (the paper's CT protocol)
+    ``best.ckpt`` is the last epoch."""
     silence_lightning()
     checkpoint = ModelCheckpoint(
         dirpath=out,
@@ -217,7 +232,7 @@ def build_trainer(
         check_val_every_n_epoch=t.check_val_every_n_epoch if validate else 1,
         num_sanity_val_steps=0,
         logger=CSVLogger(save_dir=out, name="", version=""),
-        callbacks=[checkpoint, *callbacks],
+        callbacks=[checkpoint, ValidateLastEpoch(), *callbacks],
         default_root_dir=out,
         log_every_n_steps=1,
     )
