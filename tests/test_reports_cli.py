@@ -109,6 +109,7 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     dseg = np.asarray(nib.load(anat / f"{stem}_dseg.nii.gz").dataobj)
     assert np.array_equal(dseg > 0, mask == 1)
     assert sidecar["LesionCount"] == int(dseg.max()) == len(sidecar["LesionVolumesML"])
+    assert sidecar["VascularTerritories"].startswith("territories need a scan on the MNI152")
     lookup = (anat / f"{stem}_dseg.tsv").read_text(encoding="utf-8").splitlines()
     assert lookup[0] == "index\tname" and len(lookup) == 1 + sidecar["LesionCount"]
     check_html((out / "report.html").read_text(encoding="utf-8"), folder=out)

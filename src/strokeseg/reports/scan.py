@@ -17,7 +17,7 @@ from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, save_labels_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.reports import figures, html
+from strokeseg.reports import figures, html, territories
 from strokeseg.reports.lesions import (
     Lesion,
     lesion_table,
@@ -29,6 +29,7 @@ from strokeseg.reports.lesions import (
 
 INDEX = "report.html"
 LESION_CSV = "lesions_by_lesion.csv"
+TERRITORY_CSV = "territories.csv"
 
 
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
@@ -62,6 +63,7 @@ def training_summary(meta: dict) -> list[tuple[str, object]]:
 
 
 def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
+    """The report's lesion table; a territory column when the scan has template coordinates."""
     rows = []
     for les in lesions:
         mni = ", ".join(f"{v:.1f}" for v in les.mni_mm) if les.mni_mm else "not on MNI grid"
@@ -76,6 +78,9 @@ def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
                 f"{les.mean_probability:.2f}",
             ]
         )
+        if les.territories is not None:
+            name, percent = les.territories.main()
+            rows[-1].append(f"{name} ({percent:.0f} %)")
     return rows
 
 
@@ -87,6 +92,7 @@ LESION_HEADERS = (
     "hemisphere",
     "axial slices",
     "mean probability",
+    "main vascular territory (share)",
 )
 
 
@@ -100,6 +106,7 @@ class ScanResult:
     total_ml: float
     thumbnail: bytes
     report: Path
+    on_template: bool = False  # template coordinates known: territories given
 
 
 def scan_page(
@@ -122,6 +129,7 @@ def scan_page(
     header = volume.source.header
     total = sum(les.volume_ml for les in lesions)
     mni = on_mni_grid(volume.data.shape, volume.affine)
+    on_template = territories.template_affine(volume) is not None
     head = head_mask(volume.data, modality)
     if lesions:
         centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
@@ -155,12 +163,16 @@ def scan_page(
         + html.warning_list(warnings)
         + "<h2>Lesions (largest first)</h2>"
         + (
-            html.table(LESION_HEADERS, lesion_rows(lesions), numeric=(0, 1, 6))
+            html.table(
+                LESION_HEADERS[: 8 if on_template else 7], lesion_rows(lesions), numeric=(0, 1, 6)
+            )
             if lesions
             else "<p>No lesion in the mask.</p>"
         )
         + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
         "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
+        + "<h2>Vascular territories</h2>"
+        + territories.section(lesions, on_template)
         + "<h2>Axial montage</h2>"
         + f'<p class="small">Images in the {figures.CONVENTION}; the red line is the mask '
         "outline; the slice number is the axial index k.</p>"
@@ -227,7 +239,7 @@ class RunReport:
     def check(self, names: list[str]) -> None:
         """Refuse up front when an output exists (before any scan is segmented)."""
         targets = [p for n in names for p in self.scan_targets(n)]
-        targets += [self.out_dir / INDEX, self.out_dir / LESION_CSV]
+        targets += [self.out_dir / n for n in (INDEX, LESION_CSV, TERRITORY_CSV)]
         clashes = [t for t in targets if t.exists()]
         if clashes and not self.overwrite:
             raise StrokesegError(
@@ -255,6 +267,12 @@ class RunReport:
             midline_mm=midline_x(volume, modality),
             mni=on_mni_grid(volume.data.shape, volume.affine),
         )
+        to_template = territories.template_affine(volume)
+        if to_template is not None:
+            for les, part in zip(
+                lesions, territories.lesion_territories(labels, to_template), strict=True
+            ):
+                les.territories = part
         save_labels_like(labels, volume, labels_path, overwrite=self.overwrite)
         text, thumb = scan_page(
             name,
@@ -269,17 +287,22 @@ class RunReport:
             labels_path.name,
         )
         write_atomic(report_path, text, overwrite=self.overwrite)
+        total = sum(x.volume_ml for x in lesions)
         result = ScanResult(
-            name, lesions, list(warnings), sum(x.volume_ml for x in lesions), thumb, report_path
+            name, lesions, list(warnings), total, thumb, report_path, to_template is not None
         )
         self.results.append(result)
         return result
 
     def finish(self) -> list[Path]:
-        """Write ``lesions_by_lesion.csv`` and the index ``report.html``."""
+        """Write ``lesions_by_lesion.csv``, ``territories.csv`` and the index ``report.html``."""
         table = lesions_csv([(r.name, r.lesions) for r in self.results])
+        regions = territories.territories_csv(
+            [(r.name, r.lesions, r.on_template) for r in self.results]
+        )
         index = index_page(self.results, self.checkpoint, self.meta, self.out_dir)
         return [
             write_atomic(self.out_dir / LESION_CSV, table, overwrite=True),
+            write_atomic(self.out_dir / TERRITORY_CSV, regions, overwrite=True),
             write_atomic(self.out_dir / INDEX, index, overwrite=True),
         ]
