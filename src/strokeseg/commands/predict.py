@@ -39,6 +39,11 @@ def add_parser(subparsers) -> None:
         help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
         "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
     )
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write <scan>_probabilities.nii.gz (float32 in [0, 1], the mask's geometry)",
+    )
     add_inference_options(p)
     p.set_defaults(run=run)
 
@@ -65,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         predictor,
         overwrite=args.overwrite,
         skip_existing=args.skip_existing,
+        probabilities=args.probabilities,
         on_scan=report.add if report else None,
     )
     if report and rows:

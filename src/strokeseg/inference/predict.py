@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from strokeseg.data.components import label_lesions
-from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti, write_atomic
+from strokeseg.data.io import (
+    Volume,
+    is_nifti,
+    load_volume,
+    save_like,
+    save_probabilities_like,
+    strip_nifti,
+    write_atomic,
+)
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.inference.engine import Predictor
@@ -131,6 +139,7 @@ def predict(
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
+    probabilities: bool = False,
     progress: bool = True,
     on_scan: Callable | None = None,
 ) -> tuple[list[Lesions], list[str]]:
@@ -143,14 +152,16 @@ def predict(
     the masks. A bad scan is reported and skipped, the others are still written. The
     predictor's networks serve the whole folder, and the next scan is read (a thread) while
     the current one is segmented. ``on_scan(name, volume, mask, probability, warnings)`` is
-    called after each scan's mask is written (the reports).
+    called after each scan's mask is written (the reports). ``probabilities`` also writes
+    each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's geometry).
     """
     from tqdm import tqdm
 
     check_output_folder(inputs, out_dir)
     scans = scan_inputs(inputs)
     targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
-    clashes = [str(t) for t in targets if t.exists()]
+    maps = [out_dir / f"{name}_probabilities.nii.gz" for name, _ in scans if probabilities]
+    clashes = [str(t) for t in targets + maps if t.exists()]
     if clashes and not (overwrite or skip_existing):
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace, or --skip-existing to "
@@ -182,6 +193,10 @@ def predict(
                     volume = loads.pop(i).result()
                     row, probability, mask = predict_scan(name, volume, predictor)
                     save_like(mask, volume, target, overwrite=overwrite or skip_existing)
+                    if probabilities:
+                        save_probabilities_like(
+                            probability, volume, maps[i], overwrite=overwrite or skip_existing
+                        )
                     if on_scan is not None:
                         on_scan(name, volume, mask, probability, row.warnings)
                     rows.append(row)

@@ -9,6 +9,8 @@ beside the source's folder structure and named from its entities (BIDS derivativ
   "Lesion", ``Sources``, checkpoint, threshold, volumes, warnings);
 - ``..._space-<as input>_desc-lesion_dseg.nii.gz`` (lesion ids of the report's table) and its
   ``_dseg.tsv`` look-up table;
+- ``..._space-<as input>_desc-lesion_probseg.nii.gz`` (the lesion probability, float32, before
+  the threshold) and its ``.json`` sidecar;
 - the scan's HTML report at the dataset's top level (``<sub>[_<ses>]...html``, as fMRIPrep
   places its reports), the run index ``report.html``, ``lesions.csv`` and
   ``lesions_by_lesion.csv``, all listed in ``.bidsignore``.
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strokeseg import __version__
-from strokeseg.data.io import load_volume, save_like, write_atomic
+from strokeseg.data.io import load_volume, save_like, save_probabilities_like, write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
@@ -177,6 +179,16 @@ def mask_sidecar(
     }
 
 
+def probseg_sidecar(scan: BidsScan, bids_dir: Path, checkpoint: str, threshold: float) -> dict:
+    return {
+        "Sources": [f"bids:raw:{scan.path.relative_to(bids_dir).as_posix()}"],
+        "Checkpoint": checkpoint,
+        "Description": "lesion probability (mean over the checkpoints and flips), before the "
+        "threshold and the minimum lesion size that make the mask",
+        "Threshold": threshold,
+    }
+
+
 def dseg_tsv(count: int) -> str:
     """The look-up table of the lesion label image: index 1 is the largest lesion."""
     return "index\tname\n" + "".join(f"{i}\tlesion-{i}\n" for i in range(1, count + 1))
@@ -193,6 +205,8 @@ def output_paths(scan: BidsScan) -> dict[str, Path]:
         "sidecar": scan.derivative("mask", ".json"),
         "dseg": scan.derivative("dseg", ".nii.gz"),
         "lookup": scan.derivative("dseg", ".tsv"),
+        "probseg": scan.derivative("probseg", ".nii.gz"),
+        "probseg_sidecar": scan.derivative("probseg", ".json"),
         "report": scan.report,
     }
 
@@ -237,6 +251,9 @@ def run_app(
             volume = load_volume(scan.path)
             row, probability, mask = predict_scan(name, volume, predictor)
             save_like(mask, volume, paths["mask"], overwrite=overwrite)
+            save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
+            meta = to_json(probseg_sidecar(scan, bids_dir, checkpoint, threshold))
+            write_atomic(paths["probseg_sidecar"], meta, overwrite=overwrite)
             result = report.add(
                 name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
             )
