@@ -35,13 +35,21 @@ from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
 from strokeseg.reports.scan import INDEX, LESION_CSV, TERRITORY_CSV, RunReport, ScanResult
 from strokeseg.reports.territories import ATLAS_CITATION, NOT_ON_TEMPLATE, combine, region_name
+from strokeseg.reports.viewers import viewer_paths
 
 BIDS_VERSION = "1.10.0"
 ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part", "space")
 """Entities carried from the input name, in the specification's order (space last of them);
 ``desc`` follows. Other input entities (label, desc, ...) describe the input and are dropped."""
 DESC = "lesion"
-IGNORED = ("*.html", "lesions.csv", "lesions_by_lesion.csv", "territories.csv")
+IGNORED = (
+    "*.html",
+    "lesions.csv",
+    "lesions_by_lesion.csv",
+    "territories.csv",
+    "*.label.txt",
+    "*.ctbl",
+)
 _PAIR = re.compile(r"([a-zA-Z]+)-([a-zA-Z0-9]+)")
 
 
@@ -200,6 +208,7 @@ def to_json(data: dict) -> str:
 
 def output_paths(scan: BidsScan) -> dict[str, Path]:
     """Every file one scan adds to the derivatives dataset (relative to its root)."""
+    itksnap, slicer = viewer_paths(scan.derivative("dseg", ".nii.gz"))
     return {
         "mask": scan.derivative("mask", ".nii.gz"),
         "sidecar": scan.derivative("mask", ".json"),
@@ -207,6 +216,8 @@ def output_paths(scan: BidsScan) -> dict[str, Path]:
         "lookup": scan.derivative("dseg", ".tsv"),
         "probseg": scan.derivative("probseg", ".nii.gz"),
         "probseg_sidecar": scan.derivative("probseg", ".json"),
+        "itksnap": itksnap,
+        "slicer": slicer,
         "report": scan.report,
     }
 

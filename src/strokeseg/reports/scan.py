@@ -17,7 +17,7 @@ from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, save_labels_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.reports import figures, html, territories
+from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
     Lesion,
     lesion_table,
@@ -239,6 +239,7 @@ class RunReport:
     def check(self, names: list[str]) -> None:
         """Refuse up front when an output exists (before any scan is segmented)."""
         targets = [p for n in names for p in self.scan_targets(n)]
+        targets += [p for n in names for p in viewers.viewer_paths(self.scan_targets(n)[0])]
         targets += [self.out_dir / n for n in (INDEX, LESION_CSV, TERRITORY_CSV)]
         clashes = [t for t in targets if t.exists()]
         if clashes and not self.overwrite:
@@ -274,6 +275,9 @@ class RunReport:
             ):
                 les.territories = part
         save_labels_like(labels, volume, labels_path, overwrite=self.overwrite)
+        itksnap, slicer = viewers.viewer_paths(labels_path)
+        write_atomic(itksnap, viewers.itksnap_labels(lesions), overwrite=self.overwrite)
+        write_atomic(slicer, viewers.slicer_colours(lesions, slicer), overwrite=self.overwrite)
         text, thumb = scan_page(
             name,
             volume,
