@@ -6,7 +6,8 @@ its warnings, all RAS arrays) and holds only the small index rows between scans.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -30,6 +31,7 @@ from strokeseg.reports.lesions import (
 INDEX = "report.html"
 LESION_CSV = "lesions_by_lesion.csv"
 TERRITORY_CSV = "territories.csv"
+RUN_FILES = (INDEX, LESION_CSV, TERRITORY_CSV)
 
 
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
@@ -107,6 +109,36 @@ class ScanResult:
     thumbnail: bytes
     report: Path
     on_template: bool = False  # template coordinates known: territories given
+
+    def to_record(self) -> dict:
+        """Plain data for the scan's summary file, from which ``gather`` rebuilds the run's
+        tables and index exactly."""
+        record = asdict(self)
+        record["thumbnail"] = base64.b64encode(self.thumbnail).decode("ascii")
+        record["report"] = self.report.name
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, folder: Path) -> ScanResult:
+        """The result :meth:`to_record` describes (its report in ``folder``)."""
+        lesions = []
+        for les in record["lesions"]:
+            parts = les["territories"]
+            if parts is not None:
+                voxels = {int(k): v for k, v in parts["voxels"].items()}
+                parts = territories.LesionTerritories(voxels, parts["left"], parts["right"])
+            mni = tuple(les["mni_mm"]) if les["mni_mm"] else None
+            fields = {k: tuple(les[k]) for k in ("centroid_mm", "axial_slices")}
+            lesions.append(Lesion(**{**les, **fields, "mni_mm": mni, "territories": parts}))
+        return cls(
+            record["name"],
+            lesions,
+            record["warnings"],
+            record["total_ml"],
+            base64.b64decode(record["thumbnail"]),
+            folder / record["report"],
+            record["on_template"],
+        )
 
 
 def scan_page(
@@ -236,11 +268,12 @@ class RunReport:
         """(label image, per-scan report) of scan ``name`` in the output folder."""
         return self.out_dir / f"{name}_lesions.nii.gz", self.out_dir / f"{name}_report.html"
 
-    def check(self, names: list[str]) -> None:
-        """Refuse up front when an output exists (before any scan is segmented)."""
+    def check(self, names: list[str], run_files: bool = True) -> None:
+        """Refuse up front when an output exists (before any scan is segmented); the run's
+        index and tables too unless ``run_files`` is False (a part of a split run)."""
         targets = [p for n in names for p in self.scan_targets(n)]
         targets += [p for n in names for p in viewers.viewer_paths(self.scan_targets(n)[0])]
-        targets += [self.out_dir / n for n in (INDEX, LESION_CSV, TERRITORY_CSV)]
+        targets += [self.out_dir / n for n in RUN_FILES if run_files]
         clashes = [t for t in targets if t.exists()]
         if clashes and not self.overwrite:
             raise StrokesegError(
@@ -298,15 +331,25 @@ class RunReport:
         self.results.append(result)
         return result
 
+    def record(self, *scan) -> dict:
+        """:meth:`add`, returning the scan's summary record (``predict``'s ``on_scan``)."""
+        record = self.add(*scan).to_record()
+        return {**record, "checkpoint": self.checkpoint, "model": self.meta.get("model_name")}
+
     def finish(self) -> list[Path]:
         """Write ``lesions_by_lesion.csv``, ``territories.csv`` and the index ``report.html``."""
-        table = lesions_csv([(r.name, r.lesions) for r in self.results])
-        regions = territories.territories_csv(
-            [(r.name, r.lesions, r.on_template) for r in self.results]
-        )
-        index = index_page(self.results, self.checkpoint, self.meta, self.out_dir)
-        return [
-            write_atomic(self.out_dir / LESION_CSV, table, overwrite=True),
-            write_atomic(self.out_dir / TERRITORY_CSV, regions, overwrite=True),
-            write_atomic(self.out_dir / INDEX, index, overwrite=True),
-        ]
+        return write_run_files(self.out_dir, self.results, self.checkpoint, self.meta)
+
+
+def write_run_files(
+    folder: Path, results: list[ScanResult], checkpoint: str, meta: dict
+) -> list[Path]:
+    """The run's ``lesions_by_lesion.csv``, ``territories.csv`` and index ``report.html``."""
+    table = lesions_csv([(r.name, r.lesions) for r in results])
+    regions = territories.territories_csv([(r.name, r.lesions, r.on_template) for r in results])
+    index = index_page(results, checkpoint, meta, folder)
+    return [
+        write_atomic(folder / LESION_CSV, table, overwrite=True),
+        write_atomic(folder / TERRITORY_CSV, regions, overwrite=True),
+        write_atomic(folder / INDEX, index, overwrite=True),
+    ]
