@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
         "--report",
         action="store_true",
         help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
-        "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
+        "(lesion ids) with its ITK-SNAP/Slicer colour tables, lesions_by_lesion.csv and "
+        "territories.csv (vascular territories on template-grid scans; docs/reports.md)",
     )
     p.add_argument(
         "--probabilities",

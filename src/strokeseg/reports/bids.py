@@ -263,13 +263,13 @@ def run_app(
             row, probability, mask = predict_scan(name, volume, predictor)
             save_like(mask, volume, paths["mask"], overwrite=overwrite)
             save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
-            meta = to_json(probseg_sidecar(scan, bids_dir, checkpoint, threshold))
-            write_atomic(paths["probseg_sidecar"], meta, overwrite=overwrite)
+            probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
+            write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
             result = report.add(
                 name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
             )
-            sidecar = mask_sidecar(scan, bids_dir, checkpoint, threshold, result)
-            write_atomic(paths["sidecar"], to_json(sidecar), overwrite=overwrite)
+            sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, result))
+            write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
             write_atomic(paths["lookup"], dseg_tsv(len(result.lesions)), overwrite=overwrite)
             rows.append(row)
         except StrokesegError as error:

@@ -82,7 +82,7 @@ def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
         )
         if les.territories is not None:
             name, percent = les.territories.main()
-            rows[-1].append(f"{name} ({percent:.0f} %)")
+            rows[-1].append(f"{name}\u00a0({percent:.0f}\u00a0%)")  # kept on one line
     return rows
 
 
