@@ -1,7 +1,8 @@
 """BIDS derivatives file-name rules, transcribed from the BIDS specification's schema
 (bids-specification ``src/schema/rules/entities.yaml`` for the order,
 ``rules/files/raw/anat.yaml`` "nonparametric" and ``rules/files/deriv/imaging.yaml``
-"anat_nonparametric_mask" / "anat_nonparametric_discrete_segmentation" for what each suffix
+"anat_nonparametric_mask" / "anat_nonparametric_discrete_segmentation" /
+"anat_nonparametric_probabilistic_segmentation" for what each suffix
 allows), independently of strokeseg's naming code."""
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ NONPARAMETRIC = {"sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part"
 ALLOWED = {
     "mask": NONPARAMETRIC | {"space", "res", "label", "desc"},
     "dseg": NONPARAMETRIC | {"cohort", "space", "atlas", "seg", "scale", "res", "desc"},
+    "probseg": NONPARAMETRIC | {"cohort", "space", "atlas", "seg", "scale", "res", "label", "desc"},
 }
-EXTENSIONS = {"mask": {".nii.gz", ".nii", ".json"}, "dseg": {".nii.gz", ".nii", ".json", ".tsv"}}
+EXTENSIONS = {
+    "mask": {".nii.gz", ".nii", ".json"},
+    "dseg": {".nii.gz", ".nii", ".json", ".tsv"},
+    "probseg": {".nii.gz", ".nii", ".json"},
+}
 LABEL = re.compile(r"[a-zA-Z0-9]+")
 
 
 def check_derivative_path(relative: Path) -> dict[str, str]:
-    """Assert ``relative`` (inside a derivatives dataset) is a valid anat mask/dseg file name.
+    """Assert ``relative`` (inside a derivatives dataset) is a valid anat mask/(prob|d)seg name.
 
     Returns its entities. Checks: folder ``sub-X/[ses-Y/]anat`` agreeing with the name,
     key-value pairs with alphanumeric labels, no repeated key, keys in the specification's

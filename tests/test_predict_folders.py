@@ -84,6 +84,7 @@ def test_a_killed_folder_run_finishes_with_skip_existing(checkpoint, scans, tmp_
     assert 2 <= len(done) < N_SCANS, "the kill must land half way"
     for name in done:  # atomic writes: whatever exists is whole
         assert np.asarray(nib.load(out / name).dataobj).shape == SHAPE
+    summarised = {p.name.removesuffix("_summary.json") for p in out.glob("*_summary.json")}
 
     capsys.readouterr()
     assert main(["predict", "-i", str(scans), "-o", str(out), "--checkpoint", str(checkpoint)]) == 1
@@ -92,7 +93,10 @@ def test_a_killed_folder_run_finishes_with_skip_existing(checkpoint, scans, tmp_
     resumed = cli("predict", "-i", scans, "-o", out, "--checkpoint", checkpoint, "--skip-existing")
     assert resumed.returncode == 0, resumed.stderr
     names = sorted(os.listdir(out))
-    assert names == sorted([f"s{i:02d}_mask.nii.gz" for i in range(N_SCANS)] + ["lesions.csv"])
+    per_scan = [
+        f"s{i:02d}_{kind}" for i in range(N_SCANS) for kind in ("mask.nii.gz", "summary.json")
+    ]
+    assert names == sorted([*per_scan, "lesions.csv"])
     for i in range(N_SCANS):  # every mask present, byte-equal to the uninterrupted run
         name = f"s{i:02d}_mask.nii.gz"
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
@@ -100,8 +104,9 @@ def test_a_killed_folder_run_finishes_with_skip_existing(checkpoint, scans, tmp_
     reference = list(csv.DictReader((tmp_path / "ref" / "lesions.csv").open()))
     volumes = ("scan", "lesion_volume_ml", "lesion_count")
     assert [[r[k] for k in volumes] for r in rows] == [[r[k] for k in volumes] for r in reference]
-    kept = {name.removesuffix("_mask.nii.gz") for name in done}
-    for row, ref in zip(rows, reference, strict=True):  # kept rows say their checks were not re-run
+    # a kept scan's row comes from its summary; a mask the kill left without one is recomputed
+    kept = {name.removesuffix("_mask.nii.gz") for name in done} - summarised
+    for row, ref in zip(rows, reference, strict=True):
         assert row["warnings"] == (KEPT if row["scan"] in kept else ref["warnings"])
     assert [r["scan"] for r in rows] == [f"s{i:02d}" for i in range(N_SCANS)]
 

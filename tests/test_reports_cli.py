@@ -89,8 +89,10 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     inside = [p for p in files if p.parts[0].startswith("sub-") and len(p.parts) > 1]
     assert {p.parts[0] for p in inside} == {"sub-r001s002"}  # --participant-label honoured
-    assert len(inside) == 4
+    assert len(inside) == 8
     for path in inside:
+        if path.name.endswith((".label.txt", ".ctbl")):  # viewer colour tables, .bidsignored
+            continue
         entities = check_derivative_path(path)
         assert entities == {
             "sub": "r001s002",
@@ -108,7 +110,14 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     mask = np.asarray(nib.load(anat / f"{stem}_mask.nii.gz").dataobj)
     dseg = np.asarray(nib.load(anat / f"{stem}_dseg.nii.gz").dataobj)
     assert np.array_equal(dseg > 0, mask == 1)
+    probseg = nib.load(anat / f"{stem}_probseg.nii.gz")
+    assert probseg.get_data_dtype() == np.float32
+    assert np.allclose(probseg.affine, nib.load(anat / f"{stem}_mask.nii.gz").affine)
+    assert np.all(np.asarray(probseg.dataobj)[mask == 1] >= sidecar["Threshold"])
+    probseg_sidecar = json.loads((anat / f"{stem}_probseg.json").read_text(encoding="utf-8"))
+    assert probseg_sidecar["Sources"] == sidecar["Sources"]
     assert sidecar["LesionCount"] == int(dseg.max()) == len(sidecar["LesionVolumesML"])
+    assert sidecar["VascularTerritories"].startswith("territories need a scan on the MNI152")
     lookup = (anat / f"{stem}_dseg.tsv").read_text(encoding="utf-8").splitlines()
     assert lookup[0] == "index\tname" and len(lookup) == 1 + sidecar["LesionCount"]
     check_html((out / "report.html").read_text(encoding="utf-8"), folder=out)

@@ -9,9 +9,10 @@ from strokeseg.commands import (
     demo,
     evaluate,
     export,
+    gather,
     predict,
     synth,
     train,
 )
 
-COMMANDS: tuple = (demo, synth, check, train, evaluate, predict, bids, export, benchmark)
+COMMANDS: tuple = (demo, synth, check, train, evaluate, predict, gather, bids, export, benchmark)

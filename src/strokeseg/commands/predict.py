@@ -37,10 +37,39 @@ def add_parser(subparsers) -> None:
         "--report",
         action="store_true",
         help="also write report.html (index), <scan>_report.html, <scan>_lesions.nii.gz "
-        "(lesion ids) and lesions_by_lesion.csv (docs/reports.md)",
+        "(lesion ids) with its ITK-SNAP/Slicer colour tables, lesions_by_lesion.csv and "
+        "territories.csv (vascular territories on template-grid scans; docs/reports.md)",
     )
+    p.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write <scan>_probabilities.nii.gz (float32 in [0, 1], the mask's geometry)",
+    )
+    p.add_argument(
+        "--part",
+        type=int,
+        metavar="I",
+        help="with --parts N: segment only every N-th scan from the I-th (sorted; I in "
+        "0..N-1), one job each; `strokeseg gather` then writes lesions.csv",
+    )
+    p.add_argument("--parts", type=int, metavar="N", help="number of jobs sharing the folder")
     add_inference_options(p)
     p.set_defaults(run=run)
+
+
+def split(args: argparse.Namespace) -> tuple[int, int]:
+    """(I, N) of ``--part I --parts N``; (0, 1) without them."""
+    from strokeseg.errors import StrokesegError
+
+    if args.part is None and args.parts is None:
+        return 0, 1
+    if args.part is None or args.parts is None or args.parts < 1:
+        raise StrokesegError("--part I and --parts N go together, with N >= 1")
+    if not 0 <= args.part < args.parts:
+        raise StrokesegError(
+            f"--part {args.part}: must be 0..{args.parts - 1} for --parts {args.parts}"
+        )
+    return args.part, args.parts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.ensemble import ensemble_predictor
     from strokeseg.inference.predict import predict
 
+    part = split(args)
     predictor, _ = ensemble_predictor(args.checkpoint, **inference_options(args))
     report = None
     if args.report:
@@ -58,16 +88,21 @@ def run(args: argparse.Namespace) -> int:
         threshold = predictor.rule.threshold
         checkpoints = ", ".join(str(c) for c in args.checkpoint)
         report = RunReport(args.out, predictor.meta, checkpoints, args.overwrite, threshold)
-        report.check([name for name, _ in scan_inputs(args.input)])
+        names = [name for name, _ in scan_inputs(args.input)][part[0] :: part[1]]
+        report.check(names, run_files=part[1] == 1)
     rows, errors = predict(
         args.input,
         args.out,
         predictor,
         overwrite=args.overwrite,
         skip_existing=args.skip_existing,
-        on_scan=report.add if report else None,
+        probabilities=args.probabilities,
+        part=part,
+        on_scan=report.record if report else None,
     )
-    if report and rows:
+    if part[1] > 1:
+        print(f"part {part[0]} of 0..{part[1] - 1} done; `strokeseg gather` writes lesions.csv")
+    elif report and rows:
         report.finish()
         print(f"wrote {args.out / 'report.html'}")
     for row in rows:

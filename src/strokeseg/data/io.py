@@ -410,17 +410,34 @@ def save_labels_like(
     array_ras: np.ndarray, reference: Volume, path: str | Path, *, overwrite: bool = False
 ) -> Path:
     """Write a label image (integers 0..65535; uint8 when they fit) like :func:`save_like`."""
-    path = Path(path)
     array_ras = np.asarray(array_ras)
     if array_ras.size and (array_ras.min() < 0 or array_ras.max() > np.iinfo(np.uint16).max):
         raise ValueError("label images hold integers 0..65535")
     dtype = np.uint8 if not array_ras.size or array_ras.max() <= 255 else np.uint16
+    return _save_like(array_ras.astype(dtype), reference, path, (0, 0), overwrite)
+
+
+def save_probabilities_like(
+    array_ras: np.ndarray, reference: Volume, path: str | Path, *, overwrite: bool = False
+) -> Path:
+    """Write a probability map (float32 in [0, 1]) like :func:`save_like`."""
+    array_ras = np.asarray(array_ras, dtype=np.float32)
+    finite = np.isfinite(array_ras).all()
+    if array_ras.size and not (finite and array_ras.min() >= 0 and array_ras.max() <= 1):
+        raise ValueError("probability maps hold finite values in [0, 1]")
+    return _save_like(array_ras, reference, path, (0, 1), overwrite)
+
+
+def _save_like(
+    array_ras: np.ndarray, reference: Volume, path: str | Path, cal: tuple, overwrite: bool
+) -> Path:
+    """``array_ras`` in ``reference``'s voxel order, header and affine, in its own dtype."""
+    path = Path(path)
     header = reference.source.header.copy()
-    header.set_data_dtype(dtype)
+    header.set_data_dtype(array_ras.dtype)
     header.set_slope_inter(1.0, 0.0)
-    header["cal_min"], header["cal_max"] = 0, 0
-    data = reference.to_source(array_ras).astype(dtype)
-    image = type(reference.source)(data, None, header=header)
+    header["cal_min"], header["cal_max"] = cal
+    image = type(reference.source)(reference.to_source(array_ras), None, header=header)
     with atomic_path(path, overwrite=overwrite) as tmp:
         nib.save(image, tmp)
     return path

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from strokeseg.data.components import label_lesions
-from strokeseg.data.io import Volume, is_nifti, load_volume, save_like, strip_nifti, write_atomic
+from strokeseg.data.io import (
+    Volume,
+    is_nifti,
+    load_volume,
+    save_like,
+    save_probabilities_like,
+    strip_nifti,
+    write_atomic,
+)
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.inference.engine import Predictor
@@ -114,10 +123,33 @@ def check_output_folder(inputs: Path, out_dir: Path) -> None:
 KEPT = "mask kept from an earlier run (--skip-existing): raw figures and checks not re-run"
 
 
+def summary_path(out_dir: Path, name: str) -> Path:
+    """``<scan>_summary.json``: the scan's lesions.csv row and report rows (``gather``)."""
+    return out_dir / f"{name}_summary.json"
+
+
+def write_summary(path: Path, row: Lesions, report: dict | None, overwrite: bool) -> None:
+    summary = {"lesions_csv": asdict(row), **({"report": report} if report else {})}
+    write_atomic(path, json.dumps(summary, indent=1) + "\n", overwrite=overwrite)
+
+
+def read_summary(path: Path) -> dict:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        Lesions(**summary["lesions_csv"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StrokesegError(f"{path}: not a strokeseg scan summary") from None
+    return summary
+
+
 def existing_lesions(name: str, target: Path) -> Lesions:
-    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``)."""
+    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``):
+    from its summary, or recomputed from the mask when an older run wrote none."""
     from strokeseg.data.io import load_mask
 
+    summary = summary_path(target.parent, name)
+    if summary.exists():
+        return Lesions(**read_summary(summary)["lesions_csv"])
     mask = load_mask(target)
     row = lesion_stats(name, mask.data, mask.data, mask.voxel_mm3)  # the raw mask is gone
     row.warnings = [KEPT]  # the probability map is gone too: the checks are not re-run
@@ -131,6 +163,8 @@ def predict(
     *,
     overwrite: bool = False,
     skip_existing: bool = False,
+    probabilities: bool = False,
+    part: tuple[int, int] = (0, 1),
     progress: bool = True,
     on_scan: Callable | None = None,
 ) -> tuple[list[Lesions], list[str]]:
@@ -143,14 +177,20 @@ def predict(
     the masks. A bad scan is reported and skipped, the others are still written. The
     predictor's networks serve the whole folder, and the next scan is read (a thread) while
     the current one is segmented. ``on_scan(name, volume, mask, probability, warnings)`` is
-    called after each scan's mask is written (the reports).
+    called after each scan's mask is written (the reports); what it returns goes into the
+    scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
+    each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's geometry).
+    ``part`` (I, N) segments every N-th scan from the I-th and writes no lesions.csv for N > 1
+    (``strokeseg gather`` writes it from the summaries).
     """
     from tqdm import tqdm
 
     check_output_folder(inputs, out_dir)
-    scans = scan_inputs(inputs)
+    scans, whole = scan_inputs(inputs)[part[0] :: part[1]], part[1] == 1
     targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
-    clashes = [str(t) for t in targets if t.exists()]
+    maps = [out_dir / f"{name}_probabilities.nii.gz" for name, _ in scans if probabilities]
+    summaries = [summary_path(out_dir, name) for name, _ in scans]
+    clashes = [str(t) for t in targets[: len(scans) + whole] + maps + summaries if t.exists()]
     if clashes and not (overwrite or skip_existing):
         raise StrokesegError(
             f"{clashes[0]}: already exists (pass --overwrite to replace, or --skip-existing to "
@@ -182,12 +222,19 @@ def predict(
                     volume = loads.pop(i).result()
                     row, probability, mask = predict_scan(name, volume, predictor)
                     save_like(mask, volume, target, overwrite=overwrite or skip_existing)
-                    if on_scan is not None:
-                        on_scan(name, volume, mask, probability, row.warnings)
+                    if probabilities:
+                        save_probabilities_like(
+                            probability, volume, maps[i], overwrite=overwrite or skip_existing
+                        )
+                    report = (
+                        on_scan(name, volume, mask, probability, row.warnings) if on_scan else None
+                    )
+                    write_summary(summaries[i], row, report, overwrite or skip_existing)
                     rows.append(row)
             except StrokesegError as error:
                 errors.append(str(error))
                 print(f"strokeseg predict: error: {error}", file=sys.stderr)
                 continue
-            write_lesions_csv(rows, out_dir / "lesions.csv")
+            if whole:
+                write_lesions_csv(rows, out_dir / "lesions.csv")
     return rows, errors

@@ -9,6 +9,8 @@ beside the source's folder structure and named from its entities (BIDS derivativ
   "Lesion", ``Sources``, checkpoint, threshold, volumes, warnings);
 - ``..._space-<as input>_desc-lesion_dseg.nii.gz`` (lesion ids of the report's table) and its
   ``_dseg.tsv`` look-up table;
+- ``..._space-<as input>_desc-lesion_probseg.nii.gz`` (the lesion probability, float32, before
+  the threshold) and its ``.json`` sidecar;
 - the scan's HTML report at the dataset's top level (``<sub>[_<ses>]...html``, as fMRIPrep
   places its reports), the run index ``report.html``, ``lesions.csv`` and
   ``lesions_by_lesion.csv``, all listed in ``.bidsignore``.
@@ -27,18 +29,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strokeseg import __version__
-from strokeseg.data.io import load_volume, save_like, write_atomic
+from strokeseg.data.io import load_volume, save_like, save_probabilities_like, write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
-from strokeseg.reports.scan import INDEX, LESION_CSV, RunReport
+from strokeseg.reports.scan import INDEX, LESION_CSV, TERRITORY_CSV, RunReport, ScanResult
+from strokeseg.reports.territories import ATLAS_CITATION, NOT_ON_TEMPLATE, combine, region_name
+from strokeseg.reports.viewers import viewer_paths
 
 BIDS_VERSION = "1.10.0"
 ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part", "space")
 """Entities carried from the input name, in the specification's order (space last of them);
 ``desc`` follows. Other input entities (label, desc, ...) describe the input and are dropped."""
 DESC = "lesion"
-IGNORED = ("*.html", "lesions.csv", "lesions_by_lesion.csv")
+IGNORED = (
+    "*.html",
+    "lesions.csv",
+    "lesions_by_lesion.csv",
+    "territories.csv",
+    "*.label.txt",
+    "*.ctbl",
+)
 _PAIR = re.compile(r"([a-zA-Z]+)-([a-zA-Z0-9]+)")
 
 
@@ -135,14 +146,34 @@ def dataset_description(bids_dir: Path, checkpoint: str) -> dict:
     }
 
 
+def territory_fields(result: ScanResult) -> dict:
+    """The sidecar's vascular territories: the main one per lesion id, the scan's volume per
+    territory and per hemisphere (mL), or why there are none."""
+    if not result.on_template:
+        return {"VascularTerritories": NOT_ON_TEMPLATE}
+    fields: dict = {"VascularTerritoryAtlas": ATLAS_CITATION}
+    fields["LesionTerritories"] = [les.territories.main()[0] for les in result.lesions]
+    if result.lesions:
+        total = combine([les.territories for les in result.lesions])
+        voxel_ml = result.lesions[0].volume_ml / result.lesions[0].voxels
+        fields["LesionVolumeByTerritoryML"] = {
+            region_name(k): round(v * voxel_ml, 4) for k, v, _ in total.shares()
+        }
+        fields["LesionVolumeByHemisphereML"] = {
+            "left": round(total.left * voxel_ml, 4),
+            "right": round(total.right * voxel_ml, 4),
+        }
+    return fields
+
+
 def mask_sidecar(
     scan: BidsScan,
     bids_dir: Path,
     checkpoint: str,
     threshold: float,
-    volumes_ml: list[float],
-    warnings: list[str],
+    result: ScanResult,
 ) -> dict:
+    volumes_ml = [les.volume_ml for les in result.lesions]
     return {
         "Type": "Lesion",
         "Sources": [f"bids:raw:{scan.path.relative_to(bids_dir).as_posix()}"],
@@ -151,7 +182,18 @@ def mask_sidecar(
         "LesionVolumeML": round(sum(volumes_ml), 4),
         "LesionCount": len(volumes_ml),
         "LesionVolumesML": [round(v, 4) for v in volumes_ml],
-        "QualityWarnings": list(warnings),
+        **territory_fields(result),
+        "QualityWarnings": list(result.warnings),
+    }
+
+
+def probseg_sidecar(scan: BidsScan, bids_dir: Path, checkpoint: str, threshold: float) -> dict:
+    return {
+        "Sources": [f"bids:raw:{scan.path.relative_to(bids_dir).as_posix()}"],
+        "Checkpoint": checkpoint,
+        "Description": "lesion probability (mean over the checkpoints and flips), before the "
+        "threshold and the minimum lesion size that make the mask",
+        "Threshold": threshold,
     }
 
 
@@ -166,11 +208,16 @@ def to_json(data: dict) -> str:
 
 def output_paths(scan: BidsScan) -> dict[str, Path]:
     """Every file one scan adds to the derivatives dataset (relative to its root)."""
+    itksnap, slicer = viewer_paths(scan.derivative("dseg", ".nii.gz"))
     return {
         "mask": scan.derivative("mask", ".nii.gz"),
         "sidecar": scan.derivative("mask", ".json"),
         "dseg": scan.derivative("dseg", ".nii.gz"),
         "lookup": scan.derivative("dseg", ".tsv"),
+        "probseg": scan.derivative("probseg", ".nii.gz"),
+        "probseg_sidecar": scan.derivative("probseg", ".json"),
+        "itksnap": itksnap,
+        "slicer": slicer,
         "report": scan.report,
     }
 
@@ -200,7 +247,7 @@ def run_app(
     plans = [(scan, {k: out_dir / p for k, p in output_paths(scan).items()}) for scan in scans]
     tops = [out_dir / n for n in ("dataset_description.json", ".bidsignore", "lesions.csv")]
     targets = [p for _, paths in plans for p in paths.values()] + tops
-    targets += [out_dir / INDEX, out_dir / LESION_CSV]
+    targets += [out_dir / n for n in (INDEX, LESION_CSV, TERRITORY_CSV)]
     clashes = [t for t in targets if t.exists()]
     if clashes and not overwrite:
         raise StrokesegError(
@@ -215,13 +262,15 @@ def run_app(
             volume = load_volume(scan.path)
             row, probability, mask = predict_scan(name, volume, predictor)
             save_like(mask, volume, paths["mask"], overwrite=overwrite)
+            save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
+            probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
+            write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
             result = report.add(
                 name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
             )
-            volumes = [les.volume_ml for les in result.lesions]
-            sidecar = mask_sidecar(scan, bids_dir, checkpoint, threshold, volumes, row.warnings)
-            write_atomic(paths["sidecar"], to_json(sidecar), overwrite=overwrite)
-            write_atomic(paths["lookup"], dseg_tsv(len(volumes)), overwrite=overwrite)
+            sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, result))
+            write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
+            write_atomic(paths["lookup"], dseg_tsv(len(result.lesions)), overwrite=overwrite)
             rows.append(row)
         except StrokesegError as error:
             errors.append(str(error))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
@@ -20,6 +21,9 @@ from scipy import ndimage
 from strokeseg.data.components import component_sizes, label_lesions
 from strokeseg.data.fingerprint import head_mask
 from strokeseg.data.io import Volume
+
+if TYPE_CHECKING:
+    from strokeseg.reports.territories import LesionTerritories
 
 MNI152_SHAPE = (197, 233, 189)
 MNI152_AFFINE = np.array(
@@ -42,6 +46,8 @@ CSV_FIELDS = (
     "axial_slice_first",
     "axial_slice_last",
     "mean_probability",
+    "territory",
+    "territory_percent",
 )
 
 
@@ -55,6 +61,14 @@ class Lesion:
     hemisphere: str  # "left" | "right" | "both"
     axial_slices: tuple[int, int]  # first and last axial slice (RAS voxel index k)
     mean_probability: float
+    territories: LesionTerritories | None = None  # only with template coordinates
+
+    def territory(self) -> list[str]:
+        """The CSV's territory cells: the main territory and its share (%), or blanks."""
+        if self.territories is None:
+            return ["", ""]
+        name, percent = self.territories.main()
+        return [name, f"{percent:.2f}"]
 
 
 def on_mni_grid(shape: tuple[int, ...], affine_ras: np.ndarray) -> bool:
@@ -143,5 +157,6 @@ def lesions_csv(tables: list[tuple[str, list[Lesion]]]) -> str:
                 + [f"{v:.2f}" for v in les.centroid_mm]
                 + mni
                 + [les.hemisphere, *les.axial_slices, f"{les.mean_probability:.4f}"]
+                + les.territory()
             )
     return buffer.getvalue()

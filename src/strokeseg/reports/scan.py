@@ -6,7 +6,8 @@ its warnings, all RAS arrays) and holds only the small index rows between scans.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import base64
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -17,7 +18,7 @@ from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, save_labels_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.reports import figures, html
+from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
     Lesion,
     lesion_table,
@@ -29,6 +30,8 @@ from strokeseg.reports.lesions import (
 
 INDEX = "report.html"
 LESION_CSV = "lesions_by_lesion.csv"
+TERRITORY_CSV = "territories.csv"
+RUN_FILES = (INDEX, LESION_CSV, TERRITORY_CSV)
 
 
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
@@ -62,6 +65,7 @@ def training_summary(meta: dict) -> list[tuple[str, object]]:
 
 
 def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
+    """The report's lesion table; a territory column when the scan has template coordinates."""
     rows = []
     for les in lesions:
         mni = ", ".join(f"{v:.1f}" for v in les.mni_mm) if les.mni_mm else "not on MNI grid"
@@ -76,6 +80,9 @@ def lesion_rows(lesions: list[Lesion]) -> list[list[object]]:
                 f"{les.mean_probability:.2f}",
             ]
         )
+        if les.territories is not None:
+            name, percent = les.territories.main()
+            rows[-1].append(f"{name}\u00a0({percent:.0f}\u00a0%)")  # kept on one line
     return rows
 
 
@@ -87,6 +94,7 @@ LESION_HEADERS = (
     "hemisphere",
     "axial slices",
     "mean probability",
+    "main vascular territory (share)",
 )
 
 
@@ -100,6 +108,37 @@ class ScanResult:
     total_ml: float
     thumbnail: bytes
     report: Path
+    on_template: bool = False  # template coordinates known: territories given
+
+    def to_record(self) -> dict:
+        """Plain data for the scan's summary file, from which ``gather`` rebuilds the run's
+        tables and index exactly."""
+        record = asdict(self)
+        record["thumbnail"] = base64.b64encode(self.thumbnail).decode("ascii")
+        record["report"] = self.report.name
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict, folder: Path) -> ScanResult:
+        """The result :meth:`to_record` describes (its report in ``folder``)."""
+        lesions = []
+        for les in record["lesions"]:
+            parts = les["territories"]
+            if parts is not None:
+                voxels = {int(k): v for k, v in parts["voxels"].items()}
+                parts = territories.LesionTerritories(voxels, parts["left"], parts["right"])
+            mni = tuple(les["mni_mm"]) if les["mni_mm"] else None
+            fields = {k: tuple(les[k]) for k in ("centroid_mm", "axial_slices")}
+            lesions.append(Lesion(**{**les, **fields, "mni_mm": mni, "territories": parts}))
+        return cls(
+            record["name"],
+            lesions,
+            record["warnings"],
+            record["total_ml"],
+            base64.b64decode(record["thumbnail"]),
+            folder / record["report"],
+            record["on_template"],
+        )
 
 
 def scan_page(
@@ -122,6 +161,7 @@ def scan_page(
     header = volume.source.header
     total = sum(les.volume_ml for les in lesions)
     mni = on_mni_grid(volume.data.shape, volume.affine)
+    on_template = territories.template_affine(volume) is not None
     head = head_mask(volume.data, modality)
     if lesions:
         centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
@@ -155,12 +195,16 @@ def scan_page(
         + html.warning_list(warnings)
         + "<h2>Lesions (largest first)</h2>"
         + (
-            html.table(LESION_HEADERS, lesion_rows(lesions), numeric=(0, 1, 6))
+            html.table(
+                LESION_HEADERS[: 8 if on_template else 7], lesion_rows(lesions), numeric=(0, 1, 6)
+            )
             if lesions
             else "<p>No lesion in the mask.</p>"
         )
         + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
         "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
+        + "<h2>Vascular territories</h2>"
+        + territories.section(lesions, on_template)
         + "<h2>Axial montage</h2>"
         + f'<p class="small">Images in the {figures.CONVENTION}; the red line is the mask '
         "outline; the slice number is the axial index k.</p>"
@@ -224,10 +268,12 @@ class RunReport:
         """(label image, per-scan report) of scan ``name`` in the output folder."""
         return self.out_dir / f"{name}_lesions.nii.gz", self.out_dir / f"{name}_report.html"
 
-    def check(self, names: list[str]) -> None:
-        """Refuse up front when an output exists (before any scan is segmented)."""
+    def check(self, names: list[str], run_files: bool = True) -> None:
+        """Refuse up front when an output exists (before any scan is segmented); the run's
+        index and tables too unless ``run_files`` is False (a part of a split run)."""
         targets = [p for n in names for p in self.scan_targets(n)]
-        targets += [self.out_dir / INDEX, self.out_dir / LESION_CSV]
+        targets += [p for n in names for p in viewers.viewer_paths(self.scan_targets(n)[0])]
+        targets += [self.out_dir / n for n in RUN_FILES if run_files]
         clashes = [t for t in targets if t.exists()]
         if clashes and not self.overwrite:
             raise StrokesegError(
@@ -255,7 +301,16 @@ class RunReport:
             midline_mm=midline_x(volume, modality),
             mni=on_mni_grid(volume.data.shape, volume.affine),
         )
+        to_template = territories.template_affine(volume)
+        if to_template is not None:
+            for les, part in zip(
+                lesions, territories.lesion_territories(labels, to_template), strict=True
+            ):
+                les.territories = part
         save_labels_like(labels, volume, labels_path, overwrite=self.overwrite)
+        itksnap, slicer = viewers.viewer_paths(labels_path)
+        write_atomic(itksnap, viewers.itksnap_labels(lesions), overwrite=self.overwrite)
+        write_atomic(slicer, viewers.slicer_colours(lesions, slicer), overwrite=self.overwrite)
         text, thumb = scan_page(
             name,
             volume,
@@ -269,17 +324,32 @@ class RunReport:
             labels_path.name,
         )
         write_atomic(report_path, text, overwrite=self.overwrite)
+        total = sum(x.volume_ml for x in lesions)
         result = ScanResult(
-            name, lesions, list(warnings), sum(x.volume_ml for x in lesions), thumb, report_path
+            name, lesions, list(warnings), total, thumb, report_path, to_template is not None
         )
         self.results.append(result)
         return result
 
+    def record(self, *scan) -> dict:
+        """:meth:`add`, returning the scan's summary record (``predict``'s ``on_scan``)."""
+        record = self.add(*scan).to_record()
+        return {**record, "checkpoint": self.checkpoint, "model": self.meta.get("model_name")}
+
     def finish(self) -> list[Path]:
-        """Write ``lesions_by_lesion.csv`` and the index ``report.html``."""
-        table = lesions_csv([(r.name, r.lesions) for r in self.results])
-        index = index_page(self.results, self.checkpoint, self.meta, self.out_dir)
-        return [
-            write_atomic(self.out_dir / LESION_CSV, table, overwrite=True),
-            write_atomic(self.out_dir / INDEX, index, overwrite=True),
-        ]
+        """Write ``lesions_by_lesion.csv``, ``territories.csv`` and the index ``report.html``."""
+        return write_run_files(self.out_dir, self.results, self.checkpoint, self.meta)
+
+
+def write_run_files(
+    folder: Path, results: list[ScanResult], checkpoint: str, meta: dict
+) -> list[Path]:
+    """The run's ``lesions_by_lesion.csv``, ``territories.csv`` and index ``report.html``."""
+    table = lesions_csv([(r.name, r.lesions) for r in results])
+    regions = territories.territories_csv([(r.name, r.lesions, r.on_template) for r in results])
+    index = index_page(results, checkpoint, meta, folder)
+    return [
+        write_atomic(folder / LESION_CSV, table, overwrite=True),
+        write_atomic(folder / TERRITORY_CSV, regions, overwrite=True),
+        write_atomic(folder / INDEX, index, overwrite=True),
+    ]
