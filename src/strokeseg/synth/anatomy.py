@@ -65,7 +65,7 @@ def load_template(name: str = "sym") -> Template:
     """Load a packaged template once per process (no network access).
 
     As nilearn's ``load_mni152_*`` loaders do, each map is rescaled by its maximum and the
-    brain mask is the T1 above 0.2.
+    brain mask is the T1 above 0.2 (holes filled).
     """
     if name not in ANATOMIES:
         raise ValueError(f"anatomy {name!r}: expected one of {ANATOMIES}")
@@ -82,7 +82,7 @@ def load_template(name: str = "sym") -> Template:
         if name == "chris":
             head = np.where(inside, 0.0, t1)
             t1 = np.where(inside, t1, 0.0)
-    brain = t1 > BRAIN_THRESHOLD
+    brain = ndi.binary_fill_holes(t1 > BRAIN_THRESHOLD)  # ventricles darker than 0.2 stay in
     gm *= brain
     wm *= brain
     csf = np.clip(1.0 - gm - wm, 0.0, 1.0) * brain

@@ -4,9 +4,13 @@ The anatomy of :mod:`strokeseg.synth.anatomy` is mapped to Hounsfield units (CSF
 white matter, skull tables and diploe, scalp fat and skin, air), tilted in the scanner
 (head flexion, yaw, roll) and sampled on a 512x512 grid at about 0.43 mm with 24-32 thick
 axial slices: each slice averages several planes across its 4-5 mm thickness, so the
-through-plane partial-volume effect is real. Acute infarcts are subtle hypodensities of
-2-8 HU with blurred borders; the label is the lesion probability, averaged the same way,
-thresholded at 0.5. Slice geometry follows the paper's CT cohort (512x512x24-32,
+through-plane partial-volume effect is real; half the cases have a gantry tilt of 5-25
+degrees (the slices stay parallel to the axial plane but each is shifted along y: a sheared
+affine, kept in the sform). The anatomy is the symmetric or the asymmetric template. Lesions
+are the real SOOP masks (``real_lesions.py``) with an acute appearance: grey-white contrast
+lost inside them (grey and white matter pulled 50-100 % towards their mean) and 2-8 HU of
+hypodensity, blurred by partial volume; the label is the lesion probability, averaged the
+same way, thresholded at 0.5. Slice geometry follows the paper's CT cohort (512x512x24-32,
 0.43 x 0.43 x 4.1-4.8 mm).
 """
 
@@ -25,8 +29,9 @@ from scipy import sparse
 from strokeseg import __version__
 from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
-from strokeseg.synth.lesions import VolumeDistribution, draw_lesions
+from strokeseg.synth.lesions import VolumeDistribution
 from strokeseg.synth.output import each_subject, prepare_output, save_json, save_nifti
+from strokeseg.synth.real_lesions import draw_real_lesions
 
 # SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
 # to published figures (the paper's CT cohort gives none): every size class from lacunar to
@@ -34,6 +39,9 @@ from strokeseg.synth.output import each_subject, prepare_output, save_json, save
 # would vanish on 4-5 mm slices.
 CT_VOLUMES = VolumeDistribution(median=0.0, sigma=0.0, low=10**2.5, high=10**5.3)
 MATRIX = 512
+CT_ANATOMIES = ("sym", "asym")
+"""The templates' tissue maps are rendered in HU (a real head's MRI intensities are not)."""
+GREY_WHITE_MEAN_HU = 31.0
 PLANES_PER_SLICE = 4
 AIR_HU = -1000.0
 SCANNER_CODE = 1  # NIfTI xform code for scanner coordinates
@@ -85,8 +93,11 @@ def _geometry(rng: np.random.Generator, template: Template) -> tuple[np.ndarray,
     bottom = max(top - slices * thickness, floor)  # stay inside the template's slab
 
     affine = np.diag([-pixel, -pixel, thickness, 1.0])
+    tilt = rng.uniform(5.0, 25.0) if rng.random() < 0.5 else 0.0  # gantry tilt (degrees)
+    affine[1, 2] = thickness * np.tan(np.deg2rad(tilt))  # each slice moves along y: a shear
     half = (MATRIX - 1) / 2 * pixel
-    affine[:3, 3] = [centre[0] + half, centre[1] + half, bottom + thickness / 2]
+    drift = affine[1, 2] * (slices - 1) / 2  # keep the tilted slab centred on the head
+    affine[:3, 3] = [centre[0] + half, centre[1] + half - drift, bottom + thickness / 2]
     ct_to_template = np.linalg.inv(to_scanner) @ affine
     return affine, ct_to_template, slices
 
@@ -151,8 +162,8 @@ def _sample_box(volume: np.ndarray, box: tuple[slice, ...], coords: np.ndarray) 
 
 def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
     """One SynthCT case: (int16 HU image, uint8 label, row of cases.tsv)."""
-    template = load_template()
     rng = np.random.default_rng([seed, index, 2])
+    template = load_template(CT_ANATOMIES[int(rng.integers(len(CT_ANATOMIES)))])
     hu = _hounsfield(rng, template)
     affine, ct_to_template, slices = _geometry(rng, template)
     pixel, thickness = -affine[0, 0], affine[2, 2]
@@ -163,13 +174,19 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
     slice_index = (row[0] * i)[:, None, None] + (row[1] * j)[None, :, None] + (row[2] * k + row[3])
     interior = (slice_index > 1.0) & (slice_index < slices - 2.0)
     while True:  # redraw lesions that vanish on the thick slices
-        lesions = draw_lesions(rng, template, volumes=CT_VOLUMES, allowed=interior)
+        lesions = draw_real_lesions(rng, template, volumes=CT_VOLUMES)
+        if not lesions.count or not interior[lesions.bbox].any():
+            continue
         label = _to_ct_grid(_sample_box(lesions.prob, lesions.bbox, coords), slices) > 0.5
         if label.any():
             break
 
-    drop = 8.0 * np.minimum(lesions.severity[lesions.bbox], 1.0)  # 2-8 HU in lesion cores
-    hu[lesions.bbox] -= drop
+    box, p = lesions.bbox, lesions.prob[lesions.bbox]
+    # acute infarct: grey-white contrast lost (both towards their mean) and 2-8 HU darker
+    blur = rng.uniform(0.5, 1.0) * (GREY_WHITE_MEAN_HU - hu[box])
+    hu[box] += p * (
+        blur - rng.uniform(2.0, 8.0) * np.clip(1.0 + 0.2 * rng.standard_normal(), 0.5, 1.5)
+    )
     image = _to_ct_grid(warp(hu, coords, cval=AIR_HU), slices)
     noise = ndi.gaussian_filter(rng.standard_normal(image.shape, dtype=np.float32), (0.8, 0.8, 0))
     image += noise * (rng.uniform(3.0, 5.0) / noise.std())  # correlated, CT-like grain
@@ -183,6 +200,9 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
         "lesion_volume_mm3": round(float(label.sum() * pixel * pixel * thickness), 1),
         "hemisphere": lesions.hemisphere,
         "n_lesions": lesions.count,
+        "lesion_source": "+".join(f"soop-{i}" for i in lesions.sources),
+        "anatomy": template.name,
+        "gantry_tilt_deg": round(float(np.degrees(np.arctan2(affine[1, 2], thickness))), 1),
     }
     return _nifti(data, affine), _nifti(label.astype(np.uint8), affine), row
 
@@ -190,7 +210,8 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     """A NIfTI in scanner space (qform = sform, code 1), mm units."""
     image = nib.Nifti1Image(data, affine)
-    image.set_qform(affine, code=SCANNER_CODE)
+    sheared = not np.allclose(affine[:3, :3], np.diag(np.diag(affine[:3, :3])))
+    image.set_qform(affine, code=0 if sheared else SCANNER_CODE)  # a qform holds no shear
     image.set_sform(affine, code=SCANNER_CODE)
     image.header.set_xyzt_units("mm", "sec")
     return image
