@@ -7,9 +7,9 @@ axial slices: each slice averages several planes across its 4-5 mm thickness, so
 through-plane partial-volume effect is real; half the cases have a gantry tilt of 5-25
 degrees (the slices stay parallel to the axial plane but each is shifted along y: a sheared
 affine, kept in the sform). The anatomy is the symmetric or the asymmetric template. Lesions
-are the real SOOP masks (``real_lesions.py``) with an acute appearance: grey-white contrast
-lost inside them (grey and white matter pulled 50-100 % towards their mean) and 2-8 HU of
-hypodensity, blurred by partial volume; the label is the lesion probability, averaged the
+are the real SOOP masks (``real_lesions.py``) with an acute appearance: 2-8 HU of oedema and
+the grey-white contrast lost (grey matter darkened 50-100 % of the way to white matter),
+blurred by partial volume; the label is the lesion probability, averaged the
 same way, thresholded at 0.5. Slice geometry follows the paper's CT cohort (512x512x24-32,
 0.43 x 0.43 x 4.1-4.8 mm).
 """
@@ -41,7 +41,7 @@ CT_VOLUMES = VolumeDistribution(median=0.0, sigma=0.0, low=10**2.5, high=10**5.3
 MATRIX = 512
 CT_ANATOMIES = ("sym", "asym")
 """The templates' tissue maps are rendered in HU (a real head's MRI intensities are not)."""
-GREY_WHITE_MEAN_HU = 31.0
+WHITE_MATTER_HU = 25.0
 PLANES_PER_SLICE = 4
 AIR_HU = -1000.0
 SCANNER_CODE = 1  # NIfTI xform code for scanner coordinates
@@ -160,6 +160,14 @@ def _sample_box(volume: np.ndarray, box: tuple[slice, ...], coords: np.ndarray) 
     return out
 
 
+def acute_change(hu: np.ndarray, p: np.ndarray, share: float, drop: float) -> np.ndarray:
+    """HU lost by an acute infarct of partial volume ``p``: ``drop`` HU of oedema, and grey
+    matter losing ``share`` of its excess over white matter (grey-white differentiation
+    lost: the cortex becomes as dark as the white matter)."""
+    excess = np.clip(hu - WHITE_MATTER_HU, 0.0, None)
+    return (p * (drop + share * excess)).astype(np.float32)
+
+
 def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
     """One SynthCT case: (int16 HU image, uint8 label, row of cases.tsv)."""
     rng = np.random.default_rng([seed, index, 2])
@@ -181,12 +189,8 @@ def make_subject(seed: int, index: int) -> tuple[nib.Nifti1Image, nib.Nifti1Imag
         if label.any():
             break
 
-    box, p = lesions.bbox, lesions.prob[lesions.bbox]
-    # acute infarct: grey-white contrast lost (both towards their mean) and 2-8 HU darker
-    blur = rng.uniform(0.5, 1.0) * (GREY_WHITE_MEAN_HU - hu[box])
-    hu[box] += p * (
-        blur - rng.uniform(2.0, 8.0) * np.clip(1.0 + 0.2 * rng.standard_normal(), 0.5, 1.5)
-    )
+    share, drop = rng.uniform(0.5, 1.0), rng.uniform(2.0, 8.0)
+    hu[lesions.bbox] -= acute_change(hu[lesions.bbox], lesions.prob[lesions.bbox], share, drop)
     image = _to_ct_grid(warp(hu, coords, cval=AIR_HU), slices)
     noise = ndi.gaussian_filter(rng.standard_normal(image.shape, dtype=np.float32), (0.8, 0.8, 0))
     image += noise * (rng.uniform(3.0, 5.0) / noise.std())  # correlated, CT-like grain
