@@ -1,5 +1,5 @@
-"""The ICBM152 2009a template files that nilearn's wheel ships (SynthATLAS's anatomy, and the
-brain mask the inference crop uses for scans on the MNI152 grid)."""
+"""The ICBM152 2009a template files that nilearn's wheel ships (SynthATLAS's anatomy, the
+brain mask the inference crop uses for scans on the MNI152 grid, the registration target)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ BRAIN_THRESHOLD = 0.2
 def template_file(name: str) -> Path:
     """Path of a template file inside the installed nilearn package (found without importing
     nilearn, whose import costs seconds)."""
-    spec = locate("nilearn", "the synthetic cohorts (ICBM152 template)")
+    spec = locate("nilearn", "the ICBM152 template (synthetic cohorts, registration)")
     path = Path(spec.origin).parent / "datasets" / "data" / TEMPLATE_FILE.format(name)
     if not path.is_file():
         raise StrokesegError(f"{path}: missing from the nilearn installation")
