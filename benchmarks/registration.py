@@ -31,7 +31,7 @@ CASES = [
 def scan_grid(axcodes: str, spacing, fov_mm=(200.0, 240.0, 210.0)):
     """(shape, affine) of a grid stored in ``axcodes`` order centred near the brain."""
     shape = tuple(int(round(f / s)) for f, s in zip(fov_mm, spacing, strict=True))
-    affine = np.eye(4)
+    affine = np.diag([0.0, 0.0, 0.0, 1.0])
     for axis, (world, sign) in enumerate(nib.orientations.axcodes2ornt(axcodes)):
         affine[int(world), axis] = sign * spacing[axis]
     affine[:3, 3] = np.array([0.0, -18.0, 8.0]) - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)

@@ -24,7 +24,7 @@ def grid(spacing=(1.0, 1.0, 1.0), axcodes="RAS", fov_mm=(200.0, 240.0, 200.0), c
     """(shape, affine) of a grid stored in ``axcodes`` order, centred on ``centre`` (world mm).
     ``spacing`` and ``fov_mm`` are per array axis."""
     shape = tuple(int(round(f / s)) for f, s in zip(fov_mm, spacing, strict=True))
-    affine = np.eye(4)
+    affine = np.diag([0.0, 0.0, 0.0, 1.0])
     for axis, (world, sign) in enumerate(axcodes2ornt(axcodes)):
         affine[int(world), axis] = sign * spacing[axis]
     affine[:3, 3] = np.asarray(centre) - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)

@@ -28,6 +28,14 @@ def add_parser(subparsers) -> None:
         help="SynthATLAS total lesion volume: 'atlas' (default) a log-normal fitted to ATLAS "
         "R2.0 (median 5 mL), 'loguniform' the first SynthATLAS draw (median 1.7 mL)",
     )
+    p.add_argument(
+        "--space",
+        choices=("template", "native"),
+        default="template",
+        help="SynthATLAS: 'template' (default) the MNI152 grid in ATLAS R2.0's layout, "
+        "'native' each subject in a scanner pose, voxel size and orientation, brain-extracted, "
+        "in ATLAS R3.0's layout (space-orig)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous cohort in --out")
     p.set_defaults(run=run)
 
@@ -38,10 +46,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cohort == "atlas":
         volumes = VOLUME_DISTRIBUTIONS[args.volumes]
-        atlas.generate(args.out, args.subjects, args.seed, args.overwrite, volumes=volumes)
+        atlas.generate(
+            args.out, args.subjects, args.seed, args.overwrite, volumes=volumes, space=args.space
+        )
     else:
-        if args.volumes != "atlas":
-            print("strokeseg synth: --volumes applies to SynthATLAS only", file=sys.stderr)
+        if args.volumes != "atlas" or args.space != "template":
+            print(
+                "strokeseg synth: --volumes and --space apply to SynthATLAS only", file=sys.stderr
+            )
             return 2
         ct.generate(args.out, args.subjects, args.seed, args.overwrite)
     print(f"wrote {args.subjects} synthetic {args.cohort} subject(s) to {args.out}")

@@ -33,6 +33,8 @@ from strokeseg.synth.anatomy import (
     warp,
 )
 from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
+from strokeseg.synth.native import GENERATED as NATIVE_GENERATED
+from strokeseg.synth.native import write_native
 from strokeseg.synth.output import (
     each_subject,
     prepare_output,
@@ -97,8 +99,9 @@ def _healthy_head(rng: np.random.Generator, template: Template, gamma: float) ->
 
 def make_subject(
     seed: int, index: int, volumes: VolumeDistribution = ATLAS_R2
-) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
-    """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row)."""
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict, np.ndarray]:
+    """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row,
+    uint8 brain mask on the template grid)."""
     template = load_template()
     rng = np.random.default_rng([seed, index, 0])
     site = np.random.default_rng([seed, index // SUBJECTS_PER_SITE, 1])
@@ -140,6 +143,8 @@ def make_subject(
 
     t1 = np.zeros(template.shape, np.float32)
     t1[head] = warp(image, coords) * np.exp(bias * smooth_field(rng, shape, 3))
+    brain_mask = np.zeros(template.shape, np.uint8)
+    brain_mask[head] = warp(brain, coords) > 0.5
     t1 *= scale / T1_WM**gamma  # white matter near ``scale``
     sigma = noise * scale
     real = t1 + sigma * rng.standard_normal(t1.shape, dtype=np.float32)
@@ -154,7 +159,7 @@ def make_subject(
         "hemisphere": lesions.hemisphere,
         "n_lesions": lesions.count,
     }
-    return _nifti(data, template.affine), _nifti(mask, template.affine), row
+    return _nifti(data, template.affine), _nifti(mask, template.affine), row, brain_mask
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -167,8 +172,14 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
     return image
 
 
-def _write_subject(out: Path, seed: int, volumes: VolumeDistribution, index: int) -> dict:
-    image, mask, row = make_subject(seed, index, volumes)
+def _write_subject(
+    out: Path, seed: int, volumes: VolumeDistribution, space: str, index: int
+) -> dict:
+    image, mask, row, brain = make_subject(seed, index, volumes)
+    if space == "native":
+        site = row["site"].upper()
+        rng = np.random.default_rng([seed, index, 2])
+        return row | write_native(out, row["participant_id"], site, (image, mask, brain), rng)
     image_path, mask_path = subject_paths(out, index)
     save_nifti(image, image_path)
     save_nifti(mask, mask_path)
@@ -182,10 +193,12 @@ def generate(
     overwrite: bool,
     progress: bool = True,
     volumes: VolumeDistribution = ATLAS_R2,
+    space: str = "template",
 ) -> None:
-    """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
-    prepare_output(out, overwrite, GENERATED)
-    write = functools.partial(_write_subject, out, seed, volumes)
+    """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout, or
+    with ``space="native"`` in scanner poses in ATLAS R3.0's layout (``synth/native.py``)."""
+    prepare_output(out, overwrite, GENERATED + NATIVE_GENERATED)
+    write = functools.partial(_write_subject, out, seed, volumes, space)
     rows = each_subject(write, subjects, "SynthATLAS", progress)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
