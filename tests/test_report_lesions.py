@@ -8,13 +8,12 @@ import pytest
 from data_files import write_nifti
 
 from strokeseg.data.io import load_volume
+from strokeseg.data.template import MNI152_SHAPE, on_mni_grid
 from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.reports.lesions import (
-    MNI152_SHAPE,
     lesion_table,
     lesions_csv,
     midline_x,
-    on_mni_grid,
     relabel_by_size,
 )
 from strokeseg.reports.scan import RunReport
@@ -135,7 +134,7 @@ def test_mni_coordinates_only_on_the_mni_grid():
 
 
 def test_stored_lps_on_the_mni_grid_counts_as_mni(tmp_path):
-    """The grid test uses the RAS view, so an MNI-grid scan stored flipped still qualifies."""
+    """The grid test takes the RAS view, so an MNI-grid scan stored flipped still qualifies."""
     from strokeseg.data.template import template_file
 
     affine = nib.load(template_file("t1")).affine
@@ -145,6 +144,7 @@ def test_stored_lps_on_the_mni_grid_counts_as_mni(tmp_path):
     volume = load_volume(path)
     assert nib.aff2axcodes(volume.source.affine)[0] == "L"
     assert on_mni_grid(volume.data.shape, volume.affine)
+    assert on_mni_grid(volume.source.shape, volume.source.affine)  # the stored order too
 
 
 def test_empty_mask_gives_no_rows_and_a_header_only_csv():

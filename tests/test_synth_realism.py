@@ -113,7 +113,7 @@ def test_ventricle_pull_moves_content_towards_the_lesion():
 
 def test_brain_extracted_subject_is_zero_off_the_brain():
     stripped = atlas.Options(skull_stripped=1.0)
-    image, mask, row = atlas.make_subject(5, 0, options=stripped)
+    image, mask, row, _ = atlas.make_subject(5, 0, options=stripped)
     data = np.asarray(image.dataobj)
     assert row["skull_stripped"] == 1
     template = load_template(row["anatomy"])

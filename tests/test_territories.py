@@ -13,7 +13,7 @@ from data_files import write_nifti
 from nibabel.processing import resample_from_to
 
 from strokeseg.data.io import load_volume
-from strokeseg.reports.lesions import MNI152_AFFINE, MNI152_SHAPE
+from strokeseg.data.template import MNI152_AFFINE, MNI152_SHAPE
 from strokeseg.reports.scan import LESION_CSV, TERRITORY_CSV, RunReport
 from strokeseg.reports.territories import (
     NOT_ON_TEMPLATE,

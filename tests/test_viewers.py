@@ -11,7 +11,7 @@ from data_files import write_nifti
 from test_territories import META, midline_scan_mask, stored_as
 
 from strokeseg.data.io import load_volume
-from strokeseg.reports.lesions import MNI152_SHAPE
+from strokeseg.data.template import MNI152_SHAPE
 from strokeseg.reports.scan import LESION_CSV, RunReport
 
 ITKSNAP_LINE = re.compile(

@@ -64,6 +64,7 @@ def summarize(root: Path, layout: str | None = None) -> dict:
         "layout": dataset.layout,
         "modality": dataset.modality,
         "subjects": len(dataset.subjects),
+        "sites": _sites(dataset.subjects),
         "labelled": labelled,
         "slices": slices,
         "lesion_volume_ml": lesions,
@@ -72,13 +73,25 @@ def summarize(root: Path, layout: str | None = None) -> dict:
     }
 
 
+def _sites(subjects) -> dict[str, int]:
+    """Subjects per acquisition site, where the layout names sites (ATLAS)."""
+    sites: dict[str, int] = {}
+    for subject in subjects:
+        if subject.site:
+            sites[subject.site] = sites.get(subject.site, 0) + 1
+    return dict(sorted(sites.items()))
+
+
 def _text(report: dict) -> str:
     n, labelled = report["subjects"], report["labelled"]
     lines = [
         f"layout:    {report['layout']} ({report['modality']}) in {report['root']}",
         f"subjects:  {n} ({labelled} with a readable mask)",
-        f"slices:    {report['slices']} axial",
     ]
+    if report["sites"]:
+        shown = ", ".join(f"{site} {count}" for site, count in report["sites"].items())
+        lines.append(f"sites:     {len(report['sites'])} ({shown})")
+    lines.append(f"slices:    {report['slices']} axial")
     if report["lesion_volume_ml"]:
         v = report["lesion_volume_ml"]
         lines.append(f"lesion mL: min {v['min']:.3g}  median {v['median']:.3g}  max {v['max']:.3g}")

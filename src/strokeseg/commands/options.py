@@ -76,6 +76,14 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "else PyTorch eager), eager (PyTorch NHWC), onnx, or compile (torch.compile)",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
+    p.add_argument(
+        "--register",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="affine registration to the template: auto (default) registers a scan off the "
+        "MNI152 grid for a checkpoint trained on that grid, segments it there and resamples "
+        "the result back; always, or never (docs/data.md)",
+    )
     add_level(p)
 
 
@@ -89,6 +97,7 @@ def inference_options(args: argparse.Namespace) -> dict:
         "runtime": args.runtime,
         "threads": args.threads,
         "level": args.level,
+        "register": args.register,
     }
 
 

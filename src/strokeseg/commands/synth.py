@@ -7,7 +7,13 @@ import sys
 
 from strokeseg.commands.options import add_output, positive_int
 
-ATLAS_ONLY = {"volumes": "atlas", "lesions": "real", "anatomy": "mixed", "skull_stripped": 0.25}
+ATLAS_ONLY = {
+    "volumes": "atlas",
+    "lesions": "real",
+    "anatomy": "mixed",
+    "skull_stripped": 0.25,
+    "space": "template",
+}
 
 
 def anatomies(text: str) -> str:
@@ -75,6 +81,14 @@ def add_parser(subparsers) -> None:
         metavar="SHARE",
         help="SynthATLAS share of brain-extracted images (0.25; 0 keeps every skull, 1 none)",
     )
+    p.add_argument(
+        "--space",
+        choices=("template", "native"),
+        default="template",
+        help="SynthATLAS: 'template' (default) the MNI152 grid in ATLAS R2.0's layout, "
+        "'native' each subject in a scanner pose, voxel size and orientation, brain-extracted, "
+        "in ATLAS R3.0's layout (space-orig)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a previous cohort in --out")
     p.set_defaults(run=run)
 
@@ -85,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.cohort == "atlas":
         volumes = VOLUME_DISTRIBUTIONS[args.volumes]
-        options = atlas.Options(args.lesions, args.anatomy, args.skull_stripped)
+        options = atlas.Options(args.lesions, args.anatomy, args.skull_stripped, args.space)
         atlas.generate(
             args.out, args.subjects, args.seed, args.overwrite, volumes=volumes, options=options
         )

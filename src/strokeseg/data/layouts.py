@@ -1,4 +1,4 @@
-"""Find subjects in dataset folders as they ship: ATLAS R1.2/R2.0, nnU-Net, folders, DICOM.
+"""Find subjects in dataset folders as they ship: ATLAS R1.2/R2.0/R3.0, nnU-Net, folders, DICOM.
 
 Each reader returns the subjects it recognises plus layout-level problems (an nnU-Net image
 without its label, a mask without an image), which ``strokeseg check`` reports. Hidden files and
@@ -8,6 +8,7 @@ The rules are documented in docs/data.md.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -20,8 +21,9 @@ import numpy as np
 from strokeseg.data.io import Volume, is_nifti, load_mask, load_volume, strip_nifti
 from strokeseg.errors import StrokesegError
 
-LAYOUTS = ("atlas_r1.2", "atlas_r2.0", "nnunet", "folders", "dicom")
+LAYOUTS = ("atlas_r1.2", "atlas_r2.0", "atlas_r3.0", "nnunet", "folders", "dicom")
 _R20_IMAGE = r"(sub-[^_]+)_(ses-[^_]+_)?(.*)space-MNI152NLin2009aSym_T1w\.nii(\.gz)?"
+_R30_IMAGE = r"(sub-[^_]+)_(ses-[^_]+_)?(.*)space-orig(_desc-[^_]+)?_T1w\.nii(\.gz)?"
 MASK_SUFFIXES = ("", "_mask", "_seg")  # plain folders: images/X.nii.gz <-> masks/X{suffix}.nii.gz
 
 
@@ -30,6 +32,7 @@ class Subject:
     id: str
     image: Path  # a file, or a folder for a DICOM series
     masks: list[Path]  # the union of these is the lesion mask; [] when unlabeled
+    site: str | None = None  # the acquisition site, where the layout says (ATLAS)
 
 
 @dataclass
@@ -79,14 +82,16 @@ def _atlas_r12(root: Path) -> tuple[list[Subject], list[str]]:
     return subjects, []
 
 
-def _atlas_r20(root: Path) -> tuple[list[Subject], list[str]]:
-    """BIDS: sub-*/ses-*/anat/*_space-MNI152NLin2009aSym_T1w.nii.gz + *_desc-T1lesion_mask."""
+def _bids_atlas(root: Path, pattern: str) -> list[Subject]:
+    """ATLAS's BIDS trees: images whose name matches ``pattern``; masks
+    ``<prefix through the space entity>_label-*_desc-T1lesion_mask`` beside them; the site is
+    the folder above ``sub-*`` (``R001``..., ``SOOP``) when there is one below ``root``."""
     found = []
     for image in _walk(root):
-        match = re.fullmatch(_R20_IMAGE, image.name)
+        match = re.fullmatch(pattern, image.name)
         if not match:
             continue
-        prefix = image.name[: image.name.index("_T1w")]
+        prefix = re.match(r".*?_space-[^_]+", image.name).group(0)
         masks = [
             p
             for p in _visible(image.parent)
@@ -96,11 +101,51 @@ def _atlas_r20(root: Path) -> tuple[list[Subject], list[str]]:
     counts: dict[str, int] = {}
     for sub, *_ in found:
         counts[sub] = counts.get(sub, 0) + 1
-    subjects = [
-        Subject(sub if counts[sub] == 1 else f"{sub}_{ses}", image, masks)
+    return [
+        Subject(sub if counts[sub] == 1 else f"{sub}_{ses}", image, masks, _site(root, image))
         for sub, ses, image, masks in found
     ]
-    return subjects, []
+
+
+def _site(root: Path, image: Path) -> str | None:
+    subject = next((p for p in image.parents if p.name.startswith("sub-")), None)
+    if subject is None or subject.parent == root or root not in subject.parents:
+        return None
+    return subject.parent.name
+
+
+def _atlas_r20(root: Path) -> tuple[list[Subject], list[str]]:
+    """BIDS: sub-*/ses-*/anat/*_space-MNI152NLin2009aSym_T1w.nii.gz + *_desc-T1lesion_mask."""
+    return _bids_atlas(root, _R20_IMAGE), []
+
+
+def _atlas_r30(root: Path) -> tuple[list[Subject], list[str]]:
+    """ATLAS R3.0 as it ships: <SITE>/sub-*/ses-*/anat/*_space-orig_desc-brain_T1w.nii.gz with
+    *_space-orig_label-lesion_desc-T1lesion_mask.nii.gz and a *_metadata.csv per session, whose
+    ``site`` column (when present) names the site, else the folder above ``sub-*``."""
+    subjects, problems = _bids_atlas(root, _R30_IMAGE), []
+    for subject in subjects:
+        session = subject.image.parent.parent
+        tables = [p for d in (session, subject.image.parent) for p in d.glob("*_metadata.csv")]
+        for table in tables[:1]:
+            try:
+                site = _csv_site(table)
+            except (OSError, UnicodeDecodeError, csv.Error) as error:
+                problems.append(f"{table}: cannot read the metadata table ({error})")
+                continue
+            subject.site = site or subject.site
+    return subjects, problems
+
+
+def _csv_site(path: Path) -> str | None:
+    """The ``site`` column (any case) of a one-row metadata table, or None."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows[:1]:
+        for key, value in row.items():
+            if key and key.strip().lower() == "site" and value and value.strip():
+                return value.strip()
+    return None
 
 
 def _read_json(path: Path) -> dict:
@@ -204,6 +249,7 @@ def _dicom(root: Path) -> tuple[list[Subject], list[str]]:
 _READERS: dict[str, Callable[[Path], tuple[list[Subject], list[str]]]] = {
     "atlas_r1.2": _atlas_r12,
     "atlas_r2.0": _atlas_r20,
+    "atlas_r3.0": _atlas_r30,
     "nnunet": _nnunet,
     "folders": _folders,
     "dicom": _dicom,
@@ -219,6 +265,8 @@ def _detect(root: Path) -> str | None:
     names = [p.name for p in _walk(root)]
     if any(re.search(r"space-MNI152NLin2009aSym_T1w\.nii", n) for n in names):
         return "atlas_r2.0"
+    if any(re.fullmatch(_R30_IMAGE, n) for n in names):
+        return "atlas_r3.0"
     if any(re.search(r"_t1w(_deface)?_stx\.nii", n) for n in names):
         return "atlas_r1.2"
     if _holds_dicom(root) or any(d.is_dir() and _holds_dicom(d) for d in _visible(root)):

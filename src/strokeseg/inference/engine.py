@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,6 +24,13 @@ from torch import nn
 from strokeseg.data.io import Volume
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
+from strokeseg.inference.native import (
+    TemplateScan,
+    back_to_scan,
+    check_register,
+    needs_registration,
+    register_scan,
+)
 from strokeseg.inference.postprocess import RAW, Postprocess, apply
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import Run, scan_probabilities
@@ -140,6 +148,7 @@ class Predictor:
         crop: bool | None = None,
         runtime: str = "auto",
         threads: int | None = None,
+        register: str = "auto",
     ):
         if tta not in TTA:
             raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
@@ -147,6 +156,7 @@ class Predictor:
             raise StrokesegError(f"--batch-size {batch_size}: must be >= 1")
         self.networks, self.meta = list(networks), meta
         self.tta, self.device = tta, resolve_device(device)
+        self.register = check_register(register)
         self.batch_size = batch_size or default_batch_size(self.device, self.networks)
         self.crop = crop_keeps_answer(self.networks, meta) if crop is None else crop
         if crop is None and not self.crop:
@@ -193,9 +203,31 @@ class Predictor:
             metas=[self.meta] * len(self.networks),
         )
 
-    def masks(self, volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(probability, raw mask at p >= 0.5, mask under the checkpoint's post-processing)."""
-        prob = self.probabilities(volume)
+    def segment(self, volume: Volume) -> Segmentation:
+        """The probability and masks on ``volume``'s grid; a template-space checkpoint segments
+        a native scan on the template grid (``native.py``, ``--register``)."""
+        template = None
+        if needs_registration(volume, self.meta, self.register):
+            template = register_scan(volume)
+            prob = back_to_scan(self.probabilities(template.volume), template, volume)
+        else:
+            prob = self.probabilities(volume)
         raw = apply(prob, volume.voxel_mm3, RAW)
         final = raw if self.rule == RAW else apply(prob, volume.voxel_mm3, self.rule)
-        return prob, raw, final
+        return Segmentation(prob, raw, final, template)
+
+    def masks(self, volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(probability, raw mask at p >= 0.5, mask under the checkpoint's post-processing)."""
+        result = self.segment(volume)
+        return result.probability, result.raw, result.mask
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """One scan's result on its own grid (RAS); ``template``: the registered scan the network
+    saw, for a native scan segmented on the template grid."""
+
+    probability: np.ndarray
+    raw: np.ndarray
+    mask: np.ndarray
+    template: TemplateScan | None = None

@@ -78,10 +78,11 @@ def predict_scan(
 ) -> tuple[Lesions, np.ndarray, np.ndarray]:
     """One scan's lesion row (with its quality warnings, also printed on stderr), probability
     map and post-processed mask (RAS)."""
-    probability, raw, mask = predictor.masks(volume)
-    row = lesion_stats(name, mask, raw, volume.voxel_mm3)
+    result = predictor.segment(volume)
+    probability, mask = result.probability, result.mask
+    row = lesion_stats(name, mask, result.raw, volume.voxel_mm3)
     row.warnings = scan_warnings(
-        volume, mask, probability, predictor.meta, predictor.rule.threshold
+        volume, mask, probability, predictor.meta, predictor.rule.threshold, result.template
     )
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)

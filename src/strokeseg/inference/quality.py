@@ -11,6 +11,8 @@ no statistics (modality, empty or implausibly large mask, low confidence). Thres
   normalised head intensity more than 0.1 outside it;
 - modality: a CT-like scan (1st percentile below -500, i.e. air in HU) for an MRI checkpoint
   or the reverse, or a file-name contrast (T1w, FLAIR, ...) the training scans did not have;
+- registration (a native scan on a template-space checkpoint): correlation with the template
+  T1 in its brain under 0.65; the other data checks then look at the scan on the template grid;
 - mask: empty, or more than 25 % of the head;
 - confidence: mean probability inside the mask below halfway between the threshold and 1.
 """
@@ -21,12 +23,17 @@ import numpy as np
 
 from strokeseg.data.fingerprint import describe_range, head_mask, scan_fingerprint
 from strokeseg.data.io import Volume
+from strokeseg.inference.native import TemplateScan
 
 RANGE_SLACK = 1.25
 HEAD_SLACK = 1.5
 INTENSITY_SLACK = 0.1
 CT_AIR_HU = -500.0
 LARGE_MASK_FRACTION = 0.25
+LOW_REGISTRATION = 0.65
+"""A registration's correlation with the template under this (yet at least
+``registration.MIN_CORRELATION``, or it fails) is flagged: a T1 in register measures about
+0.75-0.95, one 10 mm off about 0.5 (docs/data.md)."""
 
 
 def _axes(values, low, high, slack: float) -> list[int]:
@@ -109,8 +116,30 @@ def result_warnings(
     return warnings
 
 
+def registration_warnings(template: TemplateScan) -> list[str]:
+    """A registration to the template that passed, but with a low quality figure."""
+    quality = template.registration.quality
+    if quality >= LOW_REGISTRATION:
+        return []
+    return [
+        f"registration: correlation {quality:.2f} with the template (< {LOW_REGISTRATION}); "
+        "check that the mask sits on the scan's anatomy"
+    ]
+
+
 def scan_warnings(
-    volume: Volume, mask: np.ndarray, probability: np.ndarray, meta: dict, threshold: float = 0.5
+    volume: Volume,
+    mask: np.ndarray,
+    probability: np.ndarray,
+    meta: dict,
+    threshold: float = 0.5,
+    template: TemplateScan | None = None,
 ) -> list[str]:
-    """Every warning for one scan, data first, then result."""
-    return data_warnings(volume, meta) + result_warnings(volume, mask, probability, meta, threshold)
+    """Every warning for one scan, data first, then result. For a scan registered to the
+    template (``template``), the data checks look at what the network saw: the scan on the
+    template grid."""
+    if template is None:
+        data = data_warnings(volume, meta)
+    else:
+        data = registration_warnings(template) + data_warnings(template.volume, meta)
+    return data + result_warnings(volume, mask, probability, meta, threshold)

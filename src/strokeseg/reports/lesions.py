@@ -21,15 +21,11 @@ from scipy import ndimage
 from strokeseg.data.components import component_sizes, label_lesions
 from strokeseg.data.fingerprint import head_mask
 from strokeseg.data.io import Volume
+from strokeseg.data.template import on_mni_grid
 
 if TYPE_CHECKING:
     from strokeseg.reports.territories import LesionTerritories
 
-MNI152_SHAPE = (197, 233, 189)
-MNI152_AFFINE = np.array(
-    [[1.0, 0, 0, -98.0], [0, 1.0, 0, -134.0], [0, 0, 1.0, -72.0], [0, 0, 0, 1.0]]
-)
-"""ATLAS R2.0's grid: MNI152NLin2009aSym at 1 mm (the ICBM152 2009a template's own grid)."""
 SIDE_FRACTION = 0.8
 CSV_FIELDS = (
     "scan",
@@ -69,11 +65,6 @@ class Lesion:
             return ["", ""]
         name, percent = self.territories.main()
         return [name, f"{percent:.2f}"]
-
-
-def on_mni_grid(shape: tuple[int, ...], affine_ras: np.ndarray) -> bool:
-    """Whether a RAS-ordered volume lies on the MNI152 1 mm grid of ATLAS R2.0."""
-    return tuple(shape) == MNI152_SHAPE and np.allclose(affine_ras, MNI152_AFFINE, atol=1e-3)
 
 
 def midline_x(volume: Volume, modality: str) -> float:

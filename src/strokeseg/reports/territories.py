@@ -23,8 +23,8 @@ import nibabel as nib
 import numpy as np
 
 from strokeseg.data.io import Volume
+from strokeseg.data.template import on_mni_grid
 from strokeseg.reports import html
-from strokeseg.reports.lesions import on_mni_grid
 
 ATLAS = "ArterialAtlas136"
 ATLAS_CITATION = (

@@ -35,6 +35,8 @@ from strokeseg.synth.anatomy import (
 )
 from strokeseg.synth.deform import ATROPHY_SHARE, subject_coords
 from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
+from strokeseg.synth.native import GENERATED as NATIVE_GENERATED
+from strokeseg.synth.native import write_native
 from strokeseg.synth.output import (
     each_subject,
     prepare_output,
@@ -65,11 +67,12 @@ class Options:
     """What a SynthATLAS cohort is made of: the lesion source (``real``: the SOOP masks with
     a chronic appearance; ``ellipsoid``: random ellipsoid unions), the anatomy (``mixed``:
     each subject draws one of ``ANATOMIES``; or a comma-separated list of them to draw from),
-    and the share of brain-extracted images."""
+    the share of brain-extracted images, and the space written."""
 
     lesions: str = "real"
     anatomy: str = "mixed"
     skull_stripped: float = 0.25
+    space: str = "template"  # or "native": ATLAS R3.0's layout in scanner poses
 
 
 DEFAULT = Options()
@@ -137,8 +140,9 @@ def make_subject(
     index: int,
     volumes: VolumeDistribution = ATLAS_R2,
     options: Options = DEFAULT,
-) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict]:
-    """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row)."""
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image, dict, np.ndarray]:
+    """One SynthATLAS subject: (T1w int16 image, uint8 lesion mask, participants.tsv row,
+    uint8 brain mask on the template grid)."""
     rng = np.random.default_rng([seed, index, 0])
     site = np.random.default_rng([seed, index // SUBJECTS_PER_SITE, 1])
     scale, noise, gamma, bias = (
@@ -179,16 +183,15 @@ def make_subject(
     shape = tuple(s.stop - s.start for s in head)
     t1 = np.zeros(template.shape, np.float32)
     t1[head] = warp(image, coords) * np.exp(bias * smooth_field(rng, shape, 3))
+    brain_mask = np.zeros(template.shape, np.uint8)
+    brain_mask[head] = warp(brain, coords) > 0.5
     t1 *= scale / T1_WM**gamma  # white matter near ``scale``
     sigma = noise * scale
     real = t1 + sigma * rng.standard_normal(t1.shape, dtype=np.float32)
     imag = sigma * rng.standard_normal(t1.shape, dtype=np.float32)
     t1 = np.sqrt(real * real + imag * imag)  # Rician magnitude noise
     if stripped:  # brain-extracted, as ATLAS R3.0's desc-brain images: zero outside
-        t1[head] *= warp(brain, coords) > 0.5
-        outside = np.ones(template.shape, bool)
-        outside[head] = False
-        t1[outside] = 0.0
+        t1 *= brain_mask  # (zero outside the head box too)
     data = np.clip(np.round(t1), 0, np.iinfo(np.int16).max).astype(np.int16)
 
     row = {
@@ -202,7 +205,7 @@ def make_subject(
         "atrophy": int(atrophy),
         "skull_stripped": int(stripped),
     }
-    return _nifti(data, template.affine), _nifti(mask, template.affine), row
+    return _nifti(data, template.affine), _nifti(mask, template.affine), row, brain_mask
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -218,7 +221,11 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
 def _write_subject(
     out: Path, seed: int, volumes: VolumeDistribution, options: Options, index: int
 ) -> dict:
-    image, mask, row = make_subject(seed, index, volumes, options)
+    image, mask, row, brain = make_subject(seed, index, volumes, options)
+    if options.space == "native":
+        site = row["site"].upper()
+        rng = np.random.default_rng([seed, index, 2])
+        return row | write_native(out, row["participant_id"], site, (image, mask, brain), rng)
     image_path, mask_path = subject_paths(out, index)
     save_nifti(image, image_path)
     save_nifti(mask, mask_path)
@@ -234,8 +241,10 @@ def generate(
     volumes: VolumeDistribution = ATLAS_R2,
     options: Options = DEFAULT,
 ) -> None:
-    """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout."""
-    prepare_output(out, overwrite, GENERATED)
+    """Write ``subjects`` SynthATLAS subjects to ``out`` in the ATLAS R2.0 BIDS layout, or
+    with ``options.space == "native"`` in scanner poses in ATLAS R3.0's layout
+    (``synth/native.py``)."""
+    prepare_output(out, overwrite, GENERATED + NATIVE_GENERATED)
     write = functools.partial(_write_subject, out, seed, volumes, options)
     rows = each_subject(write, subjects, "SynthATLAS", progress)
     table = io.StringIO()

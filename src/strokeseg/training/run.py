@@ -22,9 +22,11 @@ from lightning.pytorch.loggers import CSVLogger
 from strokeseg import __version__
 from strokeseg.data.fingerprint import dataset_fingerprint
 from strokeseg.data.folds import fold_split, make_folds, save_folds, val_share
+from strokeseg.data.io import read_grid
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.mirror import check_scans
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
+from strokeseg.data.template import grid_space
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.models.multitask import MIN_LFFGM_INPUT
@@ -289,6 +291,7 @@ def train(
     data_info["fingerprint"] = dataset_fingerprint(
         train_images, dataset.modality, config.data.window
     )
+    data_info["space"] = grid_space(read_grid(p) for p in train_images)
     module = build_module(config, data_info)
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)

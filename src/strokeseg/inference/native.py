@@ -1,0 +1,88 @@
+"""Template-space checkpoints on native scans: registration to the template and back.
+
+A checkpoint records the space of its training scans (``meta["data"]["space"]``: "template"
+when every one lay on the MNI152 grid, else "native"); a checkpoint written before that
+counts as template-space when it uses the left-right mirror (which only trains on that grid),
+else its space is unknown. ``--register auto`` (the default) registers a scan off the MNI152
+grid for a template-space checkpoint, ``always`` every scan, ``never`` none. A registered scan
+is resampled linearly to the template grid (what the network sees), segmented there, and its
+probability resampled linearly back to the scan's grid, where the threshold and the minimum
+lesion volume apply; the mask keeps the scan's own geometry. A scan that cannot be registered
+is refused with one line (no mask is written; a folder's other scans go on).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+
+from strokeseg.data.io import Volume
+from strokeseg.data.registration import (
+    Registration,
+    register_to_template,
+    template_grid,
+    to_scan,
+    to_template,
+)
+from strokeseg.data.template import on_mni_grid
+from strokeseg.errors import StrokesegError
+
+REGISTER = ("auto", "always", "never")
+
+
+@dataclass(frozen=True)
+class TemplateScan:
+    """A scan resampled to the template grid, and the registration that put it there."""
+
+    volume: Volume
+    registration: Registration
+
+
+def checkpoint_space(meta: dict) -> str:
+    """ "template", "native" or "unknown" (module docstring)."""
+    data = meta.get("data") or {}
+    if "space" in data:
+        return str(data["space"])
+    return "template" if data.get("mirror") else "unknown"
+
+
+def check_register(mode: str) -> str:
+    if mode not in REGISTER:
+        raise StrokesegError(f"--register {mode!r}: expected one of {', '.join(REGISTER)}")
+    return mode
+
+
+def needs_registration(volume: Volume, meta: dict, mode: str) -> bool:
+    """Whether ``mode`` registers ``volume`` for a checkpoint described by ``meta``."""
+    if mode != "auto":
+        return mode == "always"
+    template_space = checkpoint_space(meta) == "template"
+    return template_space and not on_mni_grid(volume.data.shape, volume.affine)
+
+
+def register_scan(volume: Volume) -> TemplateScan:
+    """``volume`` registered and resampled to the template grid; a failed registration is a
+    :class:`StrokesegError` naming the file and the reason."""
+    registration = register_to_template(volume.data, volume.affine)
+    if not registration.ok:
+        raise StrokesegError(
+            f"{volume.path}: cannot register the scan to the template ({registration.reason}); "
+            "no mask written (--register never segments it unregistered)"
+        )
+    grid = template_grid()
+    data = to_template(volume.data, volume.affine, registration, order=1)
+    source = nib.Nifti1Image(data, grid.affine)
+    print(
+        f"strokeseg: note: {volume.path.name}: registered to the template "
+        f"(correlation {registration.quality:.2f})",
+        file=sys.stderr,
+    )
+    return TemplateScan(Volume(volume.path, data, grid.affine, source), registration)
+
+
+def back_to_scan(probability: np.ndarray, scan: TemplateScan, volume: Volume) -> np.ndarray:
+    """A template-grid probability on ``volume``'s grid (RAS), linearly interpolated."""
+    return to_scan(probability, scan.registration, volume.data.shape, volume.affine, order=1)
