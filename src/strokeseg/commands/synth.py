@@ -61,10 +61,10 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--lesions",
-        choices=("real", "ellipsoid"),
+        choices=("real", "ellipsoid", "none"),
         default="real",
         help="SynthATLAS lesion shapes: 'real' (default) the vendored SOOP stroke masks with a "
-        "chronic T1 appearance, 'ellipsoid' random ellipsoid unions",
+        "chronic T1 appearance, 'ellipsoid' random ellipsoid unions, 'none' stroke-free controls",
     )
     p.add_argument(
         "--anatomy",

@@ -34,7 +34,7 @@ from strokeseg.synth.anatomy import (
     warp,
 )
 from strokeseg.synth.deform import ATROPHY_SHARE, subject_coords
-from strokeseg.synth.lesions import ATLAS_R2, VolumeDistribution, draw_lesions
+from strokeseg.synth.lesions import ATLAS_R2, Lesions, VolumeDistribution, draw_lesions
 from strokeseg.synth.native import GENERATED as NATIVE_GENERATED
 from strokeseg.synth.native import write_native
 from strokeseg.synth.output import (
@@ -56,7 +56,7 @@ MIN_COMPONENT = 10
 """Mask components (26-connected) under this many voxels are dropped: specks left where the
 warped brain mask cuts a lesion's edge, smaller than ATLAS R2.0's smallest lesion volume."""
 GENERATED = ("sub-r*", "dataset_description.json", "participants.tsv")
-LESION_SOURCES = ("real", "ellipsoid")
+LESION_SOURCES = ("real", "ellipsoid", "none")
 REACH_MM = 24
 """Bound on how far the subject's deformation moves a template voxel (synth/deform.py: 6 + 3
 mm of displacement, 5 mm of ventricle pull or expansion, and the misregistration)."""
@@ -65,7 +65,8 @@ mm of displacement, 5 mm of ventricle pull or expansion, and the misregistration
 @dataclass(frozen=True)
 class Options:
     """What a SynthATLAS cohort is made of: the lesion source (``real``: the SOOP masks with
-    a chronic appearance; ``ellipsoid``: random ellipsoid unions), the anatomy (``mixed``:
+    a chronic appearance; ``ellipsoid``: random ellipsoid unions; ``none``: stroke-free
+    controls with empty masks), the anatomy (``mixed``:
     each subject draws one of ``ANATOMIES``; or a comma-separated list of them to draw from),
     the share of brain-extracted images, and the space written."""
 
@@ -130,6 +131,9 @@ def _healthy_head(
 
 
 def _draw(rng: np.random.Generator, template: Template, volumes, lesions: str):
+    if lesions == "none":  # a stroke-free control
+        empty = np.zeros(template.shape, np.float32)
+        return Lesions(empty, empty, (slice(0, 0),) * 3, "-", 0)
     if lesions == "real":
         return draw_real_lesions(rng, template, volumes)
     return draw_lesions(rng, template, volumes)
@@ -173,7 +177,9 @@ def make_subject(
         mask[region] = keep_large(
             (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5), MIN_COMPONENT
         )
-        if lesions.count and VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]:
+        if options.lesions == "none" or (
+            lesions.count and VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]
+        ):
             break
 
     severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
@@ -200,7 +206,7 @@ def make_subject(
         "lesion_volume_mm3": int(mask.sum()) * float(abs(np.linalg.det(template.affine[:3, :3]))),
         "hemisphere": lesions.hemisphere,
         "n_lesions": lesions.count,
-        "lesion_source": "+".join(f"soop-{i}" for i in lesions.sources) or "ellipsoids",
+        "lesion_source": "+".join(f"soop-{i}" for i in lesions.sources) or options.lesions,
         "anatomy": name,
         "atrophy": int(atrophy),
         "skull_stripped": int(stripped),
