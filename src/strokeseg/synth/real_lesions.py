@@ -7,8 +7,9 @@ MNI space by the dataset's authors; CC0; ``assets/README.md``). Per subject:
   by default) split over 1-3 masks (probabilities 0.7 / 0.2 / 0.1, Dirichlet shares); for
   each share the library mask of the nearest volume among 64 drawn at random, scaled by at
   most 25 % in volume towards it. Masks keep their real place in MNI space, bilateral and
-  midline ones as they come; each is mirrored left-right with probability 0.5 (so the
-  library's side preference does not carry over), moved by a small rigid jitter (sd 3
+  midline ones as they come; the first is mirrored left-right with probability 0.5 (so the
+  library's side preference does not carry over) and the others join its hemisphere (most
+  multiple infarcts share a territory), moved by a small rigid jitter (sd 3
   degrees, 2 mm) and a smooth elastic change (at most 1.5 mm), resampled by world
   coordinates onto the template grid (linear, so the border is a partial-volume ramp) and
   kept inside the brain;
@@ -89,7 +90,7 @@ def draw_real_lesions(
         pool = rng.choice(len(library.ids), CANDIDATES, replace=False)
         pick = int(pool[np.argmin(np.abs(np.log(library.volumes[pool]) - np.log(target)))])
         scale = float(np.clip(target / library.volumes[pick], 0.8, 1.25)) ** (1.0 / 3.0)
-        box, p = _place(rng, library, pick, scale, template)
+        box, p = _place(rng, library, pick, scale, template, side=sides[0] if sides else None)
         if box is None:
             continue
         _paint(rng, prob, severity, box, p)
@@ -104,14 +105,23 @@ def draw_real_lesions(
 
 
 def _place(
-    rng: np.random.Generator, library: LesionLibrary, i: int, scale: float, template: Template
+    rng: np.random.Generator,
+    library: LesionLibrary,
+    i: int,
+    scale: float,
+    template: Template,
+    side: str | None = None,
 ) -> tuple[tuple[slice, ...] | None, np.ndarray]:
-    """Mask ``i`` on the template grid with a left-right mirror (p 0.5), ``scale`` about its
-    centroid, a small rigid jitter and elastic change, inside the brain; (None, empty) when
-    it lands outside the brain."""
+    """Mask ``i`` on the template grid with a left-right mirror (p 0.5, or towards ``side``
+    'L' or 'R': a subject's further lesions join the first one's hemisphere), ``scale`` about
+    its centroid, a small rigid jitter and elastic change, inside the brain; (None, empty)
+    when it lands outside the brain."""
     mask = library.mask(i)
     centroid = library.origin_mm[i] + np.argwhere(mask).mean(axis=0)  # MNI mm
-    flip = np.diag([-1.0 if rng.random() < 0.5 else 1.0, 1.0, 1.0])
+    mirror = rng.random() < 0.5
+    if side in ("L", "R") and abs(centroid[0]) > 5.0:
+        mirror = (centroid[0] < 0) != (side == "L")
+    flip = np.diag([-1.0 if mirror else 1.0, 1.0, 1.0])
     turn = rotation(np.deg2rad(rng.normal(0.0, 3.0, 3))) @ flip
     target = flip @ centroid + rng.normal(0.0, 2.0, 3)
     box, p = place_mask(
