@@ -168,3 +168,31 @@ def test_the_header_check_agrees_with_the_check_on_the_loaded_volume(tmp_path):
         mirror_lr(volume.data, volume)
     volume = load_volume(good)
     np.testing.assert_array_equal(mirror_lr(volume.data + 1, volume), volume.data + 1)
+
+
+def test_training_moves_the_mirror_channels_alone_by_a_small_affine():
+    import torch
+    from scipy import ndimage
+
+    from strokeseg.data.augment import mirror_misalignment
+    from strokeseg.data.cache import SliceDataset
+
+    smooth = ndimage.gaussian_filter(np.random.default_rng(1).random((3, 64, 64)), (0, 3, 3))
+    image = torch.from_numpy(np.concatenate([smooth, smooth]).astype(np.float32))  # twins
+    dataset = SliceDataset.__new__(SliceDataset)  # only the misalignment step is exercised
+    dataset.misalign = mirror_misalignment()
+    moved = [dataset._misalign({"image": image.clone()})["image"] for _ in range(8)]
+    for out in moved:
+        torch.testing.assert_close(out[:3], image[:3])  # the scan's channels untouched
+        assert (out[3:] - image[3:]).abs().max() > 1e-3  # never the perfect twin
+        # small: the best integer shift that realigns the twin is within 3 pixels
+        errors = {
+            (dy, dx): float(
+                (torch.roll(out[3:], (dy, dx), (1, 2)) - image[3:])[:, 8:-8, 8:-8].abs().mean()
+            )
+            for dy in range(-4, 5)
+            for dx in range(-4, 5)
+        }
+        dy, dx = min(errors, key=errors.get)
+        assert abs(dy) <= 3 and abs(dx) <= 3
+    assert len({round(float(m[3:].sum()), 3) for m in moved}) > 1  # a new draw each time

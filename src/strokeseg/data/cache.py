@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from strokeseg.data.augment import augmentation
+from strokeseg.data.augment import augmentation, mirror_misalignment
 from strokeseg.data.crop import crop_plan, inside
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import atomic_path
@@ -225,6 +225,7 @@ class SliceDataset(torch.utils.data.Dataset):
         self.lesion_fraction = lesion_fraction
         self.lesion_balance = lesion_balance
         self.transform = augmentation() if augment else None
+        self.misalign = mirror_misalignment() if augment else None
         self.context_slices = context_slices
         self.crops = patch_crops(patch_size, patch_positive) if patch_size else None
 
@@ -245,7 +246,16 @@ class SliceDataset(torch.utils.data.Dataset):
             sample = sample[0] if isinstance(sample, list) else sample
         if self.transform is not None:
             sample = self._monai(self.transform, sample)
+            if images.ndim == 4:  # the second half of the channels is the mirror
+                sample = self._misalign(sample)
         return {**sample, "subject": torch.tensor(int(position))}
+
+    def _misalign(self, sample: dict) -> dict:
+        """The mirror channels moved by their own small random affine (data/augment.py)."""
+        image = sample["image"]
+        half = image.shape[0] // 2
+        moved = self._monai(self.misalign, {"mirror": image[half:]})["mirror"]
+        return {**sample, "image": torch.cat([image[:half], moved])}
 
     @staticmethod
     def _monai(transform, sample: dict):
