@@ -3,6 +3,7 @@ template, segmentation there, the mask back in the scan's own geometry (inferenc
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def test_a_moved_scan_gets_the_unmoved_mask_moved(template_run, tmp_path):
     image, _ = template_subject(10)
     t_affine = template_arrays()[2]
     unmoved = write_nifti(tmp_path / "in" / "unmoved.nii.gz", image, t_affine)
-    result, mask_path = predict(template_run, unmoved, tmp_path / "a")
+    result, mask_path = predict(template_run, unmoved, tmp_path / "a", "--report")
     assert result.returncode == 0, result.stderr
     assert "registered" not in result.stderr  # on the template grid: no registration
     reference = nib.load(mask_path).get_fdata()
@@ -120,9 +121,21 @@ def test_a_moved_scan_gets_the_unmoved_mask_moved(template_run, tmp_path):
     scan = write_nifti(
         tmp_path / "in2" / "moved.nii.gz", moved(image, t_affine, POSE, shape, affine), affine
     )
-    result, mask_path = predict(template_run, scan, tmp_path / "b")
+    result, mask_path = predict(template_run, scan, tmp_path / "b", "--report")
     assert result.returncode == 0, result.stderr
     assert "moved.nii.gz: registered to the template" in result.stderr
+    # territories and MNI centroids through the registration: as for the unmoved scan
+    rows = [
+        next(csv.DictReader((tmp_path / run / "lesions_by_lesion.csv").open()))
+        for run in ("a", "b")
+    ]
+    assert rows[1]["territory"] and rows[1]["territory"] == rows[0]["territory"]
+    assert float(rows[1]["territory_percent"]) == pytest.approx(
+        float(rows[0]["territory_percent"]), abs=3.0
+    )
+    for axis in "xyz":
+        key = f"mni_{axis}_mm"
+        assert float(rows[1][key]) == pytest.approx(float(rows[0][key]), abs=1.5)
     mask = nib.load(mask_path)
     source = nib.load(scan)
     assert mask.shape == source.shape and np.array_equal(mask.affine, source.affine)

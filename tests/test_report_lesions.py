@@ -128,7 +128,7 @@ def test_mni_coordinates_only_on_the_mni_grid():
 
     mask = np.zeros(MNI152_SHAPE, dtype=np.uint8)
     mask[60:64, 100:104, 80:84] = 1  # centre voxel (61.5, 101.5, 81.5)
-    on = lesion_table(relabel_by_size(mask), mask, template.affine, mni=True)[0]
+    on = lesion_table(relabel_by_size(mask), mask, template.affine, to_template=template.affine)[0]
     assert on.mni_mm == pytest.approx((-98 + 61.5, -134 + 101.5, -72 + 81.5))
     assert on.hemisphere == "left"  # x < 0 in MNI space
 

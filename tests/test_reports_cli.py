@@ -117,7 +117,9 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     probseg_sidecar = json.loads((anat / f"{stem}_probseg.json").read_text(encoding="utf-8"))
     assert probseg_sidecar["Sources"] == sidecar["Sources"]
     assert sidecar["LesionCount"] == int(dseg.max()) == len(sidecar["LesionVolumesML"])
-    assert sidecar["VascularTerritories"].startswith("territories need a scan on the MNI152")
+    assert sidecar["VascularTerritories"].startswith(
+        "territories need a map from the scan to the MNI152"
+    )
     lookup = (anat / f"{stem}_dseg.tsv").read_text(encoding="utf-8").splitlines()
     assert lookup[0] == "index\tname" and len(lookup) == 1 + sidecar["LesionCount"]
     check_html((out / "report.html").read_text(encoding="utf-8"), folder=out)

@@ -131,7 +131,7 @@ def test_a_scan_off_the_template_gets_one_note_and_no_territory(tmp_path):
     lesions = list(csv.DictReader((tmp_path / "out" / LESION_CSV).open()))
     assert [(r["territory"], r["territory_percent"]) for r in lesions] == [("", "")] * 2
     page = (tmp_path / "out" / "scan_report.html").read_text()
-    assert page.count("territories need a scan on the MNI152 template grid") == 1
+    assert page.count("territories need a map from the scan to the MNI152 template") == 1
     assert "main vascular territory" not in page
 
 

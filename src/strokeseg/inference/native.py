@@ -83,6 +83,15 @@ def register_scan(volume: Volume) -> TemplateScan:
     return TemplateScan(Volume(volume.path, data, grid.affine, source), registration)
 
 
+def template_map(volume: Volume, template: TemplateScan | None) -> np.ndarray | None:
+    """Template (MNI) mm of ``volume``'s RAS voxel indices, as a 4x4, when known: its own
+    affine on the template grid, through its registration when it was registered, else None
+    (vascular territories and MNI coordinates need it)."""
+    if template is not None:
+        return np.linalg.inv(template.registration.matrix) @ volume.affine
+    return volume.affine if on_mni_grid(volume.data.shape, volume.affine) else None
+
+
 def back_to_scan(probability: np.ndarray, scan: TemplateScan, volume: Volume) -> np.ndarray:
     """A template-grid probability on ``volume``'s grid (RAS), linearly interpolated."""
     return to_scan(probability, scan.registration, volume.data.shape, volume.affine, order=1)

@@ -32,6 +32,7 @@ from strokeseg.data.io import (
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.inference.engine import Predictor
+from strokeseg.inference.native import template_map
 from strokeseg.inference.quality import scan_warnings
 
 
@@ -75,9 +76,10 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
 
 def predict_scan(
     name: str, volume: Volume, predictor: Predictor
-) -> tuple[Lesions, np.ndarray, np.ndarray]:
+) -> tuple[Lesions, np.ndarray, np.ndarray, np.ndarray | None]:
     """One scan's lesion row (with its quality warnings, also printed on stderr), probability
-    map and post-processed mask (RAS)."""
+    map, post-processed mask (RAS), and its map to template mm when known
+    (``native.template_map``)."""
     result = predictor.segment(volume)
     probability, mask = result.probability, result.mask
     row = lesion_stats(name, mask, result.raw, volume.voxel_mm3)
@@ -86,7 +88,7 @@ def predict_scan(
     )
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
-    return row, probability, mask
+    return row, probability, mask, template_map(volume, result.template)
 
 
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
@@ -177,9 +179,9 @@ def predict(
     lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
     the masks. A bad scan is reported and skipped, the others are still written. The
     predictor's networks serve the whole folder, and the next scan is read (a thread) while
-    the current one is segmented. ``on_scan(name, volume, mask, probability, warnings)`` is
-    called after each scan's mask is written (the reports); what it returns goes into the
-    scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
+    the current one is segmented. ``on_scan(name, volume, mask, probability, warnings,
+    to_template)`` is called after each scan's mask is written (the reports); what it returns
+    goes into the scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
     each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's geometry).
     ``part`` (I, N) segments every N-th scan from the I-th and writes no lesions.csv for N > 1
     (``strokeseg gather`` writes it from the summaries).
@@ -221,14 +223,16 @@ def predict(
                     if later:
                         loads[later[0]] = reader.submit(load_volume, scans[later[0]][1])
                     volume = loads.pop(i).result()
-                    row, probability, mask = predict_scan(name, volume, predictor)
+                    row, probability, mask, to_template = predict_scan(name, volume, predictor)
                     save_like(mask, volume, target, overwrite=overwrite or skip_existing)
                     if probabilities:
                         save_probabilities_like(
                             probability, volume, maps[i], overwrite=overwrite or skip_existing
                         )
                     report = (
-                        on_scan(name, volume, mask, probability, row.warnings) if on_scan else None
+                        on_scan(name, volume, mask, probability, row.warnings, to_template)
+                        if on_scan
+                        else None
                     )
                     write_summary(summaries[i], row, report, overwrite or skip_existing)
                     rows.append(row)

@@ -260,14 +260,13 @@ def run_app(
         name = scan.stem(with_space=False)
         try:
             volume = load_volume(scan.path)
-            row, probability, mask = predict_scan(name, volume, predictor)
+            row, probability, mask, to_template = predict_scan(name, volume, predictor)
             save_like(mask, volume, paths["mask"], overwrite=overwrite)
             save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
             probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
             write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
-            result = report.add(
-                name, volume, mask, probability, row.warnings, (paths["dseg"], paths["report"])
-            )
+            targets = (paths["dseg"], paths["report"])
+            result = report.add(name, volume, mask, probability, row.warnings, to_template, targets)
             sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, result))
             write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
             write_atomic(paths["lookup"], dseg_tsv(len(result.lesions)), overwrite=overwrite)

@@ -53,7 +53,7 @@ class Lesion:
     voxels: int
     volume_ml: float
     centroid_mm: tuple[float, float, float]  # world (scanner) RAS mm
-    mni_mm: tuple[float, float, float] | None  # only on the MNI152 grid
+    mni_mm: tuple[float, float, float] | None  # only with a map to the template
     hemisphere: str  # "left" | "right" | "both"
     axial_slices: tuple[int, int]  # first and last axial slice (RAS voxel index k)
     mean_probability: float
@@ -96,9 +96,11 @@ def lesion_table(
     affine_ras: np.ndarray,
     *,
     midline_mm: float = 0.0,
-    mni: bool = False,
+    to_template: np.ndarray | None = None,
 ) -> list[Lesion]:
-    """One row per label 1..N of ``labels`` (RAS voxel order), in label order."""
+    """One row per label 1..N of ``labels`` (RAS voxel order), in label order. With
+    ``to_template`` (RAS voxels to template mm), the centroids in MNI mm, and the hemisphere
+    by template x (midline x = 0) instead of ``midline_mm`` in the scan's world."""
     labels = np.asarray(labels)
     count = int(labels.max()) if labels.size else 0
     if count == 0:
@@ -111,8 +113,10 @@ def lesion_table(
     means = ndimage.mean(np.asarray(probability, dtype=np.float64), labels, ids)
     where = np.nonzero(labels)
     which = labels[where]
-    x_world = np.stack(where, axis=1) @ affine_ras[0, :3] + affine_ras[0, 3]
-    right = np.bincount(which, weights=x_world > midline_mm, minlength=count + 1)[1:] / sizes
+    side_map, midline = (affine_ras, midline_mm) if to_template is None else (to_template, 0.0)
+    x_world = np.stack(where, axis=1) @ side_map[0, :3] + side_map[0, 3]
+    right = np.bincount(which, weights=x_world > midline, minlength=count + 1)[1:] / sizes
+    mni = None if to_template is None else centres @ to_template[:3, :3].T + to_template[:3, 3]
     first = ndimage.minimum(where[2], which, ids)
     last = ndimage.maximum(where[2], which, ids)
     rows = []
@@ -126,7 +130,7 @@ def lesion_table(
                 voxels=int(sizes[i]),
                 volume_ml=float(sizes[i]) * voxel_mm3 / 1000.0,
                 centroid_mm=tuple(float(v) for v in world[i]),
-                mni_mm=tuple(float(v) for v in world[i]) if mni else None,
+                mni_mm=None if mni is None else tuple(float(v) for v in mni[i]),
                 hemisphere=side,
                 axial_slices=(int(first[i]), int(last[i])),
                 mean_probability=float(means[i]),

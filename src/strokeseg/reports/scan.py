@@ -17,6 +17,7 @@ from strokeseg import __version__
 from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, save_labels_like, write_atomic
+from strokeseg.data.template import on_mni_grid
 from strokeseg.errors import StrokesegError
 from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
@@ -24,7 +25,6 @@ from strokeseg.reports.lesions import (
     lesion_table,
     lesions_csv,
     midline_x,
-    on_mni_grid,
     relabel_by_size,
 )
 
@@ -152,8 +152,10 @@ def scan_page(
     checkpoint: str,
     threshold: float,
     labels_name: str,
+    on_template: bool = False,
 ) -> tuple[str, bytes]:
-    """The per-scan HTML and its thumbnail PNG."""
+    """The per-scan HTML and its thumbnail PNG; ``on_template``: template coordinates known
+    (territories shown)."""
     data = meta.get("data", {})
     modality = data.get("modality", "mri")
     display = normalize(volume.data, modality, data.get("window", "brain"))
@@ -161,7 +163,6 @@ def scan_page(
     header = volume.source.header
     total = sum(les.volume_ml for les in lesions)
     mni = on_mni_grid(volume.data.shape, volume.affine)
-    on_template = territories.template_affine(volume) is not None
     head = head_mask(volume.data, modality)
     if lesions:
         centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
@@ -288,9 +289,14 @@ class RunReport:
         mask: np.ndarray,
         probability: np.ndarray,
         warnings: list[str],
+        to_template: np.ndarray | None = None,
         targets: tuple[Path, Path] | None = None,
     ) -> ScanResult:
-        """Write the scan's label image and report; keep its index row."""
+        """Write the scan's label image and report; keep its index row. ``to_template``: the
+        scan's RAS voxels to template (MNI) mm, known for a registered scan
+        (``inference/native.py``); by default the scan's own affine on the template grid."""
+        if to_template is None:
+            to_template = territories.template_affine(volume)
         labels_path, report_path = targets or self.scan_targets(name)
         modality = self.meta.get("data", {}).get("modality", "mri")
         labels = relabel_by_size(mask)
@@ -299,9 +305,8 @@ class RunReport:
             probability,
             volume.affine,
             midline_mm=midline_x(volume, modality),
-            mni=on_mni_grid(volume.data.shape, volume.affine),
+            to_template=to_template,
         )
-        to_template = territories.template_affine(volume)
         if to_template is not None:
             for les, part in zip(
                 lesions, territories.lesion_territories(labels, to_template), strict=True
@@ -322,6 +327,7 @@ class RunReport:
             self.checkpoint,
             self.threshold,
             labels_path.name,
+            on_template=to_template is not None,
         )
         write_atomic(report_path, text, overwrite=self.overwrite)
         total = sum(x.volume_ml for x in lesions)

@@ -6,8 +6,9 @@ nearest atlas voxel to the voxel's position in template (MNI) millimetres, so a 
 MNI-registered grid works whatever its storage order; voxels that fall on no territory count
 as "outside atlas". The hemisphere of a voxel is the sign of its template x (x < 0 left).
 
-Only scans on the MNI152 template grid have template coordinates today
-(:func:`template_affine`); a registration to the template would supply them for others.
+Scans on the MNI152 template grid have template coordinates as they are
+(:func:`template_affine`); a native scan that ``predict`` registered to the template gets
+them through its registration (``inference/native.py: template_map``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ ATLAS_CITATION = (
 )
 OUTSIDE = "outside atlas"
 NOT_ON_TEMPLATE = (
-    "territories need a scan on the MNI152 template grid (197 x 233 x 189, 1 mm); "
-    "this scan is not on it"
+    "territories need a map from the scan to the MNI152 template: a scan on the template "
+    "grid, or one registered to it (a template-space checkpoint, --register)"
 )
 _SHORT = {
     "anterior cerebral artery": "ACA",
@@ -97,9 +98,9 @@ def region_name(territory_id: int) -> str:
 
 
 def template_affine(volume: Volume) -> np.ndarray | None:
-    """Template (MNI) millimetres of the scan's RAS voxel indices, as a 4x4 affine, or None
-    when they are not known. The one place where a registration to the template would supply
-    this map for scans off the template grid; today only on-grid scans have it."""
+    """Template (MNI) millimetres of the scan's RAS voxel indices, as a 4x4 affine, for a
+    scan on the template grid, else None (a registered scan's map comes from its
+    registration: ``inference/native.py: template_map``)."""
     return volume.affine if on_mni_grid(volume.data.shape, volume.affine) else None
 
 
