@@ -5,9 +5,8 @@ package (``src/strokeseg/synth/assets/``), so a clone runs without that folder.
   box, stored in RAS order as packed bits (LZMA-compressed), with each box's first voxel in
   MNI mm. Unpacked by ``strokeseg.synth.real_lesions``.
 - ``chris_t1_mni.nii.gz``: one real person's T1w with skull (NiiVue's ``chris_t1``), moved
-  onto ATLAS R2.0's grid by an affine registration to the ICBM 2009a template (SimpleITK:
-  moments initialisation, rigid then affine, Mattes mutual information inside the dilated
-  template brain, three resolutions), stored as uint8.
+  onto ATLAS R2.0's grid by strokeseg's affine registration to the ICBM 2009a template
+  (``strokeseg.data.registration``), stored as uint8.
 - ``mni152_2009_asym.nii.gz``: the asymmetric MNI152 2009 T1 template that NiiVue ships,
   resampled by world coordinates onto ATLAS R2.0's grid (197x233x189, 1 mm; the grids differ
   by whole millimetres, so this is a crop and pad) and stored as uint8.
@@ -84,39 +83,20 @@ def pack_asym_template(path: Path) -> None:
 
 
 def pack_real_head(path: Path) -> None:
-    import SimpleITK as sitk
+    from strokeseg.data.registration import register_to_template, to_template
 
-    fixed = sitk.ReadImage(str(template_file("t1")), sitk.sitkFloat32)
-    moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(32)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.05, 1)
-    reg.SetMetricFixedMask(sitk.BinaryDilate(sitk.Cast(fixed > 0.2 * 255, sitk.sitkUInt8), [6] * 3))
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-4, 300)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
-    moments = sitk.CenteredTransformInitializerFilter.MOMENTS
-    rigid = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(), moments)
-    reg.SetInitialTransform(rigid, inPlace=True)
-    reg.Execute(fixed, moving)
-    affine = sitk.AffineTransform(3)
-    affine.SetCenter(rigid.GetCenter())
-    affine.SetMatrix(rigid.GetMatrix())
-    affine.SetTranslation(rigid.GetTranslation())
-    reg.SetInitialTransform(affine, inPlace=True)
-    reg.Execute(fixed, moving)
-    moved = sitk.GetArrayFromImage(sitk.Resample(moving, fixed, affine, sitk.sitkLinear, 0.0))
-    data = np.transpose(moved, (2, 1, 0))  # SimpleITK (z, y, x) -> nibabel (x, y, z)
-    data = np.round(255 * data / np.percentile(data[data > 0], 99.9)).clip(0, 255)
+    source = nib.load(path)
+    data = np.asarray(source.dataobj, np.float32)
+    registration = register_to_template(data, source.affine)
+    assert registration.ok, registration.reason
+    moved = to_template(data, source.affine, registration, order=1)
+    moved = np.round(255 * moved / np.percentile(moved[moved > 0], 99.9)).clip(0, 255)
     grid = nib.load(template_file("t1"))
-    image = nib.Nifti1Image(data.astype(np.uint8), grid.affine)
+    image = nib.Nifti1Image(moved.astype(np.uint8), grid.affine)
     image.set_qform(grid.affine, code=4)
     image.set_sform(grid.affine, code=4)
     nib.save(image, ASSETS / "chris_t1_mni.nii.gz")
-    print(f"real head on {grid.shape}, mutual information {reg.GetMetricValue():.3f}")
+    print(f"real head on {grid.shape}, registration quality {registration.quality:.2f}")
 
 
 if __name__ == "__main__":
