@@ -212,3 +212,33 @@ def test_an_oblique_grid_keeps_its_geometry(template_run, tmp_path):
     mask = nib.load(mask_path)
     assert mask.shape == shape and np.allclose(mask.affine, affine, atol=1e-5)
     assert json.dumps(nib.aff2axcodes(mask.affine)) == json.dumps(nib.aff2axcodes(affine))
+
+
+@pytest.mark.slow
+def test_evaluate_scores_an_atlas_r30_cohort_through_the_registration(template_run, tmp_path):
+    """A template-space checkpoint (trained on another layout) evaluated on every subject of a
+    native ATLAS R3.0 tree: the layout is detected, each scan registered, the mask scored."""
+    image, mask = template_subject(12)
+    t_affine = template_arrays()[2]
+    shape, affine = grid((1.2, 1.2, 1.2), "LPS", fov_mm=(200.0, 240.0, 210.0))
+    anat = tmp_path / "r3" / "R001" / "sub-r001s001" / "ses-1" / "anat"
+    stem = anat / "sub-r001s001_ses-1_space-orig"
+    write_nifti(
+        Path(f"{stem}_desc-brain_T1w.nii.gz"), moved(image, t_affine, POSE, shape, affine), affine
+    )
+    native_mask = moved(mask, t_affine, POSE, shape, affine, order=0).astype(np.uint8)
+    write_nifti(Path(f"{stem}_label-lesion_desc-T1lesion_mask.nii.gz"), native_mask, affine)
+    result = run_cli(
+        "evaluate",
+        "--checkpoint",
+        template_run,
+        "--data",
+        tmp_path / "r3",
+        "--subjects",
+        "all",
+        "--out",
+        tmp_path / "eval",
+    )
+    assert result.returncode == 0, result.stderr
+    row = next(csv.DictReader((tmp_path / "eval" / "per_subject.csv").open()))
+    assert row["subject"] == "sub-r001s001" and float(row["dice"]) >= 0.9

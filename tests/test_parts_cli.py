@@ -3,22 +3,15 @@ checkpoint): the parts partition the folder, and gathering them gives one run's 
 
 from __future__ import annotations
 
+from test_reports_cli import scans_folder
+
 N_SCANS, N_PARTS = 4, 3
-
-
-def scans_folder(tiny_dataset, tmp_path):
-    scans = tmp_path / "scans"
-    scans.mkdir()
-    for i in range(N_SCANS):
-        data = (tiny_dataset / "images" / f"case{i}.nii.gz").read_bytes()
-        (scans / f"case{i}.nii.gz").write_bytes(data)
-    return scans
 
 
 def test_parts_partition_the_folder_and_gather_equals_one_run(
     tiny_run, tiny_dataset, tmp_path, cli
 ):
-    scans, ckpt = scans_folder(tiny_dataset, tmp_path), tiny_run / "best.ckpt"
+    scans, ckpt = scans_folder(tiny_dataset, tmp_path, range(N_SCANS)), tiny_run / "best.ckpt"
     single, split = tmp_path / "single", tmp_path / "split"
     args = ("predict", "-i", scans, "--checkpoint", ckpt, "--report")
     assert cli(*args, "-o", single).returncode == 0

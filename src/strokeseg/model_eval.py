@@ -83,7 +83,9 @@ def evaluate_checkpoint(
         )
     meta = predictor.meta
     other = Predictor.from_checkpoint(compare, **options) if compare else None
-    dataset = find_dataset(data_dir, meta["data"].get("layout"))
+    # the test split lies in the training dataset (its layout); any other cohort is detected
+    layout = meta["data"].get("layout") if subjects == "test" and not split_file else None
+    dataset = find_dataset(data_dir, layout)
     chosen = select_subjects(dataset, files[0], subjects, split_file)
     predictor.modality = dataset.modality  # the dataset's own modality decides
     figure_cases: list[tuple] = []
