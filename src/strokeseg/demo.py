@@ -138,8 +138,9 @@ def report_markdown(
     )
     return f"""# strokeseg demo report
 
-{DISCLAIMER} The data are synthetic (SynthATLAS: {subjects} subjects made from the ICBM152
-2009a template), so these numbers measure the pipeline, not clinical performance.
+{DISCLAIMER} The data are synthetic (SynthATLAS: {subjects} subjects, real stroke lesion
+shapes from the SOOP dataset on two MNI templates and one real head, each deformed), so these
+numbers measure the pipeline, not clinical performance.
 
 {recipe}
 
