@@ -242,3 +242,23 @@ def test_evaluate_scores_an_atlas_r30_cohort_through_the_registration(template_r
     assert result.returncode == 0, result.stderr
     row = next(csv.DictReader((tmp_path / "eval" / "per_subject.csv").open()))
     assert row["subject"] == "sub-r001s001" and float(row["dice"]) >= 0.9
+
+
+def test_a_mirror_checkpoint_refuses_an_unregistered_scan_off_the_template(template_run, tmp_path):
+    """--register never on a native scan: a template-space checkpoint that feeds the mirror
+    would compare voxels with the wrong twins, so the scan is refused in one line."""
+    state = torch.load(template_run, map_location="cpu", weights_only=True)
+    state["strokeseg"]["data"]["mirror"] = True
+    mirror_run = tmp_path / "mirror" / "best.ckpt"
+    mirror_run.parent.mkdir()
+    torch.save(state, mirror_run)
+    image, _ = template_subject(13)
+    shape, affine = grid((1.5, 1.5, 1.5), "RAS")
+    scan = write_nifti(
+        tmp_path / "s.nii.gz", moved(image, template_arrays()[2], POSE, shape, affine), affine
+    )
+    result, mask_path = predict(mirror_run, scan, tmp_path / "o", "--register", "never")
+    assert result.returncode != 0 and not mask_path.exists()
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--register auto or always" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -27,6 +27,7 @@ from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.native import (
     TemplateScan,
     back_to_scan,
+    check_mirror_grid,
     check_register,
     needs_registration,
     register_scan,
@@ -211,6 +212,7 @@ class Predictor:
             template = register_scan(volume)
             prob = back_to_scan(self.probabilities(template.volume), template, volume)
         else:
+            check_mirror_grid(volume, self.meta)
             prob = self.probabilities(volume)
         raw = apply(prob, volume.voxel_mm3, RAW)
         final = raw if self.rule == RAW else apply(prob, volume.voxel_mm3, self.rule)

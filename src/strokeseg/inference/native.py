@@ -63,6 +63,20 @@ def needs_registration(volume: Volume, meta: dict, mode: str) -> bool:
     return template_space and not on_mni_grid(volume.data.shape, volume.affine)
 
 
+def check_mirror_grid(volume: Volume, meta: dict) -> None:
+    """Refuse an unregistered scan off the template grid for a checkpoint that feeds the
+    left-right mirror and was trained on that grid: its midline would not be x = 0 mm, and the
+    mirror would compare each voxel with the wrong twin."""
+    data = meta.get("data") or {}
+    mirror_on_template = data.get("mirror") and checkpoint_space(meta) == "template"
+    if mirror_on_template and not on_mni_grid(volume.data.shape, volume.affine):
+        raise StrokesegError(
+            f"{volume.path}: not on the MNI152 template grid, and this checkpoint compares "
+            "each voxel with its mirror across x = 0 mm there; segment it through the "
+            "registration (--register auto or always)"
+        )
+
+
 def register_scan(volume: Volume) -> TemplateScan:
     """``volume`` registered and resampled to the template grid; a failed registration is a
     :class:`StrokesegError` naming the file and the reason."""
