@@ -153,7 +153,12 @@ def whole_command(argv: list[str], log: Path) -> dict:
     text = log.read_text(errors="replace")
     if child.returncode:
         raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{text[-2000:]}")
-    lines = [line for line in text.splitlines() if "mL in" in line or "registered" in line]
+    lines = text.replace("\r", "\n").splitlines()
+    lines = [
+        line.removeprefix("strokeseg: note: ")
+        for line in lines
+        if "mL in" in line or "registered" in line
+    ]
     cpu = usage.ru_utime + usage.ru_stime
     return {"seconds": seconds, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024, "said": lines}
 
