@@ -153,14 +153,10 @@ def whole_command(argv: list[str], log: Path) -> dict:
     text = log.read_text(errors="replace")
     if child.returncode:
         raise SystemExit(f"{' '.join(argv)} exited {child.returncode}:\n{text[-2000:]}")
-    lines = text.replace("\r", "\n").splitlines()
-    lines = [
-        line.removeprefix("strokeseg: note: ")
-        for line in lines
-        if "mL in" in line or "registered" in line
-    ]
+    notes = [line.split("strokeseg: note: ")[-1] for line in text.replace("\r", "\n").splitlines()]
+    said = [line for line in notes if "mL in" in line or "registered" in line]
     cpu = usage.ru_utime + usage.ru_stime
-    return {"seconds": seconds, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024, "said": lines}
+    return {"seconds": seconds, "cpu": cpu, "peak_mib": usage.ru_maxrss / 1024, "said": said}
 
 
 def synth_scans(folder: Path, real: bool) -> dict[str, Path]:
