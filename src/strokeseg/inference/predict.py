@@ -181,8 +181,9 @@ def predict(
     predictor's networks serve the whole folder, and the next scan is read (a thread) while
     the current one is segmented. ``on_scan(name, volume, mask, probability, warnings,
     to_template)`` is called after each scan's mask is written (the reports); what it returns
-    goes into the scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
-    each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's geometry).
+    goes into the scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities``
+    also writes each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the
+    mask's geometry).
     ``part`` (I, N) segments every N-th scan from the I-th and writes no lesions.csv for N > 1
     (``strokeseg gather`` writes it from the summaries).
     """
