@@ -14,13 +14,18 @@ from native_scans import (
     rotation_degrees,
     template_arrays,
 )
+from scipy import ndimage
 
 pytest.importorskip("SimpleITK")
 pytest.importorskip("nilearn")
 
+from strokeseg.data import registration  # noqa: E402
 from strokeseg.data.registration import (  # noqa: E402
+    MASK_MM,
     MIN_CORRELATION,
+    dilate,
     register_to_template,
+    template_grid,
     to_scan,
     to_template,
 )
@@ -51,8 +56,37 @@ def test_the_same_scan_registers_to_the_same_matrix():
     t1, _, t_affine = template_arrays()
     shape, affine = grid((1.5, 1.5, 1.5), "RAS")
     scan = moved(t1, t_affine, pose((4, 0, 0)), shape, affine)
+    registration._fixed_side.cache_clear()  # the first builds the template's side; the next reuses
     first, second = register_to_template(scan, affine), register_to_template(scan, affine)
     np.testing.assert_array_equal(first.matrix, second.matrix)
+
+
+def whole_volume_dilation(mask, spacing, mm):
+    return ndimage.distance_transform_edt(~mask, sampling=spacing) <= mm
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.9, 1.1, 1.7)])
+@pytest.mark.parametrize("mm", [2.0, 5.5])
+def test_the_dilation_in_a_box_is_the_whole_volume_one(spacing, mm):
+    rng = np.random.default_rng(3)
+    mask = ndimage.gaussian_filter(rng.random((40, 34, 28)), 2.0) > 0.53  # blobs
+    mask[:3, 10:14, 5:8] = True  # one touching the border
+    assert 0 < mask.sum() < mask.size // 4
+    np.testing.assert_array_equal(
+        dilate(mask, spacing, mm), whole_volume_dilation(mask, spacing, mm)
+    )
+    dot = np.zeros((30, 30, 30), dtype=bool)
+    dot[15, 15, 15] = True
+    np.testing.assert_array_equal(dilate(dot, spacing, mm), whole_volume_dilation(dot, spacing, mm))
+    assert not dilate(np.zeros((5, 6, 7), dtype=bool), spacing, mm).any()
+
+
+def test_the_template_brain_dilated_in_a_box_is_the_whole_volume_one():
+    brain = template_grid().brain
+    spacing = (1.0, 1.0, 1.0)
+    np.testing.assert_array_equal(
+        dilate(brain, spacing, MASK_MM), whole_volume_dilation(brain, spacing, MASK_MM)
+    )
 
 
 def test_noise_is_not_registered_and_says_why():
