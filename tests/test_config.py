@@ -45,7 +45,7 @@ def test_overrides_are_typed_and_nested(tmp_path):
         (["data.val_slice_stride=0"], "data.val_slice_stride 0: must be >= 1"),
         (["model.output_prior=1"], r"model.output_prior 1: must be < 1"),
         (["model.output_prior=abc"], r"model.output_prior 'abc': expected a number"),
-        # issue 15: each of these was accepted and failed late (or trained wrong)
+        # each of these was accepted and failed late (or trained wrong)
         (["data.split=0.5"], "data.split 0.5: expected a list"),
         (["data.split=[0.5,0.2,0.2]"], "data.split: split fractions must add up to 1"),
         (["data.lesion_fraction=abc"], "data.lesion_fraction 'abc': expected a number"),

@@ -1,4 +1,4 @@
-"""Issue 11: what makes the models learn and the inference side strong.
+"""What makes the models learn and the inference side strong.
 
 Init (against the He formula), the ATLAS-shaped volume draw (against its own fitted figures,
 computed by hand here), the LFFGM size refusal, deep supervision, 2.5D stacking, augmentation

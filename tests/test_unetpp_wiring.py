@@ -139,7 +139,7 @@ def test_eager_replicate_network_equals_its_traced_graph_of_plain_ops():
 
 
 def test_the_one_copy_pad_serves_inference_only(monkeypatch):
-    """Eager inference takes the one-copy pad (the speed of docs/performance.md, session 11);
+    """Eager inference takes the one-copy pad (the speed of docs/performance.md);
     training keeps PyTorch's ops, whose backward is cheaper."""
     import strokeseg.models.unetpp as unetpp
 

@@ -33,7 +33,7 @@ def demo_config(overrides: list[str]):
     :data:`DEMO_SPLIT`, and one validation, after the last epoch (``optim.epochs``, after the
     user's ``--set``), so that the larger cohort still fits the demo's 12 minutes (in 8 of 8
     measured runs the last epoch was the best or within 0.01 of it under the cosine schedule;
-    docs/training.md, session 8). The user's ``--set`` of either wins."""
+    docs/training.md). The user's ``--set`` of either wins."""
     file = PACKAGED_CONFIGS / "demo.yaml"
     epochs = load_config(file, overrides).optim.epochs
     every = f"trainer.check_val_every_n_epoch={epochs}"

@@ -62,7 +62,7 @@ def crop_keeps_answer(networks: Sequence[nn.Module], meta: dict) -> bool:
 
     Only then does the crop give about the whole-slice answer (crop minus exact per-subject
     Dice +0.0001 raw, +0.0025 post-processed, pooled over three demo checkpoints; zero-padded
-    2.5D networks lost 0.04: docs/performance.md, session 10). Other networks segment whole
+    2.5D networks lost 0.04: docs/performance.md). Other networks segment whole
     slices unless ``--crop``.
     """
     padded = [

@@ -10,7 +10,7 @@ exactly 9,041,601 parameters.
 ``padding="replicate"`` (not in the official code, which pads with zeros) makes every 3x3
 convolution continue its input's edge instead. With zero padding the end of the input is an
 edge the deep layers see tens of pixels away, so a network's answer depends on where its input
-ends and the inference crop moves it (docs/performance.md, session 10); with replicate padding
+ends and the inference crop moves it (docs/performance.md); with replicate padding
 a uniform region's edge is no edge.
 
 ``deep_supervision=True`` adds the original paper's extra 1x1 heads on X(0,1)..X(0,3): in
