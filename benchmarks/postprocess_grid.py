@@ -22,8 +22,8 @@ from strokeseg.data.layouts import find_dataset
 from strokeseg.data.splits import load_split
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.postprocess import apply, choose
+from strokeseg.jobs.train import subject_cases
 from strokeseg.training.config import PostprocessConfig
-from strokeseg.tuning import subject_cases
 
 
 def cases(demo: Path) -> dict[str, list]:

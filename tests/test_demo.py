@@ -50,7 +50,7 @@ def test_demo_writes_a_report(tmp_path, cli):
 
 
 def test_demo_validates_once_after_the_last_epoch_unless_told_otherwise():
-    from strokeseg.demo import demo_config
+    from strokeseg.jobs.demo import demo_config
 
     shipped = demo_config([])
     assert shipped.trainer.check_val_every_n_epoch == shipped.optim.epochs == 8

@@ -76,24 +76,30 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+PRINTED = (
+    "dice",
+    "iou",
+    "slice_dice",
+    "lesion_f1",
+    "abs_volume_difference_ml",
+    "abs_volume_difference_voxels",
+    "hd95_mm",
+    "lesion_count_difference",
+)
+
+
 def _summary_table(summary: dict) -> str:
+    from strokeseg.evaluation.report import LABELS
+
     lines = [
         f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
         f"{'metric':<40}{'mean':>10}{'std':>10}",
     ]
-    for label, key in (
-        ("Dice, per-subject 3D (headline)", "dice"),
-        ("IoU, per-subject 3D", "iou"),
-        ("Dice, per-slice (slices with lesion)", "slice_dice"),
-        ("lesion-wise F1", "lesion_f1"),
-        ("absolute volume difference (mL)", "abs_volume_difference_ml"),
-        ("absolute volume difference (voxels)", "abs_volume_difference_voxels"),
-        ("HD95 (mm; both masks non-empty)", "hd95_mm"),
-        ("lesion count difference", "lesion_count_difference"),
-    ):
-        lines.append(f"{label:<40}{summary[key + '_mean']:>10.4f}{summary[key + '_std']:>10.4f}")
-    for label, key in (("Dice, pooled over subjects", "dice"), ("IoU, pooled", "iou")):
-        lines.append(f"{label:<40}{summary[key + '_pooled']:>10.4f}")
+    for key in PRINTED:
+        mean, std = summary[key + "_mean"], summary[key + "_std"]
+        lines.append(f"{LABELS[key]:<40}{mean:>10.4f}{std:>10.4f}")
+    for key in ("dice_pooled", "iou_pooled"):
+        lines.append(f"{LABELS[key]:<40}{summary[key]:>10.4f}")
     return "\n".join(lines)
 
 
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
-        from strokeseg.model_eval import evaluate_checkpoint
+        from strokeseg.jobs.evaluate import evaluate_checkpoint
 
         summary = evaluate_checkpoint(
             args.checkpoint,

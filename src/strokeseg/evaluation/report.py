@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from strokeseg.data.components import connectivity_structure
-from strokeseg.data.io import write_atomic
-from strokeseg.errors import StrokesegError
+from strokeseg.data.io import refuse_existing, write_atomic
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.metrics import EmptyPolicy
 
@@ -61,6 +60,34 @@ SUMMARIZED: tuple[str, ...] = (
     "hd95_mm",
     "lesion_count_difference",
 )
+LABELS: dict[str, str] = {
+    "dice": "Dice, per-subject 3D (headline)",
+    "iou": "IoU, per-subject 3D",
+    "slice_dice": "Dice, per-slice (slices with lesion)",
+    "lesion_f1": "lesion-wise F1",
+    "false_positive_ml": "false-positive volume (mL)",
+    "abs_volume_difference_ml": "absolute volume difference (mL)",
+    "abs_volume_difference_voxels": "absolute volume difference (voxels)",
+    "hd95_mm": "HD95 (mm; both masks non-empty)",
+    "lesion_count_difference": "lesion count difference",
+    "dice_pooled": "Dice, pooled over subjects",
+    "iou_pooled": "IoU, pooled",
+}
+"""What the printed summaries and the demo report call each metric (docs/metrics.md)."""
+SHORT_LABELS: dict[str, str] = {
+    "dice": "Dice",
+    "iou": "IoU",
+    "lesion_f1": "lesion F1",
+    "abs_volume_difference_ml": "abs ΔV mL",
+    "abs_volume_difference_voxels": "abs ΔV voxels",
+    "hd95_mm": "HD95 mm",
+    "dice_pooled": "pooled Dice",
+    "gt_volume_ml": "true mL",
+    "pred_volume_ml": "predicted mL",
+    "n_gt_lesions": "true lesions",
+    "n_pred_lesions": "predicted lesions",
+}
+"""Column headings of the tables (benchmark tables, the evaluation report)."""
 
 
 def evaluate_subject(
@@ -189,10 +216,7 @@ def check_writable(out_dir: str | Path, *, overwrite: bool = False) -> None:
 
     Called before any work and again before writing, so a refusal leaves no partial output.
     """
-    for name in REPORT_FILES:
-        path = Path(out_dir) / name
-        if path.exists() and not overwrite:
-            raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
+    refuse_existing([Path(out_dir) / name for name in REPORT_FILES], overwrite)
 
 
 def write_report(

@@ -17,20 +17,25 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, write_atomic
-from strokeseg.errors import StrokesegError
+from strokeseg.data.io import Volume, refuse_existing, write_atomic
 from strokeseg.evaluation.figures import largest_lesion_slice
+from strokeseg.evaluation.report import LABELS, SHORT_LABELS
 from strokeseg.reports import figures, html
 
 REPORT = "report.html"
 COLUMNS = (
     ("subject", "subject"),
-    ("dice", "Dice"),
-    ("gt_volume_ml", "true mL"),
-    ("pred_volume_ml", "predicted mL"),
-    ("n_gt_lesions", "true lesions"),
-    ("n_pred_lesions", "predicted lesions"),
-    ("lesion_f1", "lesion F1"),
+    *(
+        (key, SHORT_LABELS[key])
+        for key in (
+            "dice",
+            "gt_volume_ml",
+            "pred_volume_ml",
+            "n_gt_lesions",
+            "n_pred_lesions",
+            "lesion_f1",
+        )
+    ),
 )
 
 
@@ -64,10 +69,7 @@ class OverlayCollector:
 
 def check_report_writable(out: Path, overwrite: bool) -> None:
     """Refuse an existing report.html before any work (unless ``overwrite``)."""
-    if (Path(out) / REPORT).exists() and not overwrite:
-        raise StrokesegError(
-            f"{Path(out) / REPORT}: already exists (pass --overwrite to replace it)"
-        )
+    refuse_existing([Path(out) / REPORT], overwrite)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -111,8 +113,8 @@ def evaluation_page(rows: list[dict], summary: dict, collector: OverlayCollector
     headline = [
         ("subjects", summary.get("n_subjects", len(rows))),
         ("per-subject Dice", f"{summary['dice_mean']:.3f} ± {summary['dice_std']:.3f}"),
-        ("pooled Dice", f"{summary['dice_pooled']:.3f}"),
-        ("lesion-wise F1", f"{summary['lesion_f1_mean']:.3f}"),
+        (SHORT_LABELS["dice_pooled"], f"{summary['dice_pooled']:.3f}"),
+        (LABELS["lesion_f1"], f"{summary['lesion_f1_mean']:.3f}"),
         ("empty policy", summary.get("empty_policy", "one")),
     ]
     if "checkpoint" in summary:

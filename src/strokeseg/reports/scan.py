@@ -16,9 +16,8 @@ import numpy as np
 from strokeseg import __version__
 from strokeseg.data.fingerprint import describe_range, head_mask
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, save_labels_like, write_atomic
+from strokeseg.data.io import Volume, refuse_existing, save_labels_like, write_atomic
 from strokeseg.data.template import on_mni_grid
-from strokeseg.errors import StrokesegError
 from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
     Lesion,
@@ -275,12 +274,7 @@ class RunReport:
         targets = [p for n in names for p in self.scan_targets(n)]
         targets += [p for n in names for p in viewers.viewer_paths(self.scan_targets(n)[0])]
         targets += [self.out_dir / n for n in RUN_FILES if run_files]
-        clashes = [t for t in targets if t.exists()]
-        if clashes and not self.overwrite:
-            raise StrokesegError(
-                f"{clashes[0]}: already exists (pass --overwrite to replace; "
-                f"{len(clashes)} file(s))"
-            )
+        refuse_existing(targets, self.overwrite)
 
     def add(
         self,

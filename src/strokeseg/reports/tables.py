@@ -1,7 +1,7 @@
 """A benchmark table from its run records: the markdown table of mean +- std over seeds, the
 paired per-subject differences of every row against the reference row (UNet++ where the table
 has it), their forest plot, and the merge of K fold records into one per (row, seed). Pure
-functions of the records :mod:`strokeseg.tables` gathers.
+functions of the records :mod:`strokeseg.jobs.benchmark` gathers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import statistics
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.evaluation.figures import forest_plot
+from strokeseg.evaluation.report import SHORT_LABELS
 
 REFERENCE = "unetpp"
 """The row every other row is compared with (the first row where the table lacks it)."""
@@ -44,14 +45,10 @@ def mean_std(values: list[float], signed: bool = False) -> str:
 
 
 COLUMNS = (
-    ("Dice", "dice_mean"),
-    ("IoU", "iou_mean"),
-    ("lesion F1", "lesion_f1_mean"),
-    ("abs ΔV mL", "abs_volume_difference_ml_mean"),
-    ("abs ΔV voxels", "abs_volume_difference_voxels_mean"),
-    ("HD95 mm", "hd95_mm_mean"),
-    ("pooled Dice", "dice_pooled"),
+    *((SHORT_LABELS[k], f"{k}_mean") for k in SUBJECT_KEYS[:6]),
+    (SHORT_LABELS["dice_pooled"], "dice_pooled"),
 )
+"""(heading, summary key) of each column: the per-subject metrics' means, pooled Dice."""
 
 
 def markdown(table: int, profile: str, runs: list[dict]) -> str:
