@@ -140,6 +140,60 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(finite.mean()), float(finite.std())
 
 
+class Scores:
+    """Per-subject rows and the running sums of a cohort summary, one subject at a time: only
+    numbers are kept, so memory stays flat in the number of subjects."""
+
+    def __init__(self, empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26):
+        metrics.empty_value(empty)  # reject an unknown policy before any work
+        connectivity_structure(3, connectivity)  # reject an unknown connectivity too
+        self.empty, self.slice_axis, self.connectivity = empty, slice_axis, connectivity
+        self.rows: list[dict] = []
+        self.pooled = metrics.PooledOverlap()
+        self.slice_dices: list[np.ndarray] = []  # one value per lesion slice
+        self.n_both_empty = 0
+
+    def add(self, subject: str, pred, gt, voxel_volume_mm3: float, spacing=None) -> dict:
+        """Score one subject (a :data:`Case`); returns its row."""
+        row = evaluate_subject(
+            subject,
+            pred,
+            gt,
+            voxel_volume_mm3,
+            self.empty,
+            self.slice_axis,
+            spacing=spacing,
+            connectivity=self.connectivity,
+        )
+        self.rows.append(row)
+        self.pooled.add(pred, gt)
+        self.slice_dices.append(metrics.per_slice_dice(pred, gt, axis=self.slice_axis))
+        self.n_both_empty += not (np.any(pred) or np.any(gt))
+        return row
+
+    def summary(self) -> dict:
+        empty, rows = self.empty, self.rows
+        summary: dict = {"n_subjects": len(rows), "empty_policy": empty}
+        for name in SUMMARIZED:
+            values = [float(row[name]) for row in rows]
+            summary[f"{name}_mean"], summary[f"{name}_std"] = _mean_std(values)
+            summary[f"{name}_n"] = sum(not math.isnan(v) for v in values)
+        summary["dice_pooled"] = self.pooled.dice(empty)
+        summary["iou_pooled"] = self.pooled.iou(empty)
+        all_slices = np.concatenate(self.slice_dices) if self.slice_dices else np.zeros(0)
+        summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
+        summary["n_lesion_slices"] = int(all_slices.size)
+        summary["n_both_empty"] = int(self.n_both_empty)
+        summary["connectivity"] = (
+            "full: 26-neighbourhood in 3D"
+            if self.connectivity == 26
+            else "faces: 6-neighbourhood in 3D"
+        )
+        summary["lesion_connectivity"] = self.connectivity
+        summary["std"] = "population standard deviation over subjects (ddof=0)"
+        return summary
+
+
 def evaluate(
     cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26
 ) -> tuple[list[dict], dict]:
@@ -147,45 +201,10 @@ def evaluate(
 
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
-    metrics.empty_value(empty)  # reject an unknown policy before any work
-    connectivity_structure(3, connectivity)  # reject an unknown connectivity too
-    rows: list[dict] = []
-    pooled = metrics.PooledOverlap()
-    slice_dices: list[np.ndarray] = []
-    n_both_empty = 0
+    scores = Scores(empty, slice_axis, connectivity)
     for subject, pred, gt, voxel_volume_mm3, *spacing in cases:
-        rows.append(
-            evaluate_subject(
-                subject,
-                pred,
-                gt,
-                voxel_volume_mm3,
-                empty,
-                slice_axis,
-                spacing=spacing[0] if spacing else None,
-                connectivity=connectivity,
-            )
-        )
-        pooled.add(pred, gt)
-        slice_dices.append(metrics.per_slice_dice(pred, gt, axis=slice_axis))
-        n_both_empty += not (np.any(pred) or np.any(gt))
-    summary: dict = {"n_subjects": len(rows), "empty_policy": empty}
-    for name in SUMMARIZED:
-        values = [float(row[name]) for row in rows]
-        summary[f"{name}_mean"], summary[f"{name}_std"] = _mean_std(values)
-        summary[f"{name}_n"] = sum(not math.isnan(v) for v in values)
-    summary["dice_pooled"] = pooled.dice(empty)
-    summary["iou_pooled"] = pooled.iou(empty)
-    all_slices = np.concatenate(slice_dices) if slice_dices else np.zeros(0)
-    summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
-    summary["n_lesion_slices"] = int(all_slices.size)
-    summary["n_both_empty"] = int(n_both_empty)
-    summary["connectivity"] = (
-        "full: 26-neighbourhood in 3D" if connectivity == 26 else "faces: 6-neighbourhood in 3D"
-    )
-    summary["lesion_connectivity"] = connectivity
-    summary["std"] = "population standard deviation over subjects (ddof=0)"
-    return rows, summary
+        scores.add(subject, pred, gt, voxel_volume_mm3, spacing[0] if spacing else None)
+    return scores.rows, scores.summary()
 
 
 def _cell(value: object) -> object:

@@ -1,4 +1,5 @@
-"""A trained model on a dataset's test split: per-subject metrics, overlays, and Fig. 2.
+"""``strokeseg evaluate --checkpoint``: a trained model on a dataset's test split, with
+per-subject metrics, overlays, and Fig. 2.
 
 The subjects are the test part of the run's ``split.json`` (found beside the checkpoint, or
 given), or every labelled subject. Each scan goes through the same path as ``predict``: the
@@ -8,7 +9,7 @@ checkpoint's post-processing is applied (unless ``postprocess=False``) and the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from strokeseg.data.io import write_atomic
@@ -16,7 +17,7 @@ from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
-from strokeseg.evaluation.report import check_writable, evaluate, per_subject_csv, write_report
+from strokeseg.evaluation.report import Scores, check_writable, per_subject_csv, write_report
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.ensemble import ensemble_predictor
 
@@ -46,6 +47,41 @@ def select_subjects(
     return chosen
 
 
+def score_subjects(
+    predictor: Predictor,
+    chosen: list[Subject],
+    out: Path,
+    scores: tuple[Scores, Scores],
+    *,
+    overlays: int = 4,
+    other: Predictor | None = None,
+    overwrite: bool = False,
+    on_case: Callable | None = None,
+) -> list[tuple]:
+    """Segment and score each subject in turn (post-processed into ``scores[0]``, raw into
+    ``scores[1]``), writing the first ``overlays`` overlay figures as it goes: only numbers
+    stay in memory, and the (image, truth, both predictions) of the overlay subjects when
+    ``other`` is compared (returned for Fig. 2)."""
+    from tqdm import tqdm
+
+    figure_cases = []
+    title = predictor.meta["model_name"]
+    for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
+        image, gt = load_subject(subject)
+        _, raw, pred = predictor.masks(image)
+        if on_case is not None:
+            on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
+        if i < overlays:
+            fig = overlay_figure(image.data, gt, pred, title=f"{subject.id} ({title})")
+            save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
+            if other is not None:
+                figure_cases.append((subject.id, image.data, gt, pred, other.masks(image)[2]))
+        gt = gt.astype(bool)
+        for score, mask in zip(scores, (pred, raw), strict=True):
+            score.add(subject.id, mask.astype(bool), gt, image.voxel_mm3, image.spacing)
+    return figure_cases
+
+
 def evaluate_checkpoint(
     checkpoint: Path | list[Path],
     data_dir: Path,
@@ -66,12 +102,11 @@ def evaluate_checkpoint(
     **engine,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
-    per_subject.csv, summary.json, overlays/ (and fig2.png).
+    per_subject.csv, per_subject_raw.csv, summary.json, overlays/ (and fig2.png).
 
+    Subjects are streamed (:func:`score_subjects`): memory does not grow with their number.
     ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
     ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
-    from tqdm import tqdm
-
     check_writable(out, overwrite=overwrite)
     options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
@@ -88,29 +123,18 @@ def evaluate_checkpoint(
     dataset = find_dataset(data_dir, layout)
     chosen = select_subjects(dataset, files[0], subjects, split_file)
     predictor.modality = dataset.modality  # the dataset's own modality decides
-    figure_cases: list[tuple] = []
-    raw_cases: list[tuple] = []
-
-    def cases() -> Iterator[tuple]:
-        for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
-            image, gt = load_subject(subject)
-            _, raw, pred = predictor.masks(image)
-            if on_case is not None:
-                on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
-            if i < overlays:
-                fig = overlay_figure(
-                    image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
-                )
-                save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
-                if other is not None:
-                    pred_b = other.masks(image)[2]
-                    figure_cases.append((subject.id, image.data, gt, pred, pred_b))
-            raw = raw.astype(bool)
-            raw_cases.append((subject.id, raw, gt.astype(bool), image.voxel_mm3, image.spacing))
-            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
-
-    rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
-    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty, connectivity=connectivity)
+    scores = (Scores(empty, connectivity=connectivity), Scores(empty, connectivity=connectivity))
+    figure_cases = score_subjects(
+        predictor,
+        chosen,
+        out,
+        scores,
+        overlays=overlays,
+        other=other,
+        overwrite=overwrite,
+        on_case=on_case,
+    )
+    summary = scores[0].summary()
     summary.update(
         checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
         model=meta["model_name"],
@@ -118,10 +142,10 @@ def evaluate_checkpoint(
         postprocess=predictor.rule.to_dict(),
         tta=tta,
         crop=predictor.crop,  # the path taken: the crop's boxes, or whole slices
-        raw=raw_summary,
+        raw=scores[1].summary(),
     )
-    write_report(rows, summary, out, overwrite=overwrite)
-    write_atomic(out / "per_subject_raw.csv", per_subject_csv(raw_rows), overwrite=overwrite)
+    write_report(scores[0].rows, summary, out, overwrite=overwrite)
+    write_atomic(out / "per_subject_raw.csv", per_subject_csv(scores[1].rows), overwrite=overwrite)
     if figure_cases:
         labels = (f"A: {meta['model_name']}", f"B: {other.meta['model_name']}")
         save_figure(

@@ -3,13 +3,15 @@
 :class:`OverlayCollector` keeps, per subject, one axial slice (the one with the largest true
 lesion area, as the overlay figures use) of the image, the true and the predicted mask, so the
 best, median and worst subjects can be drawn after all subjects are scored without holding
-their volumes. Without images (``--pred``/``--gt``) the overlays show the masks alone.
+their volumes; the slices wait in a temporary folder, so memory does not grow with the number
+of subjects. Without images (``--pred``/``--gt``) the overlays show the masks alone.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,11 +41,17 @@ COLUMNS = (
 )
 
 
+def _spool() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="strokeseg-overlays-")
+
+
 @dataclass
 class OverlayCollector:
-    """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing."""
+    """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing, each
+    in a file of a temporary folder (removed with the collector) until the report reads it."""
 
-    slices: dict[str, tuple] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    folder: tempfile.TemporaryDirectory = field(default_factory=_spool, repr=False)
 
     def add(
         self,
@@ -59,7 +67,23 @@ class OverlayCollector:
         if image is not None:
             plane = normalize(image.data[:, :, k], modality, window)
             spacing = tuple(np.sqrt((image.affine[:3, :2] ** 2).sum(axis=0)))
-        self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, spacing, k)
+        path = Path(self.folder.name) / f"{len(self.files)}.npz"
+        np.savez_compressed(
+            path,
+            plane=np.zeros(0) if plane is None else plane,
+            has_plane=plane is not None,
+            gt=gt[:, :, k] > 0,
+            pred=pred[:, :, k] > 0,
+            spacing=np.asarray(spacing),
+            k=k,
+        )
+        self.files[subject] = path
+
+    def slices(self, subject: str) -> tuple:
+        """(image plane or None, truth, prediction, pixel spacing, slice index) of ``subject``."""
+        with np.load(self.files[subject]) as f:
+            plane = f["plane"] if f["has_plane"] else None
+            return plane, f["gt"], f["pred"], tuple(f["spacing"]), int(f["k"])
 
     def case(self, case: tuple) -> tuple:
         """Keep a (subject, pred, gt, voxel mm3) case of ``evaluate --pred --gt`` and pass it on."""
@@ -96,7 +120,7 @@ def pick_subjects(rows: list[dict]) -> list[tuple[str, dict]]:
 
 
 def _overlay(collector: OverlayCollector, label: str, row: dict) -> str:
-    plane, gt, pred, spacing, k = collector.slices[row["subject"]]
+    plane, gt, pred, spacing, k = collector.slices(row["subject"])
     background = plane if plane is not None else gt * 0.35
     title = f"{label}: {row['subject']}, Dice {row['dice']:.3f} (axial {k})"
     return html.image(figures.subject_overlay(background, gt, pred, spacing, title), title)
@@ -123,8 +147,8 @@ def evaluation_page(rows: list[dict], summary: dict, collector: OverlayCollector
     body += "<h2>Volumes and Dice by lesion size</h2>"
     body += html.image(figures.bland_altman(pred, true), "Bland-Altman plot") + " "
     body += html.image(figures.dice_by_size(true, dice), "Dice by lesion size")
-    if collector is not None and collector.slices:
-        picks = [p for p in pick_subjects(rows) if p[1]["subject"] in collector.slices]
+    if collector is not None and collector.files:
+        picks = [p for p in pick_subjects(rows) if p[1]["subject"] in collector.files]
         body += "<h2>Best, median and worst subjects</h2>"
         body += '<p class="small">Green: true lesion; red: prediction.</p>'
         body += " ".join(_overlay(collector, label, row) for label, row in picks)
