@@ -25,7 +25,30 @@ def add_parser(subparsers) -> None:
     masks = p.add_argument_group("mask folders (predictions against ground truth)")
     masks.add_argument("--pred", type=Path, metavar="DIR", help="predicted masks")
     masks.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth masks")
-    model = p.add_argument_group("a trained model on a dataset's test split")
+    add_model_arguments(p.add_argument_group("a trained model on a dataset's test split"))
+    add_output(
+        p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
+    )
+    p.add_argument(
+        "--empty",
+        choices=("one", "nan", "zero"),
+        default="one",
+        help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
+        "left out of means, or 0.0",
+    )
+    p.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(6, 26),
+        default=26,
+        help="lesions for lesion-wise F1 and count: 26 (full, default; ISLES'22) or 6 (faces; "
+        "the ATLAS R2.0 final scoring)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(run=run)
+
+
+def add_model_arguments(model) -> None:
     model.add_argument(
         "--checkpoint",
         type=Path,
@@ -53,27 +76,7 @@ def add_parser(subparsers) -> None:
         metavar="CKPT",
         help="a second checkpoint: OUT/fig2.png shows both side by side",
     )
-    add_output(
-        p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
-    )
-    p.add_argument(
-        "--empty",
-        choices=("one", "nan", "zero"),
-        default="one",
-        help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
-        "left out of means, or 0.0",
-    )
-    p.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(6, 26),
-        default=26,
-        help="lesions for lesion-wise F1 and count: 26 (full, default; ISLES'22) or 6 (faces; "
-        "the ATLAS R2.0 final scoring)",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_inference_options(model)
-    p.set_defaults(run=run)
 
 
 PRINTED = (

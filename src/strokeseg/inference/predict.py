@@ -221,11 +221,10 @@ def predict(
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
-    Existing outputs are refused up front (before any work) unless ``overwrite``; with
-    ``skip_existing`` a scan whose mask exists is not segmented again and its row is
-    recomputed from that mask (masks are written atomically, so an existing one is whole).
-    lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
-    the masks. A bad scan is reported and skipped, the others are still written
+    Existing outputs are refused up front unless ``overwrite``; with ``skip_existing`` a scan
+    whose mask exists is kept and its row recomputed from that mask (masks are written
+    atomically, so an existing one is whole). lesions.csv is rewritten after every scan, so a
+    killed run leaves it consistent with the masks. A bad scan is reported and skipped
     (:func:`each_scan`). ``on_scan(name, volume, mask, probability, warnings, to_template)`` is
     called after each scan's mask is written (the reports); what it returns goes into the
     scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
@@ -256,15 +255,11 @@ def predict(
         write_summary(summaries[i], row, report, replace)
         return row
 
-    kept = (
-        []
-        if overwrite or not skip_existing
-        else [i for i in range(len(scans)) if targets[i].exists()]
-    )
+    keep = skip_existing and not overwrite
     return each_scan(
         scans,
         segment,
-        kept=set(kept),
+        kept={i for i in range(len(scans)) if keep and targets[i].exists()},
         kept_row=lambda i: existing_lesions(scans[i][0], targets[i]),
         after=(lambda rows: write_lesions_csv(rows, out_dir / "lesions.csv")) if whole else None,
         desc="predict",

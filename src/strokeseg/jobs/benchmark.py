@@ -385,7 +385,12 @@ def run_table(
             runs.append(records[0] if folds is None or fold is not None else merge_folds(records))
     if fold is not None:
         return None
-    order = [model for model, _ in configs]
+    return write_table(table, profile, runs, [model for model, _ in configs], out)
+
+
+def write_table(table: int, profile: str, runs: list[dict], order: list[str], out: Path) -> Path:
+    """``runs.json``, the table's markdown and, with more than one row, its paired differences
+    against the reference row (JSON, forest plot); returns the markdown's path."""
     runs.sort(key=lambda r: (order.index(r["model"]), r["seed"]))
     paired = paired_statistics(runs) if len(order) > 1 else None
     write_atomic(out / "runs.json", json.dumps(_json_clean(runs), indent=2) + "\n", overwrite=True)

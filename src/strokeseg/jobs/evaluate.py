@@ -47,6 +47,29 @@ def select_subjects(
     return chosen
 
 
+def subjects_to_evaluate(
+    predictor: Predictor,
+    files: list[Path],
+    data_dir: Path,
+    subjects: str,
+    split_file: Path | None,
+) -> list[Subject]:
+    """The subjects to evaluate (:func:`select_subjects`); the dataset's own modality is the
+    predictor's from now on."""
+    if len(files) > 1 and subjects == "test" and split_file is None:
+        raise StrokesegError(
+            f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
+            "its own subjects); pass --split FILE or --subjects all"
+        )
+    # the test split lies in the training dataset (its layout); any other cohort is detected
+    meta = predictor.meta
+    layout = meta["data"].get("layout") if subjects == "test" and not split_file else None
+    dataset = find_dataset(data_dir, layout)
+    chosen = select_subjects(dataset, files[0], subjects, split_file)
+    predictor.modality = dataset.modality  # the dataset's own modality decides
+    return chosen
+
+
 def score_subjects(
     predictor: Predictor,
     chosen: list[Subject],
@@ -111,29 +134,12 @@ def evaluate_checkpoint(
     options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     predictor, files = ensemble_predictor(items, **options)
-    if len(files) > 1 and subjects == "test" and split_file is None:
-        raise StrokesegError(
-            f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
-            "its own subjects); pass --split FILE or --subjects all"
-        )
-    meta = predictor.meta
+    chosen = subjects_to_evaluate(predictor, files, data_dir, subjects, split_file)
     other = Predictor.from_checkpoint(compare, **options) if compare else None
-    # the test split lies in the training dataset (its layout); any other cohort is detected
-    layout = meta["data"].get("layout") if subjects == "test" and not split_file else None
-    dataset = find_dataset(data_dir, layout)
-    chosen = select_subjects(dataset, files[0], subjects, split_file)
-    predictor.modality = dataset.modality  # the dataset's own modality decides
+    meta = predictor.meta
     scores = (Scores(empty, connectivity=connectivity), Scores(empty, connectivity=connectivity))
-    figure_cases = score_subjects(
-        predictor,
-        chosen,
-        out,
-        scores,
-        overlays=overlays,
-        other=other,
-        overwrite=overwrite,
-        on_case=on_case,
-    )
+    kwargs = dict(overlays=overlays, other=other, overwrite=overwrite, on_case=on_case)
+    figure_cases = score_subjects(predictor, chosen, out, scores, **kwargs)
     summary = scores[0].summary()
     summary.update(
         checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
@@ -148,9 +154,6 @@ def evaluate_checkpoint(
     write_atomic(out / "per_subject_raw.csv", per_subject_csv(scores[1].rows), overwrite=overwrite)
     if figure_cases:
         labels = (f"A: {meta['model_name']}", f"B: {other.meta['model_name']}")
-        save_figure(
-            comparison_grid(*zip(*figure_cases, strict=True), labels=labels),
-            out / "fig2.png",
-            overwrite=overwrite,
-        )
+        fig2 = comparison_grid(*zip(*figure_cases, strict=True), labels=labels)
+        save_figure(fig2, out / "fig2.png", overwrite=overwrite)
     return summary
