@@ -9,7 +9,7 @@ peak resident memory (``ru_maxrss``) and wall time. Memory that stays flat from 
 subjects is what streaming the subjects is for. The evaluating process imports strokeseg from
 ``PYTHONPATH``, so the same command compares two versions of the code on the same cohort.
 
-    python benchmarks/evaluate_memory.py [--sizes 20 200] [--shape 128 128 48] [--work DIR]
+    python benchmarks/evaluate_memory.py [--sizes 20 200] [--shape 160 160 8] [--work DIR]
         [--checkpoint CKPT]
 """
 
@@ -79,7 +79,7 @@ def measure(args: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 200])
-    parser.add_argument("--shape", type=int, nargs=3, default=[128, 128, 48])
+    parser.add_argument("--shape", type=int, nargs=3, default=[160, 160, 8])
     parser.add_argument("--work", type=Path, default=Path("evaluate_memory"))
     parser.add_argument("--checkpoint", type=Path)
     args = parser.parse_args()
