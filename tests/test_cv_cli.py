@@ -79,11 +79,15 @@ def test_the_table_holds_both_rows_paired_statistics_and_a_forest_plot(bench):
     out, _ = bench
     table = (out / "table2.md").read_text(encoding="utf-8")
     assert "2-fold cross-validation" in table
-    assert "| model | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels | HD95 mm |" in table
+    assert (
+        "| model | raw Dice (primary) | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels "
+        "| HD95 mm (common subset) |" in table
+    )
     assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 3
-    assert "| unetpp_edge | 8 | " in table  # the paired row: 8 subjects
+    assert "| unetpp_edge | 2 | 8 | " in table  # the paired row: 2 runs (folds), 8 subjects
     paired = json.loads((out / "table2_paired.json").read_text(encoding="utf-8"))
-    assert paired["reference"] == "unetpp" and paired["rows"]["unetpp_edge"]["all"]["n"] == 8
+    assert paired["reference"] == "unetpp"
+    assert paired["primary"]["rows"]["unetpp_edge"]["all"]["n_pairs"] == 8
     assert (out / "table2_forest.png").read_bytes()[:4] == b"\x89PNG"
 
 

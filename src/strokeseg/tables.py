@@ -33,7 +33,7 @@ from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
 from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation import stats
+from strokeseg.evaluation.design import DesignComparison
 from strokeseg.evaluation.figures import save_figure
 from strokeseg.inference.checkpoint import input_channels, load_network
 from strokeseg.model_eval import evaluate_checkpoint
@@ -118,6 +118,7 @@ def evaluation_record(
         "connectivity": connectivity,
         **{k: summary[k] for k in SUMMARY_KEYS},
         "subjects": read_subjects(folder / "evaluation" / "per_subject.csv"),
+        "subjects_raw": read_subjects(folder / "evaluation" / "per_subject_raw.csv"),
     }
 
 
@@ -155,14 +156,14 @@ def run_row(
 
 def finished_record(folder: Path, config: Config, data: Path, connectivity: int) -> dict:
     """A finished run's record; refused if made with another setting, re-evaluated (not
-    re-trained) if scored with another lesion connectivity."""
+    re-trained) if scored with another lesion connectivity or without its raw values."""
     if not same_config(folder / "run" / "config.yaml", config):
         raise StrokesegError(
             f"{folder}: holds a result for another setting (profile, --set or strokeseg "
             "version); use another --out"
         )
     record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
-    if record.get("connectivity", 26) != connectivity or "subjects" not in record:
+    if record.get("connectivity", 26) != connectivity or "subjects_raw" not in record:
         start = time.perf_counter()
         checkpoint = folder / "run" / "best.ckpt"
         record.update(evaluation_record(checkpoint, data, folder, connectivity, config))
@@ -198,7 +199,7 @@ def _json_clean(value):
         return {k: _json_clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_clean(v) for v in value]
-    if isinstance(value, stats.PairedComparison):
+    if isinstance(value, DesignComparison):
         return value.to_dict()
     return None if isinstance(value, float) and math.isnan(value) else value
 
