@@ -107,6 +107,7 @@ def subject_record(model: str, seed: int, dice: dict[str, float], fold: int = 0)
         "fold": fold,
         "params": 10,
         "connectivity": 26,
+        "metrics": "strokeseg",
         "inference_ms": 1.0 + fold,
         "wall_seconds": 30.0,
         "subjects": subjects,

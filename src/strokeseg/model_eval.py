@@ -16,6 +16,7 @@ from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
+from strokeseg.evaluation.leaderboards import metric_preset
 from strokeseg.evaluation.report import check_writable, evaluate, per_subject_csv, write_report
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.ensemble import ensemble_predictor
@@ -54,7 +55,8 @@ def evaluate_checkpoint(
     subjects: str = "test",
     split_file: Path | None = None,
     empty: str = "one",
-    connectivity: int = 26,
+    connectivity: int | None = None,
+    metrics: str = "strokeseg",
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
@@ -68,11 +70,15 @@ def evaluate_checkpoint(
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, summary.json, overlays/ (and fig2.png).
 
+    ``metrics`` names the preset (:mod:`strokeseg.evaluation.leaderboards`); the probability
+    map goes to the scoring only for a preset that reports its PR-AUC.
     ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
     ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
+    scoring = dict(empty=empty, connectivity=connectivity, metrics_preset=metrics)
+    with_probability = "pr_auc" in dict(metric_preset(metrics, connectivity).columns).values()
     options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     predictor, files = ensemble_predictor(items, **options)
@@ -94,7 +100,8 @@ def evaluate_checkpoint(
     def cases() -> Iterator[tuple]:
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
-            _, raw, pred = predictor.masks(image)
+            probability, raw, pred = predictor.masks(image)
+            extra = (probability,) if with_probability else ()
             if on_case is not None:
                 on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
             if i < overlays:
@@ -106,11 +113,12 @@ def evaluate_checkpoint(
                     pred_b = other.masks(image)[2]
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
             raw = raw.astype(bool)
-            raw_cases.append((subject.id, raw, gt.astype(bool), image.voxel_mm3, image.spacing))
-            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
+            gt = gt.astype(bool)
+            raw_cases.append((subject.id, raw, gt, image.voxel_mm3, image.spacing, *extra))
+            yield subject.id, pred.astype(bool), gt, image.voxel_mm3, image.spacing, *extra
 
-    rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
-    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty, connectivity=connectivity)
+    rows, summary = evaluate(cases(), **scoring)
+    raw_rows, raw_summary = evaluate(iter(raw_cases), **scoring)
     summary.update(
         checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
         model=meta["model_name"],

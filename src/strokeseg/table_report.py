@@ -98,7 +98,9 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
         f"means on {tested}, mean ± std over seeds. Primary endpoint (fixed in advance): raw "
         "Dice (p >= 0.5, no post-processing); the other columns are secondary, after "
         f"post-processing; HD95 over the {n_hd95} subject-runs where every row has both masks "
-        f"non-empty; paired: raw Dice minus `{reference}`'s with the same seed.",
+        f"non-empty; paired: raw Dice minus `{reference}`'s with the same seed. Metrics "
+        f"preset `{runs[0].get('metrics', 'strokeseg')}` (lesions "
+        f"{runs[0].get('connectivity', 26)}-connected).",
         "",
         "| model | raw Dice (primary) | "
         + " | ".join(name for name, _ in COLUMNS)
@@ -226,7 +228,8 @@ def merge_folds(records: list[dict]) -> dict:
     once), pooled Dice weighted by volume, the folds' wall time summed, each subject's fold
     kept (``subject_folds``) for the statistics by training run."""
     subjects = {s: v for r in records for s, v in r["subjects"].items()}
-    merged = {k: records[0][k] for k in ("model", "seed", "folds", "params", "connectivity")}
+    keys = ("model", "seed", "folds", "params", "connectivity", "metrics")
+    merged = {k: records[0][k] for k in keys}
     merged["inference_ms"] = statistics.median(r["inference_ms"] for r in records)
     merged["n_subjects"] = len(subjects)
     for name in SUBJECT_KEYS[:6]:  # the per-subject metrics (not the volumes)
