@@ -20,7 +20,7 @@ from strokeseg.data.components import connectivity_structure
 from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
-from strokeseg.evaluation.leaderboards import metric_preset
+from strokeseg.evaluation.leaderboards import MetricPreset, metric_preset
 from strokeseg.evaluation.metrics import EmptyPolicy
 
 Case = tuple
@@ -137,8 +137,7 @@ def evaluate(
     """
     metrics.empty_value(empty)  # reject an unknown policy before any work
     preset = metric_preset(metrics_preset, connectivity)
-    connectivity = preset.connectivity
-    connectivity_structure(3, connectivity)  # reject an unknown connectivity too
+    connectivity_structure(3, preset.connectivity)  # reject an unknown connectivity too
     rows: list[dict] = []
     pooled = metrics.PooledOverlap()
     slice_dices: list[np.ndarray] = []
@@ -153,7 +152,7 @@ def evaluate(
                 empty,
                 slice_axis,
                 spacing=extra[0] if extra else None,
-                connectivity=connectivity,
+                connectivity=preset.connectivity,
                 min_iou=preset.min_iou,
                 probability=extra[1] if len(extra) > 1 else None,
             )
@@ -172,21 +171,27 @@ def evaluate(
     summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
     summary["n_lesion_slices"] = int(all_slices.size)
     summary["n_both_empty"] = int(n_both_empty)
-    summary["connectivity"] = (
-        "full: 26-neighbourhood in 3D" if connectivity == 26 else "faces: 6-neighbourhood in 3D"
-    )
-    summary["lesion_connectivity"] = connectivity
-    summary["metrics"] = preset.name
-    summary["lesion_matching"] = (
-        "1-voxel overlap" if preset.min_iou is None else f"one to one at IoU >= {preset.min_iou:g}"
-    )
-    if preset.columns:
-        summary["leaderboard"] = {
-            "title": preset.title,
-            **{label: summary[f"{key}_mean"] for label, key in preset.columns},
-        }
-    summary["std"] = "population standard deviation over subjects (ddof=0)"
+    summary.update(_scoring_notes(preset, summary))
     return rows, summary
+
+
+def _scoring_notes(preset: MetricPreset, summary: dict) -> dict:
+    """How lesions were counted and matched, and a leaderboard preset's columns."""
+    notes = {
+        "connectivity": "full: 26-neighbourhood in 3D"
+        if preset.connectivity == 26
+        else "faces: 6-neighbourhood in 3D",
+        "lesion_connectivity": preset.connectivity,
+        "metrics": preset.name,
+        "lesion_matching": "1-voxel overlap"
+        if preset.min_iou is None
+        else f"one to one at IoU >= {preset.min_iou:g}",
+        "std": "population standard deviation over subjects (ddof=0)",
+    }
+    if preset.columns:
+        columns = {label: summary[f"{key}_mean"] for label, key in preset.columns}
+        notes["leaderboard"] = {"title": preset.title, **columns}
+    return notes
 
 
 def _cell(value: object) -> object:
