@@ -83,7 +83,8 @@ def test_the_table_holds_both_rows_paired_statistics_and_a_forest_plot(bench):
         "| model | raw Dice (primary) | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels "
         "| HD95 mm (common subset) |" in table
     )
-    assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 3
+    # two table rows, then the paired row and its lesion-size line
+    assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 4
     assert "| unetpp_edge | 2 | 8 | " in table  # the paired row: 2 runs (folds), 8 subjects
     paired = json.loads((out / "table2_paired.json").read_text(encoding="utf-8"))
     assert paired["reference"] == "unetpp"
