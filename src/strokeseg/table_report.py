@@ -43,6 +43,15 @@ def mean_std(values: list[float], signed: bool = False) -> str:
     return f"{statistics.mean(values):{sign}.4f} ± {statistics.stdev(values):.4f}"
 
 
+PROFILE_NOTES = {
+    "paper": "The paper's recipe: fp32, a global batch of 8, masks at p >= 0.5 (no "
+    "post-processing); what remains different from the paper: docs/deviations.md.",
+    "cpu": "Not the paper's recipe: the reduced CPU setting (configs/demo.yaml), its masks "
+    "post-processed by the rule each run fitted on its validation subjects (raw figures: each "
+    "run's evaluation/per_subject_raw.csv).",
+}
+"""What each ``--profile`` trains and scores, as the table states it."""
+
 COLUMNS = (
     ("Dice", "dice_mean"),
     ("IoU", "iou_mean"),
@@ -71,7 +80,8 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
         f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
         f"{n_runs} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
         f"means on {tested}, mean ± std over seeds; HD95 over subjects with both masks "
-        f"non-empty; paired: Dice minus `{reference}`'s Dice with the same seed.",
+        f"non-empty; paired: Dice minus `{reference}`'s Dice with the same seed. "
+        + PROFILE_NOTES[profile],
         "",
         "| model | "
         + " | ".join(name for name, _ in COLUMNS)

@@ -55,7 +55,7 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
     A table the paper ran on the other modality is refused in one line that says which
     tables fit this data. ``rows`` picks rows by model name: UNet++ (the reference) first,
     then in the table's order; a model of another table with a config in the same folder may
-    be added (UNet++ to Table 3 uses ``atlas/table2_unetpp``).
+    be added (UNet++ to Table 3 uses ``atlas/table3_unetpp``).
     """
     models = TABLES[table]
     if not _has_configs(table, modality):
@@ -93,8 +93,10 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
 
 
 def _config_file(table: int, modality: str, model: str) -> Path:
+    """CT rows have a config per table (Tables 1 and 2 ran on CT); every ATLAS config is named
+    for Table 3, the paper's one ATLAS table, whichever table runs it on MRI."""
     folder = CONFIG_FOLDERS.get(modality, "atlas")
-    return PACKAGED_CONFIGS / folder / f"table{table}_{model}.yaml"
+    return PACKAGED_CONFIGS / folder / f"table{3 if folder == 'atlas' else table}_{model}.yaml"
 
 
 def _has_configs(table: int, modality: str) -> bool:

@@ -32,7 +32,7 @@ from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.models.multitask import MIN_LFFGM_INPUT
 from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
-from strokeseg.training.datamodule import SliceDataModule
+from strokeseg.training.datamodule import SliceDataModule, per_process_batch
 from strokeseg.training.module import SegmentationModule
 from strokeseg.training.quiet import silence_lightning
 
@@ -274,6 +274,8 @@ def train(
             f"{data_dir}: {len(dataset.subjects)} subject(s) give an empty training split "
             f"with data.split={config.data.split}"
         )
+    trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
+    per_process_batch(config.optim.batch_size, trainer.world_size)
     # every check above reads only: a refused run writes nothing and an old run is kept
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -295,7 +297,6 @@ def train(
     module = build_module(config, data_info)
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
-    trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
         save_split(split, out / "split.json")
