@@ -12,7 +12,7 @@ import torch
 from strokeseg.data.layouts import find_dataset
 from strokeseg.errors import StrokesegError
 from strokeseg.table_report import markdown
-from strokeseg.table_rows import profile_overrides
+from strokeseg.table_rows import CONTROLS, profile_overrides
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.datamodule import SliceDataModule, per_process_batch
 from strokeseg.training.run import precision
@@ -46,6 +46,8 @@ def test_a_paper_config_trains_the_papers_recipe(name, monkeypatch):
     loss = config.loss
     assert (loss.gamma, loss.lam, loss.delta, loss.alpha, loss.beta) == (1, 1, 10, 1, 1)
     assert (loss.delta_warmup, loss.dice) == (0, "batch")  # delta = 10 from the first step
+    if not name.endswith(tuple(CONTROLS[2])):
+        assert loss.boundary_weight == 0
     assert config.model.kwargs == {} and config.model.output_prior is None  # full width, as coded
     data = config.data
     assert data.split == ([120, 40, 60] if name.startswith("atlas/") else [40, 0, 5])
@@ -56,8 +58,9 @@ def test_a_paper_config_trains_the_papers_recipe(name, monkeypatch):
 def test_ablation_configs_on_atlas_are_named_for_table_3():
     atlas = [n for n in PAPER_CONFIGS if n.startswith("atlas/")]
     assert atlas and all(n.startswith("atlas/table3_") for n in atlas)
+    rows = ["unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl", *CONTROLS[2]]
     assert {n for n in PAPER_CONFIGS if n.startswith("ct/table2_")} == {
-        f"ct/table2_{m}" for m in ("unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl")
+        f"ct/table2_{m}" for m in rows
     }
 
 

@@ -150,6 +150,9 @@ class LossConfig(Section):
     gamma: Annotated[Float, Field(ge=0)] = 1.0
     lam: Annotated[Float, Field(ge=0)] = 1.0
     delta: Annotated[Float, Field(ge=0)] = 10.0
+    # Eq. 5, the Laplacian consistency loss, for any model; unset: the model's Table 2 row (on
+    # for unetpp_mtl only).
+    laplacian: bool | None = None
     alpha: Annotated[Float, Field(ge=0)] = 1.0
     beta: Annotated[Float, Field(ge=0)] = 1.0
     smooth: Annotated[Float, Field(ge=0)] = 1e-5
@@ -158,6 +161,8 @@ class LossConfig(Section):
     delta_warmup: Fraction = 0.0
     # soft Dice of Eq. 4 over the whole batch (the paper, DESIGN.md) or per sample, then averaged
     dice: Literal["batch", "sample"] = "batch"
+    # a control, not the paper: the mask's BCE weighs edge-band pixels 1 + this (0: Eq. 2)
+    boundary_weight: Annotated[Float, Field(ge=0)] = 0.0
 
 
 class DataConfig(Section):
