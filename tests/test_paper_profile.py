@@ -15,7 +15,7 @@ from strokeseg.table_report import markdown
 from strokeseg.table_rows import CONTROLS, profile_overrides
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.datamodule import SliceDataModule, per_process_batch
-from strokeseg.training.run import precision
+from strokeseg.training.run import precision, set_float32
 
 PAPER_CONFIGS = sorted(
     str(p.relative_to(PACKAGED_CONFIGS)).removesuffix(".yaml")
@@ -106,3 +106,19 @@ def test_a_batch_that_does_not_divide_is_refused_before_anything_is_written(
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "optim.batch_size 4 is the global batch" in result.stderr
     assert not out.exists()
+
+
+def test_fp32_means_no_tf32_on_the_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    matmul = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("high")  # TF32 allowed for matrix products
+        set_float32(load_config("demo"))  # 16-mixed on a GPU: PyTorch's settings stay
+        assert torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "high"
+        set_float32(load_config("atlas/table3_unetpp_mtl"))
+        assert not torch.backends.cudnn.allow_tf32
+        assert torch.get_float32_matmul_precision() == "highest"
+    finally:
+        torch.set_float32_matmul_precision(matmul)

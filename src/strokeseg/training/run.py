@@ -191,6 +191,16 @@ def precision(config: Config) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+def set_float32(config: Config) -> None:
+    """``32-true`` (the paper configs) is full fp32 on any GPU: cuDNN convolutions stop using
+    TF32, which PyTorch allows them by default on Ampere and newer (a 10-bit mantissa; the
+    paper's P100 had none), and matrix products keep fp32 ("highest"). Other precisions leave
+    PyTorch's settings as they are."""
+    if precision(config) == "32-true":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+
 class ValidateLastEpoch(Callback):
     """Validate the last epoch too when ``optim.epochs`` is no multiple of
     ``trainer.check_val_every_n_epoch``, so a shortened run still ends validated, with
@@ -281,6 +291,7 @@ def train(
     if overwrite:
         clear_run_folder(out)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    set_float32(config)
     data_info: dict[str, Any] = {
         "layout": dataset.layout,
         "modality": dataset.modality,
