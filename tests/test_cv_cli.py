@@ -135,13 +135,13 @@ def test_bad_fold_settings_are_refused_before_anything_is_written(dataset, tmp_p
 def test_train_with_a_fold_tests_on_the_benchmarks_fold(bench, dataset, tmp_path, cli):
     out, _ = bench
     run = tmp_path / "fold1"
-    result = cli("train", "--config", "atlas/table2_unetpp", "--data", dataset, "--out", run,
+    result = cli("train", "--config", "atlas/table3_unetpp", "--data", dataset, "--out", run,
                  "--folds", "2", "--fold", "1", *TINY)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     folds = json.loads((out / "folds_seed0.json").read_text(encoding="utf-8"))["folds"]
     assert json.loads((run / "folds.json").read_text(encoding="utf-8"))["folds"] == folds
     assert json.loads((run / "split.json").read_text(encoding="utf-8"))["test"] == folds[1]
     # the run folder is bound to its fold
-    again = cli("train", "--config", "atlas/table2_unetpp", "--data", dataset, "--out", run,
+    again = cli("train", "--config", "atlas/table3_unetpp", "--data", dataset, "--out", run,
                 "--folds", "2", "--fold", "0", *TINY)  # fmt: skip
     assert again.returncode == 1 and "another split or fold" in again.stderr

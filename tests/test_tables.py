@@ -181,7 +181,7 @@ def test_paired_statistics_by_training_run_with_hand_values():
 def test_rows_pick_table_rows_with_the_reference_first_and_borrow_configs():
     rows = row_configs(3, "mri", ["unetpp_mtl", "unet", "unetpp"])
     assert [m for m, _ in rows] == ["unetpp", "unet", "unetpp_mtl"]
-    assert rows[0][1] == PACKAGED_CONFIGS / "atlas" / "table2_unetpp.yaml"  # not in Table 3
+    assert rows[0][1] == PACKAGED_CONFIGS / "atlas" / "table3_unetpp.yaml"  # not a Table 3 row
     assert rows[1][1] == PACKAGED_CONFIGS / "atlas" / "table3_unet.yaml"
     assert [m for m, _ in row_configs(1, "ct", ["unetpp_mtl", "unet"])] == ["unet", "unetpp_mtl"]
     with pytest.raises(StrokesegError, match="--rows nope"):

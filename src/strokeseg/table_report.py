@@ -43,6 +43,15 @@ def mean_std(values: list[float], signed: bool = False) -> str:
     return f"{statistics.mean(values):{sign}.4f} ± {statistics.stdev(values):.4f}"
 
 
+PROFILE_NOTES = {
+    "paper": "The paper's recipe: fp32, a global batch of 8, masks at p >= 0.5 (no "
+    "post-processing); what remains different from the paper: docs/deviations.md.",
+    "cpu": "Not the paper's recipe: the reduced CPU setting (configs/demo.yaml), its masks "
+    "post-processed by the rule each run fitted on its validation subjects (raw figures: each "
+    "run's evaluation/per_subject_raw.csv).",
+}
+"""What each ``--profile`` trains and scores, as the table states it."""
+
 COLUMNS = (
     ("Dice", "dice_mean"),
     ("IoU", "iou_mean"),
@@ -96,11 +105,11 @@ def markdown(table: int, profile: str, runs: list[dict]) -> str:
         f"Table {table}, profile `{profile}`, {len({r['seed'] for r in runs})} seed(s), "
         f"{n_runs} runs, {wall / 60:.0f} min of training and evaluation. Per-subject 3D "
         f"means on {tested}, mean ± std over seeds. Primary endpoint (fixed in advance): raw "
-        "Dice (p >= 0.5, no post-processing); the other columns are secondary, after "
-        f"post-processing; HD95 over the {n_hd95} subject-runs where every row has both masks "
-        f"non-empty; paired: raw Dice minus `{reference}`'s with the same seed. Metrics "
-        f"preset `{runs[0].get('metrics', 'strokeseg')}` (lesions "
-        f"{runs[0].get('connectivity', 26)}-connected).",
+        "Dice (p >= 0.5, no post-processing); the other columns are secondary; HD95 over the "
+        f"{n_hd95} subject-runs where every row has both masks non-empty; paired: raw Dice "
+        f"minus `{reference}`'s with the same seed. Metrics preset "
+        f"`{runs[0].get('metrics', 'strokeseg')}` (lesions "
+        f"{runs[0].get('connectivity', 26)}-connected). " + PROFILE_NOTES[profile],
         "",
         "| model | raw Dice (primary) | "
         + " | ".join(name for name, _ in COLUMNS)

@@ -241,7 +241,8 @@ def run_table(
         if folds is not None:
             table_folds(data, out, folds, seed)
         for model, config_file in configs:
-            extra = [*profile_overrides(profile, model, dataset.modality), *overrides]
+            network = load_config(config_file).model.name  # a control row's differs
+            extra = [*profile_overrides(profile, network, dataset.modality), *overrides]
             records = []
             for i in fold_ids:
                 folder = out / model / f"seed{seed}" / ("" if i is None else f"fold{i}")
