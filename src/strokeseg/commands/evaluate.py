@@ -9,7 +9,12 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-from strokeseg.commands.options import add_inference_options, add_output, inference_options
+from strokeseg.commands.options import (
+    add_inference_options,
+    add_metrics_options,
+    add_output,
+    inference_options,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -36,14 +41,7 @@ def add_parser(subparsers) -> None:
         help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
         "left out of means, or 0.0",
     )
-    p.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(6, 26),
-        default=26,
-        help="lesions for lesion-wise F1 and count: 26 (full, default; ISLES'22) or 6 (faces; "
-        "the ATLAS R2.0 final scoring)",
-    )
+    add_metrics_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(run=run)
 
@@ -94,6 +92,12 @@ PRINTED = (
 def _summary_table(summary: dict) -> str:
     from strokeseg.evaluation.report import LABELS
 
+    board = summary.get("leaderboard")
+    if board is not None:
+        lines = [f"{summary['n_subjects']} subject(s), as {board['title']} scores them (mean)"]
+        columns = [(label, value) for label, value in board.items() if label != "title"]
+        lines += [f"{label:<44}{value:>10.4f}" for label, value in columns]
+        return "\n".join(lines)
     lines = [
         f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
         f"{'metric':<40}{'mean':>10}{'std':>10}",
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from strokeseg.errors import StrokesegError
+    from strokeseg.evaluation.leaderboards import metric_preset
     from strokeseg.evaluation.matching import load_case, match_files
     from strokeseg.evaluation.report import check_writable, evaluate, write_report
     from strokeseg.reports import evaluation as html_report
@@ -120,43 +125,18 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
-        from strokeseg.jobs.evaluate import evaluate_checkpoint
-
-        summary = evaluate_checkpoint(
-            args.checkpoint,
-            args.data,
-            args.out,
-            subjects=args.subjects,
-            split_file=args.split,
-            empty=args.empty,
-            connectivity=args.connectivity,
-            compare=args.compare,
-            overwrite=args.overwrite,
-            on_case=collector.add,
-            **inference_options(args),
-        )
-        rows = html_report.read_rows(args.out / "per_subject.csv")
-        html_report.write_evaluation_report(
-            args.out, rows, summary, collector, overwrite=args.overwrite
-        )
-        rule = summary["postprocess"]
-        print(
-            f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
-            f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
-        )
-        print(_summary_table(summary))
-        print("raw (p >= 0.5):")
-        print(_summary_table(summary["raw"]))
-        print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
-        return 0
+        return run_checkpoint(args, collector)
     if args.pred is None or args.gt is None:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
+    metric_preset(args.metrics, args.connectivity)  # a conflicting setting, before any work
     matched = match_files(args.pred, args.gt)
     cases: Iterator = (
         collector.case(load_case(*item)) for item in tqdm(matched, desc="evaluate", disable=None)
     )
-    rows, summary = evaluate(cases, empty=args.empty, connectivity=args.connectivity)
+    rows, summary = evaluate(
+        cases, empty=args.empty, connectivity=args.connectivity, metrics_preset=args.metrics
+    )
     paths = write_report(rows, summary, args.out, overwrite=args.overwrite)
     paths.append(
         html_report.write_evaluation_report(
@@ -165,4 +145,39 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_summary_table(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace, collector) -> int:
+    """``evaluate --checkpoint --data``: the job, its report.html and the printed summaries."""
+    from strokeseg.jobs.evaluate import evaluate_checkpoint
+    from strokeseg.reports import evaluation as html_report
+
+    summary = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.out,
+        subjects=args.subjects,
+        split_file=args.split,
+        empty=args.empty,
+        connectivity=args.connectivity,
+        metrics=args.metrics,
+        compare=args.compare,
+        overwrite=args.overwrite,
+        on_case=collector.add,
+        **inference_options(args),
+    )
+    rows = html_report.read_rows(args.out / "per_subject.csv")
+    html_report.write_evaluation_report(
+        args.out, rows, summary, collector, overwrite=args.overwrite
+    )
+    rule = summary["postprocess"]
+    print(
+        f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
+        f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
+    )
+    print(_summary_table(summary))
+    print("raw (p >= 0.5):")
+    print(_summary_table(summary["raw"]))
+    print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
     return 0

@@ -19,11 +19,13 @@ import numpy as np
 from strokeseg.data.components import connectivity_structure
 from strokeseg.data.io import refuse_existing, write_atomic
 from strokeseg.evaluation import metrics
+from strokeseg.evaluation.leaderboards import MetricPreset, metric_preset
 from strokeseg.evaluation.metrics import EmptyPolicy
 
 Case = tuple
-"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3[, voxel spacing in mm]);
-without the spacing, HD95 takes isotropic voxels of the given volume."""
+"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3[, voxel spacing in mm[,
+probability map]]); without the spacing, HD95 takes isotropic voxels of the given volume;
+without the probability map, PR-AUC is NaN."""
 
 ROW_FIELDS: tuple[str, ...] = (
     "subject",
@@ -44,6 +46,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "lesion_recall",
     "lesion_f1",
     "lesion_count_difference",
+    "pr_auc",
     "slice_dice_mean",
     "n_lesion_slices",
 )
@@ -59,7 +62,9 @@ SUMMARIZED: tuple[str, ...] = (
     "false_positive_ml",
     "hd95_mm",
     "lesion_count_difference",
+    "pr_auc",
 )
+
 LABELS: dict[str, str] = {
     "dice": "Dice, per-subject 3D (headline)",
     "iou": "IoU, per-subject 3D",
@@ -100,12 +105,15 @@ def evaluate_subject(
     *,
     spacing: tuple[float, ...] | None = None,
     connectivity: int = 26,
+    min_iou: float | None = None,
+    probability: np.ndarray | None = None,
 ) -> dict:
-    """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`)."""
+    """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`);
+    lesions matched by ``min_iou`` as :func:`metrics.lesion_counts` says."""
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.ndim != 3 or pred.shape != gt.shape:
         raise ValueError(f"{subject}: need two 3D masks of one shape, got {pred.shape}, {gt.shape}")
-    lesions = metrics.lesion_counts(pred, gt, connectivity)
+    lesions = metrics.lesion_counts(pred, gt, connectivity, min_iou)
     spacing = spacing if spacing is not None else (float(voxel_volume_mm3) ** (1 / 3),) * 3
     slices = metrics.per_slice_dice(pred, gt, axis=slice_axis)
     return {
@@ -127,6 +135,7 @@ def evaluate_subject(
         "lesion_recall": lesions.recall(empty),
         "lesion_f1": lesions.f1(empty),
         "lesion_count_difference": lesions.count_difference,
+        "pr_auc": float("nan") if probability is None else metrics.pr_auc(probability, gt, empty),
         "slice_dice_mean": float(slices.mean()) if slices.size else float("nan"),
         "n_lesion_slices": int(slices.size),
     }
@@ -142,18 +151,27 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 class Scores:
     """Per-subject rows and the running sums of a cohort summary, one subject at a time: only
-    numbers are kept, so memory stays flat in the number of subjects."""
+    numbers are kept, so memory stays flat in the number of subjects. Lesions are counted and
+    matched as ``metrics_preset`` says (:mod:`strokeseg.evaluation.leaderboards`), whose
+    columns the summary's ``leaderboard`` repeats under the leaderboard's names."""
 
-    def __init__(self, empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26):
+    def __init__(
+        self,
+        empty: EmptyPolicy = "one",
+        slice_axis: int = 2,
+        connectivity: int | None = None,
+        metrics_preset: str = "strokeseg",
+    ):
         metrics.empty_value(empty)  # reject an unknown policy before any work
-        connectivity_structure(3, connectivity)  # reject an unknown connectivity too
-        self.empty, self.slice_axis, self.connectivity = empty, slice_axis, connectivity
+        self.preset = metric_preset(metrics_preset, connectivity)
+        connectivity_structure(3, self.preset.connectivity)  # reject an unknown connectivity too
+        self.empty, self.slice_axis = empty, slice_axis
         self.rows: list[dict] = []
         self.pooled = metrics.PooledOverlap()
         self.slice_dices: list[np.ndarray] = []  # one value per lesion slice
         self.n_both_empty = 0
 
-    def add(self, subject: str, pred, gt, voxel_volume_mm3: float, spacing=None) -> dict:
+    def add(self, subject: str, pred, gt, voxel_volume_mm3: float, spacing=None, probability=None):
         """Score one subject (a :data:`Case`); returns its row."""
         row = evaluate_subject(
             subject,
@@ -163,7 +181,9 @@ class Scores:
             self.empty,
             self.slice_axis,
             spacing=spacing,
-            connectivity=self.connectivity,
+            connectivity=self.preset.connectivity,
+            min_iou=self.preset.min_iou,
+            probability=probability,
         )
         self.rows.append(row)
         self.pooled.add(pred, gt)
@@ -184,27 +204,45 @@ class Scores:
         summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
         summary["n_lesion_slices"] = int(all_slices.size)
         summary["n_both_empty"] = int(self.n_both_empty)
-        summary["connectivity"] = (
-            "full: 26-neighbourhood in 3D"
-            if self.connectivity == 26
-            else "faces: 6-neighbourhood in 3D"
-        )
-        summary["lesion_connectivity"] = self.connectivity
-        summary["std"] = "population standard deviation over subjects (ddof=0)"
+        summary.update(_scoring_notes(self.preset, summary))
         return summary
 
 
 def evaluate(
-    cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26
+    cases: Iterable[Case],
+    empty: EmptyPolicy = "one",
+    slice_axis: int = 2,
+    connectivity: int | None = None,
+    metrics_preset: str = "strokeseg",
 ) -> tuple[list[dict], dict]:
-    """Evaluate (id, pred, gt, voxel mm3[, spacing]) cases one at a time; (rows, summary).
+    """Evaluate (id, pred, gt, voxel mm3[, spacing[, probability]]) cases one at a time
+    (:class:`Scores`); (rows, summary).
 
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
-    scores = Scores(empty, slice_axis, connectivity)
-    for subject, pred, gt, voxel_volume_mm3, *spacing in cases:
-        scores.add(subject, pred, gt, voxel_volume_mm3, spacing[0] if spacing else None)
+    scores = Scores(empty, slice_axis, connectivity, metrics_preset)
+    for case in cases:
+        scores.add(*case)
     return scores.rows, scores.summary()
+
+
+def _scoring_notes(preset: MetricPreset, summary: dict) -> dict:
+    """How lesions were counted and matched, and a leaderboard preset's columns."""
+    notes = {
+        "connectivity": "full: 26-neighbourhood in 3D"
+        if preset.connectivity == 26
+        else "faces: 6-neighbourhood in 3D",
+        "lesion_connectivity": preset.connectivity,
+        "metrics": preset.name,
+        "lesion_matching": "1-voxel overlap"
+        if preset.min_iou is None
+        else f"one to one at IoU >= {preset.min_iou:g}",
+        "std": "population standard deviation over subjects (ddof=0)",
+    }
+    if preset.columns:
+        columns = {label: summary[f"{key}_mean"] for label, key in preset.columns}
+        notes["leaderboard"] = {"title": preset.title, **columns}
+    return notes
 
 
 def _cell(value: object) -> object:
@@ -222,12 +260,17 @@ def per_subject_csv(rows: list[dict]) -> str:
 
 
 def summary_json(summary: dict) -> str:
-    """The summary as strict JSON text: NaN (nothing to average) becomes ``null``."""
-    clean = {
-        key: None if isinstance(value, float) and math.isnan(value) else value
-        for key, value in summary.items()
-    }
-    return json.dumps(clean, indent=2) + "\n"
+    """The summary as strict JSON text: NaN (nothing to average) becomes ``null``, in nested
+    parts too."""
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return json.dumps(clean(summary), indent=2, allow_nan=False) + "\n"
 
 
 def check_writable(out_dir: str | Path, *, overwrite: bool = False) -> None:

@@ -14,6 +14,9 @@ no statistics (modality, empty or implausibly large mask, low confidence). Thres
 - registration (a native scan on a template-space checkpoint): correlation with the template
   T1 in its brain under 0.65; the other data checks then look at the scan on the template grid;
 - mask: empty, or more than 25 % of the head;
+- volume: no more lesion than the false-positive volume the checkpoint's post-processing left
+  in one of its validation subjects (``val_false_positive_ml_max``, recorded when training
+  fits the post-processing): a brain without a stroke gets such a finding;
 - confidence: mean probability inside the mask below halfway between the threshold and 1.
 """
 
@@ -100,7 +103,8 @@ def data_warnings(volume: Volume, meta: dict) -> list[str]:
 def result_warnings(
     volume: Volume, mask: np.ndarray, probability: np.ndarray, meta: dict, threshold: float = 0.5
 ) -> list[str]:
-    """Warnings about the segmentation: empty, implausibly large, or low confidence."""
+    """Warnings about the segmentation: empty, implausibly large, as small as the model's own
+    false positives, or low confidence."""
     mask = np.asarray(mask, dtype=bool)
     lesion = int(np.count_nonzero(mask))
     if lesion == 0:
@@ -109,6 +113,14 @@ def result_warnings(
     head = int(np.count_nonzero(head_mask(volume.data, meta.get("data", {}).get("modality"))))
     if lesion > LARGE_MASK_FRACTION * max(head, 1):
         warnings.append(f"mask: {100 * lesion / max(head, 1):.0f} % of the head, implausibly large")
+    doubt = meta.get("postprocess", {}).get("val_false_positive_ml_max")
+    ml = lesion * volume.voxel_mm3 / 1000.0
+    if doubt is not None and ml <= doubt:
+        warnings.append(
+            f"volume: {ml:.2f} mL found, no more than the false-positive volume this model left "
+            f"in one of its validation scans ({doubt:.2f} mL): it may not be a stroke; "
+            "check the finding on the images"
+        )
     mean = float(np.asarray(probability)[mask].mean())
     floor = threshold + (1 - threshold) / 2
     if mean < floor:

@@ -34,8 +34,9 @@ from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
 from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation import stats
+from strokeseg.evaluation.design import DesignComparison
 from strokeseg.evaluation.figures import save_figure
+from strokeseg.evaluation.leaderboards import PRESETS, MetricPreset, metric_preset
 from strokeseg.inference.checkpoint import input_channels, load_network
 from strokeseg.jobs.evaluate import evaluate_checkpoint
 from strokeseg.jobs.train import train
@@ -78,6 +79,14 @@ TABLES = {
 }
 """The rows of each table; which data a table runs on follows from the shipped configs."""
 
+CONTROLS = {
+    2: ["unetpp_boundary_bce", "unetpp_laplacian"],
+}
+"""Rows beside a table's own, not in the paper, run with ``--rows``: UNet++ with its BCE
+up-weighted on the lesion edge band (extra boundary supervision, no second head) and UNet++
+with Eq. 5 but no edge branch, which tell the boundary terms apart from the multi-task branch.
+Each has a config per modality, as the table's rows do."""
+
 CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
 """Shipped config folder per modality of the data (CT datasets, T1w MRI as ATLAS)."""
 
@@ -91,9 +100,9 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
     """(model, config file) per row; the config folder follows the data (ct or atlas).
 
     A table the paper ran on the other modality is refused in one line that says which
-    tables fit this data. ``rows`` picks rows by model name: UNet++ (the reference) first,
-    then in the table's order; a model of another table with a config in the same folder may
-    be added (UNet++ to Table 3 uses ``atlas/table2_unetpp``).
+    tables fit this data. ``rows`` picks rows by name (a model, or a :data:`CONTROLS` row):
+    UNet++ (the reference) first, then in the table's order; a model of another table with a
+    config in the same folder may be added (UNet++ to Table 3 uses ``atlas/table3_unetpp``).
     """
     models = TABLES[table]
     if not _has_configs(table, modality):
@@ -124,15 +133,17 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
         if not found:
             raise StrokesegError(
                 f"--rows {model}: no config for it in {CONFIG_FOLDERS.get(modality, 'atlas')}/; "
-                f"rows of Table {table}: {', '.join(models)}"
+                f"rows of Table {table}: {', '.join(models + CONTROLS.get(table, []))}"
             )
         chosen.append((model, found[0]))
     return chosen
 
 
 def _config_file(table: int, modality: str, model: str) -> Path:
+    """CT rows have a config per table (Tables 1 and 2 ran on CT); every ATLAS config is named
+    for Table 3, the paper's one ATLAS table, whichever table runs it on MRI."""
     folder = CONFIG_FOLDERS.get(modality, "atlas")
-    return PACKAGED_CONFIGS / folder / f"table{table}_{model}.yaml"
+    return PACKAGED_CONFIGS / folder / f"table{3 if folder == 'atlas' else table}_{model}.yaml"
 
 
 def _has_configs(table: int, modality: str) -> bool:
@@ -231,23 +242,26 @@ def read_subjects(per_subject_csv: Path) -> dict[str, dict[str, float]]:
 
 
 def evaluation_record(
-    checkpoint: Path, data: Path, folder: Path, connectivity: int, config: Config
+    checkpoint: Path, data: Path, folder: Path, preset: MetricPreset, config: Config
 ) -> dict:
-    """Evaluate a checkpoint on its test split into ``folder/evaluation``: summary means and
-    the per-subject values."""
+    """Evaluate a checkpoint on its test split into ``folder/evaluation`` as ``preset``
+    scores: summary means and the per-subject values (post-processed and raw)."""
     device = "cpu" if config.trainer.accelerator == "cpu" else "auto"  # where it trained
     summary = evaluate_checkpoint(
         checkpoint,
         data,
         folder / "evaluation",
-        connectivity=connectivity,
+        connectivity=preset.connectivity,
+        metrics=preset.name,
         overwrite=True,
         device=device,
     )
     return {
-        "connectivity": connectivity,
+        "connectivity": preset.connectivity,
+        "metrics": preset.name,
         **{k: summary[k] for k in SUMMARY_KEYS},
         "subjects": read_subjects(folder / "evaluation" / "per_subject.csv"),
+        "subjects_raw": read_subjects(folder / "evaluation" / "per_subject_raw.csv"),
     }
 
 
@@ -261,7 +275,7 @@ def run_row(
     size,
     *,
     fold: tuple[int, int] | None = None,
-    connectivity: int = 26,
+    preset: MetricPreset = PRESETS["strokeseg"],
 ) -> dict:
     """Train, evaluate and time one (row, seed[, fold]); the record is saved as ``result.json``."""
     start = time.perf_counter()
@@ -274,26 +288,28 @@ def run_row(
         **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
         "inference_ms": inference_ms_per_slice(network, size, input_channels(meta)),
-        **evaluation_record(checkpoint, data, folder, connectivity, config),
+        **evaluation_record(checkpoint, data, folder, preset, config),
         "wall_seconds": time.perf_counter() - start,
     }
     write_record(record, folder / "result.json")
     return record
 
 
-def finished_record(folder: Path, config: Config, data: Path, connectivity: int) -> dict:
+def finished_record(folder: Path, config: Config, data: Path, preset: MetricPreset) -> dict:
     """A finished run's record; refused if made with another setting, re-evaluated (not
-    re-trained) if scored with another lesion connectivity."""
+    re-trained) if scored with another metric preset or lesion connectivity, or without its
+    raw values."""
     if not same_config(folder / "run" / "config.yaml", config):
         raise StrokesegError(
             f"{folder}: holds a result for another setting (profile, --set or strokeseg "
             "version); use another --out"
         )
     record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
-    if record.get("connectivity", 26) != connectivity or "subjects" not in record:
+    scored = (record.get("metrics", "strokeseg"), record.get("connectivity", 26))
+    if scored != (preset.name, preset.connectivity) or "subjects_raw" not in record:
         start = time.perf_counter()
         checkpoint = folder / "run" / "best.ckpt"
-        record.update(evaluation_record(checkpoint, data, folder, connectivity, config))
+        record.update(evaluation_record(checkpoint, data, folder, preset, config))
         record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - start
         write_record(record, folder / "result.json")
     return record
@@ -326,7 +342,7 @@ def _json_clean(value):
         return {k: _json_clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_clean(v) for v in value]
-    if isinstance(value, stats.PairedComparison):
+    if isinstance(value, DesignComparison):
         return value.to_dict()
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -342,13 +358,16 @@ def run_table(
     folds: int | None = None,
     fold: int | None = None,
     rows: list[str] | None = None,
-    connectivity: int = 26,
+    connectivity: int | None = None,
+    metrics: str = "strokeseg",
     force: bool = False,
 ) -> Path | None:
     """Train and evaluate every row (or ``rows``) with each seed (and each fold of ``folds``,
-    or only ``fold``); finished runs (result.json) are re-used. Writes the table unless only
-    one fold was run, and returns its path (None then)."""
+    or only ``fold``); finished runs (result.json) are re-used; subjects are scored as the
+    ``metrics`` preset says. Writes the table unless only one fold was run, and returns its
+    path (None then)."""
     check_profile(profile, force)
+    preset = metric_preset(metrics, connectivity)
     dataset = find_dataset(data)
     size = slice_size(data)
     configs = row_configs(table, dataset.modality, rows)
@@ -359,14 +378,15 @@ def run_table(
         if folds is not None:
             table_folds(data, out, folds, seed)
         for model, config_file in configs:
-            extra = [*profile_overrides(profile, model, dataset.modality), *overrides]
+            network = load_config(config_file).model.name  # a control row's differs
+            extra = [*profile_overrides(profile, network, dataset.modality), *overrides]
             records = []
             for i in fold_ids:
                 folder = out / model / f"seed{seed}" / ("" if i is None else f"fold{i}")
                 label = f"{model} seed {seed}" + ("" if i is None else f" fold {i}/{folds}")
                 if (folder / "result.json").exists():
                     config = load_config(config_file, [*extra, f"seed={seed}"])
-                    record = finished_record(folder, config, data, connectivity)
+                    record = finished_record(folder, config, data, preset)
                 else:
                     cv = None if i is None else (folds, i)
                     record = run_row(
@@ -378,7 +398,7 @@ def run_table(
                         extra,
                         size,
                         fold=cv,
-                        connectivity=connectivity,
+                        preset=preset,
                     )
                 records.append(record)
                 print(f"table {table}: {label}: Dice {record['dice_mean']:.4f}")

@@ -84,14 +84,17 @@ def score_subjects(
     """Segment and score each subject in turn (post-processed into ``scores[0]``, raw into
     ``scores[1]``), writing the first ``overlays`` overlay figures as it goes: only numbers
     stay in memory, and the (image, truth, both predictions) of the overlay subjects when
-    ``other`` is compared (returned for Fig. 2)."""
+    ``other`` is compared (returned for Fig. 2). The probability map is scored only for a
+    metric preset that reports its PR-AUC."""
     from tqdm import tqdm
 
     figure_cases = []
     title = predictor.meta["model_name"]
+    with_probability = "pr_auc" in dict(scores[0].preset.columns).values()
     for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
         image, gt = load_subject(subject)
-        _, raw, pred = predictor.masks(image)
+        probability, raw, pred = predictor.masks(image)
+        probability = probability if with_probability else None
         if on_case is not None:
             on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
         if i < overlays:
@@ -101,7 +104,8 @@ def score_subjects(
                 figure_cases.append((subject.id, image.data, gt, pred, other.masks(image)[2]))
         gt = gt.astype(bool)
         for score, mask in zip(scores, (pred, raw), strict=True):
-            score.add(subject.id, mask.astype(bool), gt, image.voxel_mm3, image.spacing)
+            mask = mask.astype(bool)
+            score.add(subject.id, mask, gt, image.voxel_mm3, image.spacing, probability)
     return figure_cases
 
 
@@ -113,7 +117,8 @@ def evaluate_checkpoint(
     subjects: str = "test",
     split_file: Path | None = None,
     empty: str = "one",
-    connectivity: int = 26,
+    connectivity: int | None = None,
+    metrics: str = "strokeseg",
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
@@ -128,6 +133,7 @@ def evaluate_checkpoint(
     per_subject.csv, per_subject_raw.csv, summary.json, overlays/ (and fig2.png).
 
     Subjects are streamed (:func:`score_subjects`): memory does not grow with their number.
+    ``metrics`` names the preset (:mod:`strokeseg.evaluation.leaderboards`).
     ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
     ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
     check_writable(out, overwrite=overwrite)
@@ -137,7 +143,7 @@ def evaluate_checkpoint(
     chosen = subjects_to_evaluate(predictor, files, data_dir, subjects, split_file)
     other = Predictor.from_checkpoint(compare, **options) if compare else None
     meta = predictor.meta
-    scores = (Scores(empty, connectivity=connectivity), Scores(empty, connectivity=connectivity))
+    scores = (Scores(empty, 2, connectivity, metrics), Scores(empty, 2, connectivity, metrics))
     kwargs = dict(overlays=overlays, other=other, overwrite=overwrite, on_case=on_case)
     figure_cases = score_subjects(predictor, chosen, out, scores, **kwargs)
     summary = scores[0].summary()

@@ -12,6 +12,10 @@ Liu et al., "Multi-task learning improves the brain stroke lesion segmentation"
 - Eq. 5: ``loss_lap`` = mean |Lap(p) - Lap(y)| with a fixed 3x3 Laplacian kernel.
 - Eq. 6: ``MultiTaskLoss`` = gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
 
+A control that is not the paper's, for telling extra boundary supervision apart from the edge
+branch: ``BoundaryWeightedLoss``, Eq. 2 whose cross-entropy up-weights the pixels of the edge
+task's target band, on the mask head alone (``loss.boundary_weight``).
+
 The edge branch exists only while training: in eval mode ``forward`` returns the mask
 logits of the backbone alone, and :meth:`MultiTaskNet.inference_network` hands back the
 backbone, whose state dict is exactly that of the single-task UNet++.
@@ -152,8 +156,25 @@ class SegmentLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dice = soft_dice_loss(logits, target, self.smooth, self.per_sample)
-        ce = F.binary_cross_entropy_with_logits(logits, target)
-        return self.alpha * dice + self.beta * ce
+        return self.alpha * dice + self.beta * self.cross_entropy(logits, target)
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+
+class BoundaryWeightedLoss(SegmentLoss):
+    """A control, not in the paper: Eq. 2 whose cross-entropy weighs each pixel of the lesion
+    edge band (:func:`edge_target`, the edge task's target) ``1 + boundary_weight`` and every
+    other pixel 1, averaged over all pixels (the weights are not renormalised). The boundary
+    gets extra supervision through the mask head, with no second head."""
+
+    def __init__(self, boundary_weight: float, edge_radius: int = 1, **segment):
+        super().__init__(**segment)
+        self.boundary_weight, self.edge_radius = boundary_weight, edge_radius
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = 1 + self.boundary_weight * edge_target(target, self.edge_radius)
+        return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
 
 class LaplacianLoss(nn.Module):
@@ -179,7 +200,9 @@ class MultiTaskLoss(nn.Module):
     ``"deep"``, the deep-supervision logits of UNet++ X(0,1)..X(0,3), which make Loss_mask
     the mean of Eq. 2 over the four heads, as in the UNet++ paper). The edge term is used
     when the model predicts an edge; the Laplacian term (on the X(0,4) mask) when
-    ``consistency`` is set. Returns the total and each term (detached) for logging.
+    ``consistency`` is set. ``boundary_weight`` > 0 makes Loss_mask the
+    :class:`BoundaryWeightedLoss` control (the edge term keeps Eq. 2). Returns the total and
+    each term (detached) for logging.
     """
 
     def __init__(
@@ -193,6 +216,7 @@ class MultiTaskLoss(nn.Module):
         edge_radius: int = 1,
         consistency: bool = True,
         dice: str = "batch",
+        boundary_weight: float = 0.0,
     ):
         super().__init__()
         self.gamma, self.lam, self.delta = gamma, lam, delta
@@ -200,6 +224,10 @@ class MultiTaskLoss(nn.Module):
         self.edge_radius = edge_radius
         self.consistency = consistency
         self.segment = SegmentLoss(alpha, beta, smooth, dice)
+        self.segment_mask = self.segment
+        if boundary_weight > 0:
+            segment = dict(alpha=alpha, beta=beta, smooth=smooth, dice=dice)
+            self.segment_mask = BoundaryWeightedLoss(boundary_weight, edge_radius, **segment)
         self.loss_lap = LaplacianLoss()
 
     def forward(
@@ -207,9 +235,9 @@ class MultiTaskLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         if isinstance(outputs, torch.Tensor):
             outputs = {"mask": outputs}
-        terms = {"loss_mask": self.segment(outputs["mask"], mask)}
+        terms = {"loss_mask": self.segment_mask(outputs["mask"], mask)}
         if "deep" in outputs:  # UNet++ deep supervision: mean over the heads X(0,1)..X(0,4)
-            heads = [self.segment(logits, mask) for logits in outputs["deep"]]
+            heads = [self.segment_mask(logits, mask) for logits in outputs["deep"]]
             terms["loss_mask"] = (terms["loss_mask"] + sum(heads)) / (len(heads) + 1)
         total = self.gamma * terms["loss_mask"]
         if "edge" in outputs:
@@ -221,9 +249,12 @@ class MultiTaskLoss(nn.Module):
         return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
 
 
-def build_loss(model: nn.Module, **weights) -> MultiTaskLoss:
-    """The training loss a model asks for: Eq. 5 only for models with ``consistency_loss``."""
-    return MultiTaskLoss(consistency=getattr(model, "consistency_loss", False), **weights)
+def build_loss(model: nn.Module, laplacian: bool | None = None, **weights) -> MultiTaskLoss:
+    """The training loss of a model and a config's ``loss`` settings: Eq. 5 when
+    ``laplacian`` is true, not when false; ``None`` follows the model (``consistency_loss``)."""
+    if laplacian is None:
+        laplacian = getattr(model, "consistency_loss", False)
+    return MultiTaskLoss(consistency=laplacian, **weights)
 
 
 @register_model("unetpp_edge")
