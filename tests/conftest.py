@@ -31,6 +31,17 @@ def cli():
     return run_cli
 
 
+SHORT_EPOCH = (
+    "--set",
+    "optim.epochs=1",
+    "--set",
+    "trainer.check_val_every_n_epoch=1",
+    "--set",
+    "trainer.limit_train_batches=2",
+)
+"""``--set`` items for one epoch of two batches, validated: a training in seconds."""
+
+
 def blob_dataset(root, subjects: int):
     """``subjects`` blob subjects (test_workflow.blob_subject) in plain folders under ``root``."""
     from data_files import write_nifti
