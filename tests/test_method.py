@@ -57,7 +57,7 @@ def test_deployed_output_equals_mask_output_after_training_steps():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = torch.randn(2, 1, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.8).float()
-    loss = build_loss(model)
+    loss = build_loss("unetpp_mtl")
     for _ in range(2):
         optimizer.zero_grad()
         loss(model.train()(x), y)["loss"].backward()
@@ -71,7 +71,7 @@ def test_all_parameters_including_lffgm_and_edge_head_get_gradients():
     model = strokeseg.create_model("unetpp_mtl", width=0.125).train()
     x = torch.randn(2, 1, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.8).float()
-    build_loss(model)(model(x), y)["loss"].backward()
+    build_loss("unetpp_mtl")(model(x), y)["loss"].backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert any(n.startswith("lffgm.") for n in grads) and "edge_head.weight" in grads
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
@@ -215,9 +215,7 @@ def test_delta_warmup_ramps_the_laplacian_weight_from_zero(monkeypatch):
     outputs = {"mask": torch.randn(2, 1, 16, 16), "edge": torch.randn(2, 1, 16, 16)}
     y = torch.zeros(2, 1, 16, 16)
     y[:, :, 4:10, 5:12] = 1
-    loss = module.criterion
-    loss.delta_scale = 0.5
-    got = loss(outputs, y)
+    got = module.criterion(outputs, y, delta_weight=0.5)
     expected = got["loss_mask"] + got["loss_edge"] + 3.5 * LaplacianLoss()(outputs["mask"], y)
     torch.testing.assert_close(got["loss"], expected)
 
@@ -235,7 +233,7 @@ def test_each_ablation_variant_trains_with_its_own_loss_terms(name, terms):
     model = strokeseg.create_model(name, width=0.125).train()
     y = torch.zeros(2, 1, 64, 64)
     y[..., 20:30, 20:40] = 1
-    assert set(build_loss(model)(model(torch.randn(2, 1, 64, 64)), y)) == terms
+    assert set(build_loss(name)(model(torch.randn(2, 1, 64, 64)), y)) == terms
 
 
 def test_unetpp_rejects_sizes_not_divisible_by_16():
