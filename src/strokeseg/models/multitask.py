@@ -229,14 +229,14 @@ class MultiTaskLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         if isinstance(outputs, torch.Tensor):
             outputs = {"mask": outputs}
-        terms = {"loss_mask": self.loss_mask([outputs["mask"], *outputs.get("deep", ())], mask)}
-        weights = {"loss_mask": self.gamma}
-        if "edge" in outputs:
-            edge = edge_target(mask, self.edge_radius)
-            terms["loss_edge"], weights["loss_edge"] = self.segment(outputs["edge"], edge), self.lam
-        if self.loss_lap is not None:
+        heads = [outputs["mask"], *outputs.get("deep", ())]
+        terms = {"loss_mask": self.loss_mask(heads, mask)}  # Eq. 2 on the mask
+        if "edge" in outputs:  # Eq. 2 on the edge
+            terms["loss_edge"] = self.segment(outputs["edge"], edge_target(mask, self.edge_radius))
+        if self.loss_lap is not None:  # Eq. 5
             terms["loss_lap"] = self.loss_lap(outputs["mask"], mask)
-            weights["loss_lap"] = self.delta * delta_weight
+        weights = {"loss_mask": self.gamma, "loss_edge": self.lam, "loss_lap": self.delta}
+        weights["loss_lap"] *= delta_weight
         total = sum(weights[name] * term for name, term in terms.items())  # Eq. 6
         return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
 
