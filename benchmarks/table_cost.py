@@ -1,9 +1,9 @@
 """What one seed of each of the paper's tables costs, per row, at both benchmark profiles.
 
-``cpu`` profile (configs/demo.yaml on every row): the training step (batch 16 of 64x64
-patches, the row's own loss) and the deployed network's latency on one whole slice are
-*measured* here; a row's wall time is then estimated for a 20-subject synthetic cohort
-(12/4/4 subjects): 800 steps + 4 validations of every 4th slice of 4 subjects + evaluation of
+``cpu`` profile (configs/demo.yaml on every row): the training step (a batch of the
+profile's single-channel patches, the row's own loss) and the deployed network's latency on one
+whole slice are *measured* here; a row's wall time is then estimated for a 20-subject synthetic
+cohort (12/4/4 subjects): the profile's steps and validations of 4 subjects + evaluation of
 every slice of 4 test subjects.
 
 ``paper`` profile (full width, batch 8 of whole slices, 100 epochs, the paper's cohorts): the
