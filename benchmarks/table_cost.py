@@ -60,7 +60,7 @@ def cpu_profile_row(model_name: str, config_file, size, slices: int, repeats: in
     config = load_config(config_file, profile_overrides("cpu", model_name))
     torch.manual_seed(0)
     model = create_model(model_name, **config.model.kwargs).train()
-    criterion = build_loss(model, **vars(config.loss))
+    criterion = build_loss(model_name, **config.loss.model_dump(exclude={"delta_warmup"}))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     patch = config.data.patch_size
     x = torch.randn(config.optim.batch_size, 1, patch, patch)
@@ -88,7 +88,7 @@ def paper_flops_per_slice(model_name: str, config_file, size) -> float:
         model = create_model(model_name, **config.model.kwargs).train()
         x = torch.zeros(2, 1, *size)  # 2: BatchNorm needs more than one value per channel
         y = torch.zeros(2, 1, *size)
-    criterion = build_loss(model, **vars(config.loss))
+    criterion = build_loss(model_name, **config.loss.model_dump(exclude={"delta_warmup"}))
     with FlopCounterMode(display=False) as counter:
         criterion(model(x), y)["loss"].backward()
     return counter.get_total_flops() / 2

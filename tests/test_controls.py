@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 
-import strokeseg
 from strokeseg.jobs.benchmark import CONTROLS, profile_overrides, row_configs
 from strokeseg.models.multitask import (
     BoundaryWeightedLoss,
@@ -55,7 +54,7 @@ def test_boundary_weighted_bce_by_hand():
 def test_boundary_weight_reaches_the_mask_head_and_not_the_edge_head():
     logits, y, band = block_case()
     edge_logits = torch.zeros_like(logits)
-    loss = MultiTaskLoss(boundary_weight=10.0, consistency=False)
+    loss = MultiTaskLoss(boundary_weight=10.0, laplacian=False)
     got = loss({"mask": logits, "edge": edge_logits}, y)
     assert float(got["loss_mask"]) == pytest.approx(float(BoundaryWeightedLoss(10.0)(logits, y)))
     # the edge head keeps Eq. 2: at logit 0 its BCE is ln 2 everywhere and its soft Dice
@@ -76,19 +75,19 @@ def test_laplacian_loss_without_an_edge_branch_by_hand():
     lap = 28 / 36
     smooth = 1e-5
     mask = math.log(2) + 1 - (4 + smooth) / (18 + 4 + smooth)
-    model = strokeseg.create_model("unetpp", width=0.125)
-    got = build_loss(model, laplacian=True)(logits, y)
+    got = build_loss("unetpp", laplacian=True)(logits, y)
     assert set(got) == {"loss", "loss_mask", "loss_lap"}
     assert float(got["loss_lap"]) == pytest.approx(lap, rel=1e-6)
     assert float(got["loss"]) == pytest.approx(mask + 10 * lap, rel=1e-6)
 
 
 def test_the_loss_setting_switches_eq_5_whatever_the_model():
-    unetpp = strokeseg.create_model("unetpp", width=0.125)
-    mtl = strokeseg.create_model("unetpp_mtl", width=0.125)
-    assert (build_loss(unetpp).consistency, build_loss(mtl).consistency) == (False, True)
-    assert build_loss(unetpp, laplacian=True).consistency
-    assert not build_loss(mtl, laplacian=False).consistency
+    def eq5(model_name, laplacian=None):
+        return build_loss(model_name, laplacian).loss_lap is not None
+
+    assert (eq5("unetpp"), eq5("unetpp_mtl")) == (False, True)
+    assert eq5("unetpp", laplacian=True)
+    assert not eq5("unetpp_mtl", laplacian=False)
 
 
 @pytest.mark.parametrize("modality", ["mri", "ct"])
@@ -101,8 +100,8 @@ def test_control_rows_train_unetpp_with_their_loss(modality):
     assert configs["unetpp_laplacian"].loss.laplacian is True
     for row, config in configs.items():
         module = SegmentationModule("unetpp", {"width": 0.125}, config.loss.model_dump())
-        assert module.criterion.consistency == (row == "unetpp_laplacian")
-        boundary = isinstance(module.criterion.segment_mask, BoundaryWeightedLoss)
+        assert (module.criterion.loss_lap is not None) == (row == "unetpp_laplacian")
+        boundary = isinstance(module.criterion.loss_mask.loss, BoundaryWeightedLoss)
         assert boundary == (row == "unetpp_boundary_bce")
         # the cpu profile applies to a control as to the UNet++ row it is built on
         cpu = load_config(dict(rows)[row], profile_overrides("cpu", config.model.name))

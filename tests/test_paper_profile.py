@@ -71,7 +71,15 @@ def test_the_cpu_profile_keeps_post_processing_and_the_demos_precision():
 
 
 def test_the_table_says_whether_its_masks_were_post_processed():
-    run = {"model": "unetpp", "seed": 0, "dice_mean": 0.5, "params": 1, "inference_ms": 1.0}
+    run = {
+        "model": "unetpp",
+        "seed": 0,
+        "dice_mean": 0.5,
+        "params": 1,
+        "inference_ms": 1.0,
+        "subjects_raw": {"s": {"dice": 0.5}},
+        "subjects": {"s": {"hd95_mm": 7.0}},
+    }
     assert "masks at p >= 0.5 (no post-processing)" in markdown(2, "paper", [run])
     cpu = markdown(2, "cpu", [run]).splitlines()[0]
     assert "Not the paper's recipe" in cpu and "post-processed by the rule" in cpu

@@ -135,7 +135,7 @@ def test_deep_supervision_heads_train_only_and_deploy_to_plain_unetpp():
 def test_deep_supervision_loss_is_the_mean_over_the_four_heads():
     y = (torch.rand(2, 1, 32, 32) > 0.7).float()
     heads = [torch.randn(2, 1, 32, 32) for _ in range(4)]
-    loss = build_loss(strokeseg.create_model("unetpp", width=0.125))
+    loss = build_loss("unetpp")
     got = loss({"mask": heads[3], "deep": heads[:3]}, y)["loss_mask"]
     segment = SegmentLoss()
     assert got.item() == pytest.approx(np.mean([segment(h, y).item() for h in heads]), rel=1e-6)
@@ -326,7 +326,7 @@ def test_a_tiny_model_overfits_a_few_slices():
     y = torch.tensor(np.array(masks))[:, None]
     torch.manual_seed(0)
     model = strokeseg.create_model("unetpp_mtl", width=0.125, norm="batch")
-    loss = build_loss(model)
+    loss = build_loss("unetpp_mtl")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)  # 0.95 at 100 steps, 0.99 at 150
     model.train()
     for _ in range(150):

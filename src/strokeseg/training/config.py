@@ -26,12 +26,14 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from strokeseg.data.intensity import CT_WINDOWS
 from strokeseg.data.layouts import LAYOUTS
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, first_filters
+from strokeseg.models.multitask import laplacian_default
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
@@ -144,14 +146,15 @@ class ModelConfig(Section):
 
 
 class LossConfig(Section):
-    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Dice smoothing, edge band radius, and
-    a linear warm-up of delta (not in the paper; docs/training.md)."""
+    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Eq. 5 on or off (laplacian), Dice
+    smoothing, edge band radius, and a linear warm-up of delta (not in the paper;
+    docs/training.md)."""
 
     gamma: Annotated[Float, Field(ge=0)] = 1.0
     lam: Annotated[Float, Field(ge=0)] = 1.0
     delta: Annotated[Float, Field(ge=0)] = 10.0
     # Eq. 5, the Laplacian consistency loss, for any model; unset: the model's Table 2 row (on
-    # for unetpp_mtl only).
+    # for unetpp_mtl only). Where it is off, a delta other than 10 is refused.
     laplacian: bool | None = None
     alpha: Annotated[Float, Field(ge=0)] = 1.0
     beta: Annotated[Float, Field(ge=0)] = 1.0
@@ -230,6 +233,20 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _laplacian(self) -> Config:
+        """Resolve an unset ``loss.laplacian`` to the model's row (so the saved config says
+        it); refuse a ``loss.delta`` that Eq. 5 being off would silently ignore."""
+        loss = self.loss
+        if loss.laplacian is None:
+            loss.laplacian = laplacian_default(self.model.name)
+        if not loss.laplacian and loss.delta != LossConfig.model_fields["delta"].default:
+            raise ValueError(
+                f"loss.delta {loss.delta:g}: Eq. 5 (the Laplacian loss) is off for "
+                f"{self.model.name}; set loss.laplacian true to train with it"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
