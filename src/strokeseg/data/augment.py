@@ -27,6 +27,8 @@ def augmentation():
         RandBiasFieldd,
         RandFlipd,
         RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandHistogramShiftd,
         RandScaleIntensityd,
     )
 
@@ -49,10 +51,12 @@ def augmentation():
                 mode=("bilinear", "nearest"),
                 padding_mode="zeros",
             ),
-            RandAdjustContrastd("image", prob=0.15, gamma=(0.7, 1.5)),  # gamma
+            RandAdjustContrastd("image", prob=0.3, gamma=(0.6, 1.6)),  # gamma
+            RandHistogramShiftd("image", num_control_points=(4, 8), prob=0.3),  # tissue contrast
             RandScaleIntensityd("image", factors=0.15, prob=0.15),  # contrast
-            RandGaussianNoised("image", prob=0.1, std=0.03),
-            RandBiasFieldd("image", prob=0.1, coeff_range=(0.0, 0.2)),
+            RandGaussianSmoothd("image", sigma_x=(0.5, 1.2), sigma_y=(0.5, 1.2), prob=0.1),
+            RandGaussianNoised("image", prob=0.15, std=0.05),
+            RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
         ]
     )
 
