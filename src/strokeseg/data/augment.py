@@ -27,8 +27,6 @@ def augmentation():
         RandBiasFieldd,
         RandFlipd,
         RandGaussianNoised,
-        RandGaussianSmoothd,
-        RandHistogramShiftd,
         RandScaleIntensityd,
     )
 
@@ -51,12 +49,10 @@ def augmentation():
                 mode=("bilinear", "nearest"),
                 padding_mode="zeros",
             ),
-            RandAdjustContrastd("image", prob=0.3, gamma=(0.6, 1.6)),  # gamma
-            RandHistogramShiftd("image", num_control_points=(4, 8), prob=0.3),  # tissue contrast
+            RandAdjustContrastd("image", prob=0.15, gamma=(0.7, 1.5)),  # gamma
             RandScaleIntensityd("image", factors=0.15, prob=0.15),  # contrast
-            RandGaussianSmoothd("image", sigma_x=(0.5, 1.2), sigma_y=(0.5, 1.2), prob=0.1),
-            RandGaussianNoised("image", prob=0.15, std=0.05),
-            RandBiasFieldd("image", prob=0.3, coeff_range=(0.0, 0.3)),
+            RandGaussianNoised("image", prob=0.1, std=0.03),
+            RandBiasFieldd("image", prob=0.1, coeff_range=(0.0, 0.2)),
         ]
     )
 

@@ -14,9 +14,8 @@ MNI space by the dataset's authors; CC0; ``assets/README.md``). Per subject:
   coordinates onto the template grid (linear, so the border is a partial-volume ramp) and
   kept inside the brain;
 - a chronic appearance (cavitated infarcts are CSF-like on T1, surrounded by a gliotic,
-  partial-volume rim of intermediate signal; incomplete infarcts stay only mildly
-  hypointense): voxels deeper than a rim of 1-3 mm inside the lesion move 40-100 % of the way
-  to CSF, the rim 35-80 % of the core's share of that, with a smooth texture.
+  partial-volume rim of intermediate signal): voxels deeper than a rim of 1-3 mm inside the
+  lesion move to 75-100 % of the way to CSF, the rim to 20-55 %, with a smooth texture.
 
 The ex-vacuo pull of the nearest ventricle towards a large lesion is a deformation, made
 with the subject's other deformations (``synth/atlas.py``).
@@ -189,8 +188,7 @@ def _paint(
     depth = ndi.distance_transform_edt(p > 0.5)  # mm inside the lesion (1 mm grid)
     rim = min(rng.uniform(1.0, 3.0), 0.5 * float(depth.max()))
     core = np.clip(depth - rim, 0.0, 1.5) / 1.5  # a 1.5 mm ramp from rim to core
-    cavity = rng.uniform(0.4, 1.0)  # from a mildly hypointense infarct to a CSF-like cyst
-    gliosis = cavity * rng.uniform(0.35, 0.8)
+    cavity, gliosis = rng.uniform(0.75, 1.0), rng.uniform(0.2, 0.55)
     texture = np.clip(1.0 + 0.12 * smooth_noise(rng, p.shape, 2.0, channels=1)[0], 0.8, 1.2)
     s = p * (gliosis + (cavity - gliosis) * core) * texture
     np.maximum(prob[box], p, out=prob[box])
