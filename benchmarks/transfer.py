@@ -18,7 +18,8 @@ its own test split and on external cohorts made once under ``ROOT``:
 Every stage is skipped when its output exists, so an interrupted run resumes. ``table``
 prints every run's figures (raw / post-processed means over subjects).
 
-    python benchmarks/transfer.py run ROOT NAME --seed 1 [--anatomy sym,asym] [--set K=V ...]
+    python benchmarks/transfer.py run ROOT NAME --seed 1 [--anatomy sym,asym] [--subjects 40]
+        [--external ext_chris,ext_controls] [--set K=V ...]
     python benchmarks/transfer.py table ROOT
 """
 
@@ -59,16 +60,25 @@ def score(checkpoint: Path, data: Path, out: Path, subjects: str = "all") -> Non
         evaluate_checkpoint(checkpoint, data, out, subjects=subjects, overlays=0, overwrite=True)
 
 
-def run(root: Path, name: str, seed: int, anatomy: str, overrides: list[str]) -> None:
+def run(
+    root: Path,
+    name: str,
+    seed: int,
+    anatomy: str,
+    overrides: list[str],
+    subjects: int = 40,
+    external: tuple[str, ...] = tuple(EXTERNAL),
+) -> None:
     out = root / name
     config = demo_config(overrides)
-    data = cohort(out / "data", 40, seed, atlas.Options(anatomy=anatomy))
+    data = cohort(out / "data", subjects, seed, atlas.Options(anatomy=anatomy))
     checkpoint = out / "run" / "best.ckpt"
     if not checkpoint.exists():
         train(config, data, out / "run", overwrite=True)  # with its post-processing fit
     score(checkpoint, data, out / "evaluation", subjects="test")
-    for ext, (subjects, ext_seed, options) in EXTERNAL.items():
-        score(checkpoint, cohort(root / ext, subjects, ext_seed, options), out / f"eval_{ext}")
+    for ext in external:
+        size, ext_seed, options = EXTERNAL[ext]
+        score(checkpoint, cohort(root / ext, size, ext_seed, options), out / f"eval_{ext}")
     predicted = out / "real_t1_native"
     if REAL_T1.is_file() and not (predicted / "lesions.csv").exists():
         subprocess.run(
@@ -110,10 +120,15 @@ if __name__ == "__main__":
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--anatomy", default="mixed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--subjects", type=int, default=40, help="the training cohort's size")
+    p.add_argument(
+        "--external", default=",".join(EXTERNAL), help="comma-separated external cohorts to score"
+    )
     t = sub.add_parser("table")
     t.add_argument("root", type=Path)
     args = parser.parse_args()
     if args.command == "run":
-        run(args.root, args.name, args.seed, args.anatomy, args.set)
+        external = tuple(args.external.split(",")) if args.external else ()
+        run(args.root, args.name, args.seed, args.anatomy, args.set, args.subjects, external)
     else:
         table(args.root)
