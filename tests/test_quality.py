@@ -58,7 +58,8 @@ def test_full_width_logits_at_init_are_not_vanishing():
 def test_l2_penalty_reaches_conv_kernels_only(tmp_path):
     from strokeseg.training.module import SegmentationModule
 
-    module = SegmentationModule("unetpp", {"width": 0.125}, loss={}, l2=1e-4)
+    config = load_config(None, ["model.name=unetpp", "model.kwargs.width=0.125", "optim.l2=1e-4"])
+    module = SegmentationModule(config)
     groups = module.parameter_groups()
     assert groups[0]["weight_decay"] == pytest.approx(2e-4)  # d/dw of 1e-4 * w^2
     assert all(p.dim() == 4 for p in groups[0]["params"])
@@ -154,11 +155,9 @@ def test_context_channels_run_inferior_to_superior_with_zeros_past_the_ends():
 
 
 def test_context_sets_the_input_channels(tmp_path):
-    from strokeseg.training.run import model_kwargs
-
-    assert model_kwargs(load_config("tiny", ["data.context_slices=2"]))["in_channels"] == 5
+    assert load_config("tiny", ["data.context_slices=2"]).model_kwargs()["in_channels"] == 5
     with pytest.raises(StrokesegError, match="context_slices"):
-        model_kwargs(load_config("tiny", ["data.context_slices=1", "model.kwargs.in_channels=1"]))
+        load_config("tiny", ["data.context_slices=1", "model.kwargs.in_channels=1"]).model_kwargs()
 
 
 # --- augmentation moves image and mask together ---------------------------------------------
@@ -334,7 +333,8 @@ def test_train_stores_the_post_processing_and_prediction_reads_it_back(
     ``postprocess=False`` ignores it."""
     from strokeseg.data.layouts import find_dataset, load_subject
     from strokeseg.inference.checkpoint import read_checkpoint
-    from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.ensemble import load_predictor
+    from strokeseg.inference.options import InferenceOptions
 
     state = read_checkpoint(tiny_run / "best.ckpt")
     record = state["strokeseg"]["postprocess"]
@@ -346,14 +346,14 @@ def test_train_stores_the_post_processing_and_prediction_reads_it_back(
     assert record["val_dice"] >= record["val_dice_raw"]  # the plain rule is a candidate
 
     volume, _ = load_subject(find_dataset(tiny_dataset).subjects[0])
-    plain = Predictor.from_checkpoint(tiny_run / "best.ckpt", postprocess=False)
+    plain = load_predictor([tiny_run / "best.ckpt"], InferenceOptions(postprocess=False))[0]
     prob, raw, final = plain.masks(volume)
     assert np.array_equal(raw, final) and raw.any()
     keep = float(np.quantile(prob[raw.astype(bool)], 0.5))  # keeps about half the lesion
     state["strokeseg"]["postprocess"] = {**record, "threshold": keep, "min_lesion_mm3": 0.0}
     edited = tmp_path / "edited.ckpt"
     torch.save(state, edited)
-    _, raw2, final2 = Predictor.from_checkpoint(edited).masks(volume)
+    _, raw2, final2 = load_predictor([edited])[0].masks(volume)
     assert np.array_equal(raw2, raw)
     assert np.array_equal(final2.astype(bool), prob >= keep)
     assert 0 < final2.sum() < raw.sum()

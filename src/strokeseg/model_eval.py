@@ -9,6 +9,7 @@ checkpoint's post-processing is applied (unless ``postprocess=False``) and the r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from strokeseg.data.io import write_atomic
@@ -17,8 +18,8 @@ from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
 from strokeseg.evaluation.report import check_writable, evaluate, per_subject_csv, write_report
-from strokeseg.inference.engine import Predictor
-from strokeseg.inference.ensemble import ensemble_predictor
+from strokeseg.inference.ensemble import load_predictor
+from strokeseg.inference.options import InferenceOptions
 
 
 def select_subjects(
@@ -58,36 +59,33 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
-    tta: str = "none",
-    batch_size: int | None = None,
-    device: str = "cpu",
-    postprocess: bool = True,
+    options: InferenceOptions | None = None,
     on_case: Callable | None = None,
-    **engine,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, summary.json, overlays/ (and fig2.png).
 
-    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
-    ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
+    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
-    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
+    options = options or InferenceOptions()
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
-    predictor, files = ensemble_predictor(items, **options)
+    predictor, files = load_predictor(items, options)
     if len(files) > 1 and subjects == "test" and split_file is None:
         raise StrokesegError(
             f"an ensemble of {len(files)} checkpoints has no one test split (each fold tests "
             "its own subjects); pass --split FILE or --subjects all"
         )
     meta = predictor.meta
-    other = Predictor.from_checkpoint(compare, **options) if compare else None
+    other = load_predictor([compare], options)[0] if compare else None
     # the test split lies in the training dataset (its layout); any other cohort is detected
-    layout = meta["data"].get("layout") if subjects == "test" and not split_file else None
+    layout = predictor.data.layout if subjects == "test" and not split_file else None
     dataset = find_dataset(data_dir, layout)
     chosen = select_subjects(dataset, files[0], subjects, split_file)
-    predictor.modality = dataset.modality  # the dataset's own modality decides
+    # the dataset's own modality decides
+    predictor.preprocessing = replace(predictor.preprocessing, modality=dataset.modality)
+    preprocessing = predictor.preprocessing
     figure_cases: list[tuple] = []
     raw_cases: list[tuple] = []
 
@@ -96,7 +94,7 @@ def evaluate_checkpoint(
             image, gt = load_subject(subject)
             _, raw, pred = predictor.masks(image)
             if on_case is not None:
-                on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
+                on_case(subject.id, image, gt, pred, preprocessing.modality, preprocessing.window)
             if i < overlays:
                 fig = overlay_figure(
                     image.data, gt, pred, title=f"{subject.id} ({meta['model_name']})"
@@ -116,7 +114,7 @@ def evaluate_checkpoint(
         model=meta["model_name"],
         data=str(data_dir),
         postprocess=predictor.rule.to_dict(),
-        tta=tta,
+        tta=options.tta,
         crop=predictor.crop,  # the path taken: the crop's boxes, or whole slices
         raw=raw_summary,
     )

@@ -36,6 +36,7 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import stats
 from strokeseg.evaluation.figures import save_figure
 from strokeseg.inference.checkpoint import input_channels, load_network
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.model_eval import evaluate_checkpoint
 from strokeseg.table_report import (
     COLUMNS,
@@ -112,7 +113,7 @@ def evaluation_record(
         folder / "evaluation",
         connectivity=connectivity,
         overwrite=True,
-        device=device,
+        options=InferenceOptions(device=device),
     )
     return {
         "connectivity": connectivity,

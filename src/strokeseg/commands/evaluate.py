@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             compare=args.compare,
             overwrite=args.overwrite,
             on_case=collector.add,
-            **inference_options(args),
+            options=inference_options(args),
         )
         rows = html_report.read_rows(args.out / "per_subject.csv")
         html_report.write_evaluation_report(

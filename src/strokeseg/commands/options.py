@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strokeseg.inference.options import InferenceOptions
 
 
 def positive_int(text: str) -> int:
@@ -87,18 +91,21 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     add_level(p)
 
 
-def inference_options(args: argparse.Namespace) -> dict:
-    return {
-        "tta": args.tta,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "postprocess": args.postprocess,
-        "crop": args.crop,
-        "runtime": args.runtime,
-        "threads": args.threads,
-        "level": args.level,
-        "register": args.register,
-    }
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    """The options of :func:`add_inference_options`' flags, as one object."""
+    from strokeseg.inference.options import InferenceOptions
+
+    return InferenceOptions(
+        tta=args.tta,
+        device=args.device,
+        batch_size=args.batch_size,
+        postprocess=args.postprocess,
+        crop=args.crop,
+        runtime=args.runtime,
+        threads=args.threads,
+        level=args.level,
+        register=args.register,
+    )
 
 
 def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:

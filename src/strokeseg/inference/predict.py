@@ -29,10 +29,10 @@ from strokeseg.data.io import (
     strip_nifti,
     write_atomic,
 )
+from strokeseg.data.preprocessing import PreparedScan
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import volume_ml
-from strokeseg.inference.engine import Predictor
-from strokeseg.inference.native import template_map
+from strokeseg.inference.engine import Predictor, Segmentation
 from strokeseg.inference.quality import scan_warnings
 
 
@@ -76,19 +76,16 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
 
 def predict_scan(
     name: str, volume: Volume, predictor: Predictor
-) -> tuple[Lesions, np.ndarray, np.ndarray, np.ndarray | None]:
-    """One scan's lesion row (with its quality warnings, also printed on stderr), probability
-    map, post-processed mask (RAS), and its map to template mm when known
-    (``native.template_map``)."""
-    result = predictor.segment(volume)
-    probability, mask = result.probability, result.mask
-    row = lesion_stats(name, mask, result.raw, volume.voxel_mm3)
-    row.warnings = scan_warnings(
-        volume, mask, probability, predictor.meta, predictor.rule.threshold, result.template
-    )
+) -> tuple[Lesions, PreparedScan, Segmentation]:
+    """One scan's lesion row (with its quality warnings, also printed on stderr), the scan as
+    prepared for the predictor, and its segmentation (RAS)."""
+    scan = predictor.prepare(volume)
+    result = predictor.segment(scan)
+    row = lesion_stats(name, result.mask, result.raw, volume.voxel_mm3)
+    row.warnings = scan_warnings(scan, result, predictor.data, predictor.rule.threshold)
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
-    return row, probability, mask, template_map(volume, result.template)
+    return row, scan, result
 
 
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
@@ -179,8 +176,8 @@ def predict(
     lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
     the masks. A bad scan is reported and skipped, the others are still written. The
     predictor's networks serve the whole folder, and the next scan is read (a thread) while
-    the current one is segmented. ``on_scan(name, volume, mask, probability, warnings,
-    to_template)`` is called after each scan's mask is written (the reports); what it returns
+    the current one is segmented. ``on_scan(name, scan, segmentation, warnings)`` is called
+    after each scan's mask is written (the reports, with the prepared scan); what it returns
     goes into the scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities``
     also writes each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the
     mask's geometry).
@@ -224,17 +221,16 @@ def predict(
                     if later:
                         loads[later[0]] = reader.submit(load_volume, scans[later[0]][1])
                     volume = loads.pop(i).result()
-                    row, probability, mask, to_template = predict_scan(name, volume, predictor)
-                    save_like(mask, volume, target, overwrite=overwrite or skip_existing)
+                    row, scan, result = predict_scan(name, volume, predictor)
+                    save_like(result.mask, volume, target, overwrite=overwrite or skip_existing)
                     if probabilities:
                         save_probabilities_like(
-                            probability, volume, maps[i], overwrite=overwrite or skip_existing
+                            result.probability,
+                            volume,
+                            maps[i],
+                            overwrite=overwrite or skip_existing,
                         )
-                    report = (
-                        on_scan(name, volume, mask, probability, row.warnings, to_template)
-                        if on_scan
-                        else None
-                    )
+                    report = on_scan(name, scan, result, row.warnings) if on_scan else None
                     write_summary(summaries[i], row, report, overwrite or skip_existing)
                     rows.append(row)
             except StrokesegError as error:

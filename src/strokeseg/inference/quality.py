@@ -1,7 +1,7 @@
 """Quality warnings: a scan far from the checkpoint's training data, or an odd result.
 
 A warning never stops a run; it tells the reader to look before trusting the numbers. The
-training data's statistics come from the checkpoint (``meta["data"]["fingerprint"]``,
+training data's statistics come from the checkpoint (``TrainingData.fingerprint``,
 :mod:`strokeseg.data.fingerprint`); checkpoints written before it get the checks that need
 no statistics (modality, empty or implausibly large mask, low confidence). Thresholds:
 
@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from strokeseg.data.fingerprint import describe_range, head_mask, scan_fingerprint
-from strokeseg.data.io import Volume
+from strokeseg.data.fingerprint import describe_range, scan_fingerprint
+from strokeseg.data.preprocessing import PreparedScan, TrainingData
+from strokeseg.inference.engine import Segmentation
 from strokeseg.inference.native import TemplateScan
 
 RANGE_SLACK = 1.25
@@ -50,21 +51,20 @@ def looks_like_ct(data: np.ndarray) -> bool:
     return bool(np.percentile(sample, 1) < CT_AIR_HU)
 
 
-def data_warnings(volume: Volume, meta: dict) -> list[str]:
+def data_warnings(prepared: PreparedScan, data: TrainingData) -> list[str]:
     """Warnings about the scan itself against the checkpoint's training data."""
-    data = meta.get("data", {})
-    modality, window = data.get("modality", "mri"), data.get("window", "brain")
+    modality = data.preprocessing.modality
     warnings = []
-    ct_like = looks_like_ct(volume.data)
+    ct_like = looks_like_ct(prepared.volume.data)
     if ct_like != (modality == "ct"):
         seen = "CT (air below -500 HU)" if ct_like else "not CT in Hounsfield units"
         warnings.append(
             f"modality: the scan looks {seen}, the checkpoint was trained on {modality}"
         )
-    train = data.get("fingerprint")
-    scan = scan_fingerprint(volume, modality, window)
+    train = data.fingerprint
     if not train:
         return warnings
+    scan = scan_fingerprint(prepared)
     if scan["contrast"] and train["contrasts"] and scan["contrast"] not in train["contrasts"]:
         warnings.append(
             f"modality: file name says {scan['contrast']}, training scans were "
@@ -98,7 +98,7 @@ def data_warnings(volume: Volume, meta: dict) -> list[str]:
 
 
 def result_warnings(
-    volume: Volume, mask: np.ndarray, probability: np.ndarray, meta: dict, threshold: float = 0.5
+    scan: PreparedScan, mask: np.ndarray, probability: np.ndarray, threshold: float = 0.5
 ) -> list[str]:
     """Warnings about the segmentation: empty, implausibly large, or low confidence."""
     mask = np.asarray(mask, dtype=bool)
@@ -106,7 +106,7 @@ def result_warnings(
     if lesion == 0:
         return ["mask: empty (no lesion found); check the scan shows a head like the training"]
     warnings = []
-    head = int(np.count_nonzero(head_mask(volume.data, meta.get("data", {}).get("modality"))))
+    head = int(np.count_nonzero(scan.head))
     if lesion > LARGE_MASK_FRACTION * max(head, 1):
         warnings.append(f"mask: {100 * lesion / max(head, 1):.0f} % of the head, implausibly large")
     mean = float(np.asarray(probability)[mask].mean())
@@ -128,18 +128,12 @@ def registration_warnings(template: TemplateScan) -> list[str]:
 
 
 def scan_warnings(
-    volume: Volume,
-    mask: np.ndarray,
-    probability: np.ndarray,
-    meta: dict,
-    threshold: float = 0.5,
-    template: TemplateScan | None = None,
+    scan: PreparedScan, result: Segmentation, data: TrainingData, threshold: float = 0.5
 ) -> list[str]:
-    """Every warning for one scan, data first, then result. For a scan registered to the
-    template (``template``), the data checks look at what the network saw: the scan on the
-    template grid."""
-    if template is None:
-        data = data_warnings(volume, meta)
-    else:
-        data = registration_warnings(template) + data_warnings(template.volume, meta)
-    return data + result_warnings(volume, mask, probability, meta, threshold)
+    """Every warning for one scan, data first, then result. The data checks look at what the
+    network saw (``result.seen``: for a scan registered to the template, the scan on the
+    template grid)."""
+    warnings = data_warnings(result.seen, data)
+    if result.template is not None:
+        warnings = registration_warnings(result.template) + warnings
+    return warnings + result_warnings(scan, result.mask, result.probability, threshold)
