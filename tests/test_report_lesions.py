@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from data_files import write_nifti
+from test_territories import segmented
 
 from strokeseg.data.io import load_volume
 from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
@@ -103,7 +104,7 @@ def test_label_image_ids_match_the_table(scan, tmp_path):
     and centroid (through the stored affine) match the table row with that id."""
     volume, mask = scan
     report = RunReport(tmp_path / "out", {"data": TrainingData(Preprocessing())}, "x.ckpt")
-    result = report.add("scan", prepare(volume, Preprocessing()), mask, np.full(SHAPE, 0.9), [])
+    result = report.add("scan", *segmented(volume, mask, np.full(SHAPE, 0.9)), [])
     stored = nib.load(tmp_path / "out" / "scan_lesions.nii.gz")
     data = np.asarray(stored.dataobj)
     assert data.dtype == np.uint8

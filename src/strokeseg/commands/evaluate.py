@@ -25,7 +25,16 @@ def add_parser(subparsers) -> None:
     masks = p.add_argument_group("mask folders (predictions against ground truth)")
     masks.add_argument("--pred", type=Path, metavar="DIR", help="predicted masks")
     masks.add_argument("--gt", type=Path, metavar="DIR", help="ground-truth masks")
-    model = p.add_argument_group("a trained model on a dataset's test split")
+    add_model_arguments(p.add_argument_group("a trained model on a dataset's test split"))
+    add_output(
+        p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
+    )
+    add_scoring_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_model_arguments(model) -> None:
+    """--checkpoint, --data, --subjects, --split, --compare and the inference options."""
     model.add_argument(
         "--checkpoint",
         type=Path,
@@ -53,9 +62,11 @@ def add_parser(subparsers) -> None:
         metavar="CKPT",
         help="a second checkpoint: OUT/fig2.png shows both side by side",
     )
-    add_output(
-        p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
-    )
+    add_inference_options(model)
+
+
+def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """--empty, --connectivity and --overwrite."""
     p.add_argument(
         "--empty",
         choices=("one", "nan", "zero"),
@@ -72,8 +83,6 @@ def add_parser(subparsers) -> None:
         "the ATLAS R2.0 final scoring)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    add_inference_options(model)
-    p.set_defaults(run=run)
 
 
 def _summary_table(summary: dict) -> str:

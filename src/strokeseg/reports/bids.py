@@ -32,7 +32,6 @@ from strokeseg import __version__
 from strokeseg.data.io import load_volume, save_like, save_probabilities_like, write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.engine import Predictor
-from strokeseg.inference.native import template_map
 from strokeseg.inference.predict import predict_scan, write_lesions_csv
 from strokeseg.reports.scan import INDEX, LESION_CSV, TERRITORY_CSV, RunReport, ScanResult
 from strokeseg.reports.territories import ATLAS_CITATION, NOT_ON_TEMPLATE, combine, region_name
@@ -261,16 +260,13 @@ def run_app(
         name = scan.stem(with_space=False)
         try:
             volume = load_volume(scan.path)
-            row, prepared, result = predict_scan(name, volume, predictor)
-            mask, probability = result.mask, result.probability
-            save_like(mask, volume, paths["mask"], overwrite=overwrite)
-            save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
+            row, prepared, seg = predict_scan(name, volume, predictor)
+            save_like(seg.mask, volume, paths["mask"], overwrite=overwrite)
+            save_probabilities_like(seg.probability, volume, paths["probseg"], overwrite=overwrite)
             probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
             write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
             targets = (paths["dseg"], paths["report"])
-            to_template = template_map(prepared, result.template)
-            warnings = row.warnings
-            added = report.add(name, prepared, mask, probability, warnings, to_template, targets)
+            added = report.add(name, prepared, seg, row.warnings, targets)
             sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, added))
             write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
             write_atomic(paths["lookup"], dseg_tsv(len(added.lesions)), overwrite=overwrite)

@@ -297,18 +297,14 @@ class RunReport:
         self,
         name: str,
         scan: PreparedScan,
-        mask: np.ndarray,
-        probability: np.ndarray,
+        result: Segmentation,
         warnings: list[str],
-        to_template: np.ndarray | None = None,
         targets: tuple[Path, Path] | None = None,
     ) -> ScanResult:
-        """Write the scan's label image and report; keep its index row. ``to_template``: the
-        scan's RAS voxels to template (MNI) mm, known for a registered scan
-        (``inference/native.py``); by default the scan's own affine on the template grid."""
-        if to_template is None:
-            to_template = template_map(scan, None)
-        volume = scan.volume
+        """Write the scan's label image and report; keep its index row. Template (MNI)
+        coordinates come from the scan's grid or its registration (``inference/native.py``)."""
+        to_template = template_map(scan, result.template)
+        volume, mask, probability = scan.volume, result.mask, result.probability
         labels_path, report_path = targets or self.scan_targets(name)
         labels = relabel_by_size(mask)
         lesions = lesion_table(
@@ -350,9 +346,7 @@ class RunReport:
         self, name: str, scan: PreparedScan, result: Segmentation, warnings: list[str]
     ) -> dict:
         """:meth:`add` for ``predict``'s ``on_scan``, returning the scan's summary record."""
-        to_template = template_map(scan, result.template)
-        added = self.add(name, scan, result.mask, result.probability, warnings, to_template)
-        record = added.to_record()
+        record = self.add(name, scan, result, warnings).to_record()
         return {**record, "checkpoint": self.checkpoint, "model": self.meta.get("model_name")}
 
     def finish(self) -> list[Path]:
