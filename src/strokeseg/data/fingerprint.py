@@ -1,7 +1,7 @@
 """Scan fingerprints: the geometry and intensity statistics a checkpoint's training data had.
 
-Training stores a summary of its training scans in the checkpoint (``meta["data"]
-["fingerprint"]``), so ``predict`` can warn when a scan is far from what the network saw
+Training stores a summary of its training scans in the checkpoint (``TrainingData.fingerprint``,
+``data/preprocessing.py``), so ``predict`` can warn when a scan is far from what the network saw
 (nnU-Net keeps a similar "dataset fingerprint" to plan its preprocessing). Intensities are
 measured on the normalised image the network sees, over the head the inference crop finds
 (:attr:`strokeseg.data.preprocessing.PreparedScan.head`).

@@ -53,7 +53,7 @@ class OverlayCollector:
         plane, spacing = None, (1.0, 1.0)
         if image is not None:
             plane = normalize(image.data[:, :, k], modality, window)
-            spacing = tuple(np.sqrt((image.affine[:3, :2] ** 2).sum(axis=0)))
+            spacing = image.spacing[:2]
         self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, spacing, k)
 
     def case(self, case: tuple) -> tuple:
