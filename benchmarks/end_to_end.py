@@ -49,7 +49,7 @@ REAL_SCAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "anatomy" 
 # (module, attribute, stage): every call of the attribute counts to the stage; an indented
 # stage runs inside the one above it (its memory is the outer stage's)
 STAGES = [
-    ("strokeseg.inference.ensemble", "ensemble_predictor", "load checkpoint"),
+    ("strokeseg.inference.ensemble", "load_predictor", "load checkpoint"),
     ("strokeseg.inference.predict", "load_volume", "read"),
     ("strokeseg.inference.engine", "register_scan", "register"),
     ("strokeseg.inference.native", "to_template", "  of which: scan to template grid"),

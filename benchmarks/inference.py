@@ -70,7 +70,7 @@ def conv_ceiling(repeats: int) -> float:
 
 def train_step_time(name: str, batch: int, size: tuple[int, int], steps: int) -> float:
     model = strokeseg.create_model(name).train()
-    loss_fn = build_loss(model)
+    loss_fn = build_loss(name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.randn(batch, 1, *size)
     y = (torch.rand(batch, 1, *size) > 0.9).float()

@@ -54,9 +54,8 @@ def main() -> None:
     start, step, losses = time.perf_counter(), 0, []
     while step < args.steps:
         for batch in data.train_dataloader():
-            if warmup:
-                module.criterion.delta_scale = min(1.0, step / warmup)
-            terms = module.criterion(module.model(batch["image"]), batch["mask"])
+            weight = min(1.0, step / warmup) if warmup else 1.0
+            terms = module.criterion(module.model(batch["image"]), batch["mask"], weight)
             optimizer.zero_grad()
             terms["loss"].backward()
             optimizer.step()

@@ -1,9 +1,9 @@
 """What one seed of each of the paper's tables costs, per row, at both benchmark profiles.
 
-``cpu`` profile (configs/demo.yaml on every row): the training step (batch 16 of 64x64
-patches, the row's own loss) and the deployed network's latency on one whole slice are
-*measured* here; a row's wall time is then estimated for a 20-subject synthetic cohort
-(12/4/4 subjects): 800 steps + 4 validations of every 4th slice of 4 subjects + evaluation of
+``cpu`` profile (configs/demo.yaml on every row): the training step (a batch of the
+profile's single-channel patches, the row's own loss) and the deployed network's latency on one
+whole slice are *measured* here; a row's wall time is then estimated for a 20-subject synthetic
+cohort (12/4/4 subjects): the profile's steps and validations of 4 subjects + evaluation of
 every slice of 4 test subjects.
 
 ``paper`` profile (full width, batch 8 of whole slices, 100 epochs, the paper's cohorts): the
@@ -60,7 +60,7 @@ def cpu_profile_row(model_name: str, config_file, size, slices: int, repeats: in
     config = load_config(config_file, profile_overrides("cpu", model_name))
     torch.manual_seed(0)
     model = create_model(model_name, **config.model.kwargs).train()
-    criterion = build_loss(model, **vars(config.loss))
+    criterion = build_loss(model_name, **config.loss.model_dump(exclude={"delta_warmup"}))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr)
     patch = config.data.patch_size
     x = torch.randn(config.optim.batch_size, 1, patch, patch)
@@ -88,7 +88,7 @@ def paper_flops_per_slice(model_name: str, config_file, size) -> float:
         model = create_model(model_name, **config.model.kwargs).train()
         x = torch.zeros(2, 1, *size)  # 2: BatchNorm needs more than one value per channel
         y = torch.zeros(2, 1, *size)
-    criterion = build_loss(model, **vars(config.loss))
+    criterion = build_loss(model_name, **config.loss.model_dump(exclude={"delta_warmup"}))
     with FlopCounterMode(display=False) as counter:
         criterion(model(x), y)["loss"].backward()
     return counter.get_total_flops() / 2

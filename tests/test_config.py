@@ -170,9 +170,10 @@ def test_there_is_a_config_for_every_row_of_tables_1_2_3():
         "unetpp_mtl",
     ):
         assert f"atlas/table3_{model}.yaml" in names
-    for dataset in ("ct", "atlas"):
-        for model in ("unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"):
-            assert f"{dataset}/table2_{model}.yaml" in names
+    for model in ("unetpp", "unetpp_edge", "unetpp_lffgm", "unetpp_mtl"):
+        assert f"ct/table2_{model}.yaml" in names  # the paper's Table 2 is on CT
+        assert f"atlas/table3_{model}.yaml" in names  # the ablation on ATLAS, Table 3's recipe
+    assert not [n for n in names if n.startswith("atlas/table2_")]
 
 
 @pytest.mark.parametrize("name", [str(p) for p in SHIPPED])
@@ -239,3 +240,62 @@ def test_output_prior_reaches_the_model_and_is_refused_without_an_output_bias():
             "model.kwargs.window_size=2",
             "model.output_prior=0.2",
         )
+
+
+# --- Eq. 5 on or off by loss.laplacian ------------------------------------------------------
+
+SMOOTH = 1e-5
+# Hand-computed on an 8x8 slice whose only lesion pixel is (3, 3), all logits 0 (p = 0.5):
+# CE = ln 2 everywhere; Dice of the mask 1 - (2 * 0.5 * 1 + s) / (0.5 * 64 + 1 + s); the edge
+# target is the 3x3 block around the pixel, Dice 1 - (0.5 * 2 * 9 + s) / (32 + 9 + s); the
+# Laplacian of p (zero padding) is -0.5 on the 24 non-corner border pixels and -1 on the 4
+# corners, that of y is -4 at the pixel and 1 at its 4 neighbours: mean |difference| 24 / 64.
+MASK = 1 - (1 + SMOOTH) / (33 + SMOOTH) + math.log(2)
+EDGE = 1 - (9 + SMOOTH) / (41 + SMOOTH) + math.log(2)
+LAP = 24 / 64
+TABLE_2 = {  # the paper's ablation rows, Eq. 6 with (gamma, lambda, delta) = (1, 1, 10)
+    "unetpp": MASK,
+    "unetpp_edge": MASK + EDGE,
+    "unetpp_lffgm": MASK + EDGE,
+    "unetpp_mtl": MASK + EDGE + 10 * LAP,
+}
+
+
+def _row_loss(config) -> float:
+    y = torch.zeros(1, 1, 8, 8)
+    y[0, 0, 3, 3] = 1
+    zeros = torch.zeros(1, 1, 8, 8)
+    module = SegmentationModule(config)
+    outputs = {"mask": zeros, "edge": zeros} if hasattr(module.model, "edge_head") else zeros
+    return module.criterion(outputs, y)["loss"].item()
+
+
+@pytest.mark.parametrize("table", ["ct/table2", "atlas/table3"])
+@pytest.mark.parametrize("row", list(TABLE_2))
+def test_each_table_2_config_trains_with_its_rows_loss(table, row):
+    config = load_config(f"{table}_{row}", ["model.kwargs.width=0.125"])
+    assert config.loss.laplacian == (row == "unetpp_mtl")  # the saved config says so
+    assert _row_loss(config) == pytest.approx(TABLE_2[row], rel=1e-6)
+
+
+def test_the_laplacian_loss_is_a_loss_setting_for_any_model():
+    tiny = ["model.kwargs.width=0.125", "loss.laplacian=true"]
+    without_edge = load_config("atlas/table3_unetpp", tiny)  # Eq. 5 without the edge branch
+    assert _row_loss(without_edge) == pytest.approx(MASK + 10 * LAP, rel=1e-6)
+    lffgm = load_config("atlas/table3_unetpp_lffgm", [*tiny, "loss.delta=4"])
+    assert _row_loss(lffgm) == pytest.approx(MASK + EDGE + 4 * LAP, rel=1e-6)
+    off = load_config(
+        "atlas/table3_unetpp_mtl", ["model.kwargs.width=0.125", "loss.laplacian=false"]
+    )
+    assert _row_loss(off) == pytest.approx(MASK + EDGE, rel=1e-6)
+
+
+def test_a_delta_that_eq_5_would_ignore_is_refused(tmp_path, cli):
+    out = tmp_path / "run"
+    args = ("train", "--data", tmp_path, "--out", out, "--set", "model.name=unetpp_lffgm")
+    result = cli(*args, "--set", "loss.delta=5")
+    assert result.returncode == 1 and not out.exists()
+    assert result.stderr == (
+        "strokeseg train: error: config: loss.delta 5: Eq. 5 (the Laplacian loss) is off for "
+        "unetpp_lffgm; set loss.laplacian true to train with it\n"
+    )

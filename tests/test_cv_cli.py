@@ -79,11 +79,16 @@ def test_the_table_holds_both_rows_paired_statistics_and_a_forest_plot(bench):
     out, _ = bench
     table = (out / "table2.md").read_text(encoding="utf-8")
     assert "2-fold cross-validation" in table
-    assert "| model | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels | HD95 mm |" in table
-    assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 3
-    assert "| unetpp_edge | 8 | " in table  # the paired row: 8 subjects
+    assert (
+        "| model | raw Dice (primary) | Dice | IoU | lesion F1 | abs ΔV mL | abs ΔV voxels "
+        "| HD95 mm (common subset) |" in table
+    )
+    # two table rows, then the paired row and its lesion-size line
+    assert sum(line.startswith(f"| {m} |") for m in ROWS for line in table.splitlines()) == 4
+    assert "| unetpp_edge | 2 | 8 | " in table  # the paired row: 2 runs (folds), 8 subjects
     paired = json.loads((out / "table2_paired.json").read_text(encoding="utf-8"))
-    assert paired["reference"] == "unetpp" and paired["rows"]["unetpp_edge"]["all"]["n"] == 8
+    assert paired["reference"] == "unetpp"
+    assert paired["primary"]["rows"]["unetpp_edge"]["all"]["n_pairs"] == 8
     assert (out / "table2_forest.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -130,13 +135,13 @@ def test_bad_fold_settings_are_refused_before_anything_is_written(dataset, tmp_p
 def test_train_with_a_fold_tests_on_the_benchmarks_fold(bench, dataset, tmp_path, cli):
     out, _ = bench
     run = tmp_path / "fold1"
-    result = cli("train", "--config", "atlas/table2_unetpp", "--data", dataset, "--out", run,
+    result = cli("train", "--config", "atlas/table3_unetpp", "--data", dataset, "--out", run,
                  "--folds", "2", "--fold", "1", *TINY)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     folds = json.loads((out / "folds_seed0.json").read_text(encoding="utf-8"))["folds"]
     assert json.loads((run / "folds.json").read_text(encoding="utf-8"))["folds"] == folds
     assert json.loads((run / "split.json").read_text(encoding="utf-8"))["test"] == folds[1]
     # the run folder is bound to its fold
-    again = cli("train", "--config", "atlas/table2_unetpp", "--data", dataset, "--out", run,
+    again = cli("train", "--config", "atlas/table3_unetpp", "--data", dataset, "--out", run,
                 "--folds", "2", "--fold", "0", *TINY)  # fmt: skip
     assert again.returncode == 1 and "another split or fold" in again.stderr

@@ -49,6 +49,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path):
     for name, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][name]), name
     assert ranks[0]["batches"] > 0
+    assert [r["batch_size"] for r in ranks] == [2, 2]  # the tiny config's global batch of 4
     torch.manual_seed(0)  # the run's seed: the weights both ranks started from
     start = strokeseg.create_model("unetpp_mtl", width=0.125, norm="batch").state_dict()
     assert any(not torch.equal(start[k], v) for k, v in ranks[0]["state"].items()), "no training"

@@ -93,7 +93,7 @@ def border_distance(plan: crop.SlicePlan) -> np.ndarray:
 
 
 BORDER_BOUND = 24  # voxels; stated in docs/data.md
-PROBABILITY_BOUND = 0.01  # beyond the band; measured 0.0012 (docs/performance.md)
+PROBABILITY_BOUND = 0.01  # beyond the band; measured 0.0012 (docs/data.md, "Border bound")
 
 
 def test_crop_mask_equals_exact_mask_except_near_the_crop_border(tmp_path):
@@ -127,7 +127,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def test_replicate_padding_makes_the_crop_mask_the_exact_mask(tmp_path):
     """The same training with replicate padding: the box edge is no longer an edge the deep
     layers see, and the cropped mask is the exact one but for a few voxels (measured: Dice
-    0.9998 against 0.667 with zero padding; docs/performance.md)."""
+    0.9998 against 0.667 with zero padding; docs/data.md, "Border bound")."""
     volume, lesion = saved_scan(tmp_path)
     agreement = {}
     for padding in ("zeros", "replicate"):

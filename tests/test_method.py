@@ -6,13 +6,17 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import strokeseg
 from strokeseg.models.multitask import (
     LFFGM,
+    DeepSupervision,
     LaplacianLoss,
     MultiTaskLoss,
+    MultiTaskNet,
     SegmentLoss,
     build_loss,
     edge_target,
@@ -44,6 +48,88 @@ def test_every_variant_deploys_to_exactly_a_unetpp(name):
     plain.load_state_dict(state, strict=True)
 
 
+def test_deployed_variants_cost_exactly_the_flops_of_the_plain_unetpp():
+    def flops(model: nn.Module) -> int:
+        with torch.device("meta"), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 1, 224, 192))
+        return counter.get_total_flops()
+
+    with torch.device("meta"):
+        plain = flops(UNetPlusPlus().eval())
+        trained = strokeseg.create_model("unetpp_mtl")
+        assert flops(strokeseg.deploy(trained)) == plain
+        assert flops(trained.train()) > plain  # the LFFGM and edge head run in training only
+
+
+class TinyBackbone(nn.Module):
+    """Not a UNet++: only what the wrapper's documented contract asks of a backbone."""
+
+    f_whole_channels, deepest_channels = 4, 6
+
+    def __init__(self, deep: bool = False):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 6, 8, stride=8)
+        self.head = nn.Conv2d(4, 1, 1)
+        self.deep = deep
+
+    def features(self, x: torch.Tensor) -> dict:
+        f_whole = torch.relu(self.stem(x))
+        features = {"f_whole": f_whole, "deepest": self.down(f_whole)}
+        if self.deep:
+            features["deep"] = [2 * self.head(f_whole)]
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)["f_whole"])
+
+
+@pytest.mark.parametrize("aux", ["lffgm", "edge"])
+def test_the_wrapper_takes_any_backbone_that_keeps_the_contract(aux):
+    torch.manual_seed(0)
+    backbone = TinyBackbone()
+    model = MultiTaskNet(backbone, aux=aux).train()
+    x = torch.randn(2, 1, 40, 40)  # the deepest map is 5x5: odd sizes
+    seen = {}
+    model.edge_head.register_forward_hook(lambda m, args, out: seen.update(f_edge=args[0]))
+    out = model(x)
+    features = backbone.features(x)
+    f_whole = features["f_whole"]
+    f_low = 0
+    if aux == "lffgm":
+        f_low = F.interpolate(
+            model.lffgm(features["deepest"]), size=(40, 40), mode="bilinear", align_corners=False
+        )
+    torch.testing.assert_close(seen["f_edge"], f_whole - f_low)  # Eq. 1
+    torch.testing.assert_close(out["mask"], backbone.head(f_whole))
+    assert set(out) == {"mask", "edge"} and out["edge"].shape == (2, 1, 40, 40)
+    build_loss("unetpp_mtl")(out, (x > 1).float())["loss"].backward()
+    unused = () if aux == "lffgm" else ("backbone.down.weight", "backbone.down.bias")
+    assert all((p.grad is None) == (n in unused) for n, p in model.named_parameters())
+    deployed = strokeseg.deploy(model)
+    assert type(deployed) is TinyBackbone
+    assert deployed.state_dict().keys() == TinyBackbone().state_dict().keys()
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), backbone(x))
+
+
+def test_the_wrapper_passes_on_the_backbones_own_training_outputs():
+    model = MultiTaskNet(TinyBackbone(deep=True)).train()
+    out = model(torch.randn(2, 1, 32, 32))
+    assert set(out) == {"mask", "edge", "deep"}
+    torch.testing.assert_close(out["deep"][0], 2 * out["mask"])
+
+
+def test_deep_supervision_averages_a_loss_over_the_heads():
+    def l1(logits, target):
+        return (logits - target).abs().mean()
+
+    target = torch.zeros(1, 1, 2, 2)
+    heads = [torch.full((1, 1, 2, 2), v) for v in (1.0, 2.0, 6.0)]
+    assert DeepSupervision(l1)(heads, target).item() == pytest.approx(3.0)
+    assert DeepSupervision(l1)(heads[:1], target).item() == pytest.approx(1.0)
+
+
 def test_training_model_has_the_auxiliary_branch_only_in_training():
     model = strokeseg.create_model("unetpp_mtl", width=0.125)
     assert n_params(model) > n_params(strokeseg.deploy(model))
@@ -57,7 +143,7 @@ def test_deployed_output_equals_mask_output_after_training_steps():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = torch.randn(2, 1, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.8).float()
-    loss = build_loss(model)
+    loss = build_loss("unetpp_mtl")
     for _ in range(2):
         optimizer.zero_grad()
         loss(model.train()(x), y)["loss"].backward()
@@ -71,7 +157,7 @@ def test_all_parameters_including_lffgm_and_edge_head_get_gradients():
     model = strokeseg.create_model("unetpp_mtl", width=0.125).train()
     x = torch.randn(2, 1, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.8).float()
-    build_loss(model)(model(x), y)["loss"].backward()
+    build_loss("unetpp_mtl")(model(x), y)["loss"].backward()
     grads = {n: p.grad for n, p in model.named_parameters()}
     assert any(n.startswith("lffgm.") for n in grads) and "edge_head.weight" in grads
     assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
@@ -215,9 +301,7 @@ def test_delta_warmup_ramps_the_laplacian_weight_from_zero(monkeypatch):
     outputs = {"mask": torch.randn(2, 1, 16, 16), "edge": torch.randn(2, 1, 16, 16)}
     y = torch.zeros(2, 1, 16, 16)
     y[:, :, 4:10, 5:12] = 1
-    loss = module.criterion
-    loss.delta_scale = 0.5
-    got = loss(outputs, y)
+    got = module.criterion(outputs, y, delta_weight=0.5)
     expected = got["loss_mask"] + got["loss_edge"] + 3.5 * LaplacianLoss()(outputs["mask"], y)
     torch.testing.assert_close(got["loss"], expected)
 
@@ -235,7 +319,7 @@ def test_each_ablation_variant_trains_with_its_own_loss_terms(name, terms):
     model = strokeseg.create_model(name, width=0.125).train()
     y = torch.zeros(2, 1, 64, 64)
     y[..., 20:30, 20:40] = 1
-    assert set(build_loss(model)(model(torch.randn(2, 1, 64, 64)), y)) == terms
+    assert set(build_loss(name)(model(torch.randn(2, 1, 64, 64)), y)) == terms
 
 
 def test_unetpp_rejects_sizes_not_divisible_by_16():

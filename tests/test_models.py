@@ -51,7 +51,7 @@ def test_every_parameter_gets_a_gradient(name):
     model = tiny(name).train()
     x = torch.randn(2, 1, 64, 64)
     y = (torch.rand(2, 1, 64, 64) > 0.7).float()
-    losses = build_loss(model)(model(x), y)
+    losses = build_loss(name)(model(x), y)
     losses["loss"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing[:5]}"

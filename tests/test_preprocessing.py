@@ -10,7 +10,7 @@ from data_files import write_nifti
 import strokeseg
 from strokeseg.data import preprocessing as prep_module
 from strokeseg.data.io import load_volume
-from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
+from strokeseg.data.preprocessing import Preprocessing, TrainingData
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.predict import predict_scan
@@ -32,7 +32,11 @@ def test_an_older_flat_description_reads_as_the_typed_one():
     }
     data = TrainingData.from_meta(old)
     assert data.preprocessing == Preprocessing("ct", "stroke", 2, True, True, "template")
-    assert (data.layout, data.fingerprint, data.slice_grid) == ("atlas_r2.0", {"n_scans": 3}, (96, 96))
+    assert (data.layout, data.fingerprint, data.slice_grid) == (
+        "atlas_r2.0",
+        {"n_scans": 3},
+        (96, 96),
+    )
     # what this version writes reads back as itself
     assert TrainingData.from_meta({"data": data.to_dict()}) == data
     assert data.to_dict()["preprocessing"]["window"] == "stroke"

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from data_files import write_nifti
 
+import strokeseg
 from strokeseg.data.fingerprint import contrast_from_name, dataset_fingerprint
 from strokeseg.data.io import load_volume
 from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
-from strokeseg.inference.engine import Segmentation
+from strokeseg.inference.engine import Predictor, Segmentation
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.quality import data_warnings, result_warnings, scan_warnings
 
 SHAPE = (40, 48, 30)
@@ -57,7 +59,9 @@ def test_a_normal_scan_gets_no_warning(tmp_path, meta):
     mask = np.zeros(SHAPE, np.uint8)
     mask[18:22, 20:26, 12:16] = 1
     result = Segmentation(np.where(mask, 0.95, 0.01), mask, mask, volume)
-    assert scan_warnings(volume, result, meta) == []
+    network = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125))
+    predictor = Predictor([network], {"data": meta}, InferenceOptions(runtime="eager"))
+    assert scan_warnings(volume, result, predictor) == []
 
 
 def test_voxel_size_far_from_training(tmp_path, meta):
@@ -122,6 +126,20 @@ def test_empty_and_implausibly_large_masks(tmp_path, meta):
     small = np.zeros(SHAPE, np.uint8)
     small[18:22, 20:26, 12:16] = 1
     assert result_warnings(volume, small, np.where(small, 0.99, 0.0)) == []
+
+
+def test_a_finding_as_small_as_the_models_false_positives_is_doubted(tmp_path, meta):
+    """The doubt uses the scan's own voxel volume: 96 voxels of 3 mm3 are 0.288 mL."""
+    volume = scan(tmp_path, head(7), affine((1.0, 1.0, 3.0)))
+    mask = np.zeros(SHAPE, np.uint8)
+    mask[18:22, 20:26, 12:16] = 1  # 96 voxels
+    prob = np.where(mask, 0.99, 0.0)
+    assert result_warnings(volume, mask, prob, false_positive_ml=0.3) == [
+        "volume: 0.29 mL found, no more than the false-positive volume this model left in one "
+        "of its validation scans (0.30 mL): it may not be a stroke; check the finding on the images"
+    ]
+    assert result_warnings(volume, mask, prob, false_positive_ml=0.28) == []
+    assert result_warnings(volume, mask, prob) == []  # no record: no doubt
 
 
 def test_low_confidence_inside_the_mask(tmp_path, meta):

@@ -74,9 +74,12 @@ def test_replicate_padding_hides_the_frame_of_a_uniform_input():
     small, large = torch.full((1, 1, 32, 48), 0.3), torch.full((1, 1, 96, 112), 0.3)
     with torch.inference_mode():
         zeros = _with_running_statistics("zeros")
-        assert zeros.features(large)[1].std(dim=(2, 3)).max() > 1e-2
+        assert zeros.features(large)["deepest"].std(dim=(2, 3)).max() > 1e-2
         replicate = _with_running_statistics("replicate")
-        deep_small, deep_large = replicate.features(small)[1], replicate.features(large)[1]
+        deep_small, deep_large = (
+            replicate.features(small)["deepest"],
+            replicate.features(large)["deepest"],
+        )
     assert deep_large.shape[-2:] == (6, 7)
     torch.testing.assert_close(deep_large, deep_small[..., :1, :1].expand_as(deep_large))
     assert deep_small.abs().max() > 1e-2  # not trivially zero

@@ -17,6 +17,7 @@ from strokeseg.data.layouts import Dataset, Subject, find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
+from strokeseg.evaluation.leaderboards import metric_preset
 from strokeseg.evaluation.report import check_writable, evaluate, per_subject_csv, write_report
 from strokeseg.inference.ensemble import load_predictor
 from strokeseg.inference.options import InferenceOptions
@@ -55,7 +56,8 @@ def evaluate_checkpoint(
     subjects: str = "test",
     split_file: Path | None = None,
     empty: str = "one",
-    connectivity: int = 26,
+    connectivity: int | None = None,
+    metrics: str = "strokeseg",
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
@@ -65,10 +67,14 @@ def evaluate_checkpoint(
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, summary.json, overlays/ (and fig2.png).
 
+    ``metrics`` names the preset (:mod:`strokeseg.evaluation.leaderboards`); the probability
+    map goes to the scoring only for a preset that reports its PR-AUC.
     ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
     from tqdm import tqdm
 
     check_writable(out, overwrite=overwrite)
+    scoring = dict(empty=empty, connectivity=connectivity, metrics_preset=metrics)
+    with_probability = "pr_auc" in dict(metric_preset(metrics, connectivity).columns).values()
     options = options or InferenceOptions()
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     predictor, files = load_predictor(items, options)
@@ -92,7 +98,8 @@ def evaluate_checkpoint(
     def cases() -> Iterator[tuple]:
         for i, subject in enumerate(tqdm(chosen, desc="evaluate", unit="subject", disable=None)):
             image, gt = load_subject(subject)
-            _, raw, pred = predictor.masks(image)
+            probability, raw, pred = predictor.masks(image)
+            extra = (probability,) if with_probability else ()
             if on_case is not None:
                 on_case(subject.id, image, gt, pred, preprocessing.modality, preprocessing.window)
             if i < overlays:
@@ -104,11 +111,12 @@ def evaluate_checkpoint(
                     pred_b = other.masks(image)[2]
                     figure_cases.append((subject.id, image.data, gt, pred, pred_b))
             raw = raw.astype(bool)
-            raw_cases.append((subject.id, raw, gt.astype(bool), image.voxel_mm3, image.spacing))
-            yield subject.id, pred.astype(bool), gt.astype(bool), image.voxel_mm3, image.spacing
+            gt = gt.astype(bool)
+            raw_cases.append((subject.id, raw, gt, image.voxel_mm3, image.spacing, *extra))
+            yield subject.id, pred.astype(bool), gt, image.voxel_mm3, image.spacing, *extra
 
-    rows, summary = evaluate(cases(), empty=empty, connectivity=connectivity)
-    raw_rows, raw_summary = evaluate(iter(raw_cases), empty=empty, connectivity=connectivity)
+    rows, summary = evaluate(cases(), **scoring)
+    raw_rows, raw_summary = evaluate(iter(raw_cases), **scoring)
     summary.update(
         checkpoint=str(files[0]) if len(files) == 1 else [str(f) for f in files],
         model=meta["model_name"],

@@ -40,6 +40,14 @@ TABLES = {
 }
 """The rows of each table; which data a table runs on follows from the shipped configs."""
 
+CONTROLS = {
+    2: ["unetpp_boundary_bce", "unetpp_laplacian"],
+}
+"""Rows beside a table's own, not in the paper, run with ``--rows``: UNet++ with its BCE
+up-weighted on the lesion edge band (extra boundary supervision, no second head) and UNet++
+with Eq. 5 but no edge branch, which tell the boundary terms apart from the multi-task branch.
+Each has a config per modality, as the table's rows do."""
+
 CONFIG_FOLDERS = {"ct": "ct", "mri": "atlas"}
 """Shipped config folder per modality of the data (CT datasets, T1w MRI as ATLAS)."""
 
@@ -53,9 +61,9 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
     """(model, config file) per row; the config folder follows the data (ct or atlas).
 
     A table the paper ran on the other modality is refused in one line that says which
-    tables fit this data. ``rows`` picks rows by model name: UNet++ (the reference) first,
-    then in the table's order; a model of another table with a config in the same folder may
-    be added (UNet++ to Table 3 uses ``atlas/table2_unetpp``).
+    tables fit this data. ``rows`` picks rows by name (a model, or a :data:`CONTROLS` row):
+    UNet++ (the reference) first, then in the table's order; a model of another table with a
+    config in the same folder may be added (UNet++ to Table 3 uses ``atlas/table3_unetpp``).
     """
     models = TABLES[table]
     if not _has_configs(table, modality):
@@ -86,15 +94,17 @@ def row_configs(table: int, modality: str, rows: list[str] | None = None) -> lis
         if not found:
             raise StrokesegError(
                 f"--rows {model}: no config for it in {CONFIG_FOLDERS.get(modality, 'atlas')}/; "
-                f"rows of Table {table}: {', '.join(models)}"
+                f"rows of Table {table}: {', '.join(models + CONTROLS.get(table, []))}"
             )
         chosen.append((model, found[0]))
     return chosen
 
 
 def _config_file(table: int, modality: str, model: str) -> Path:
+    """CT rows have a config per table (Tables 1 and 2 ran on CT); every ATLAS config is named
+    for Table 3, the paper's one ATLAS table, whichever table runs it on MRI."""
     folder = CONFIG_FOLDERS.get(modality, "atlas")
-    return PACKAGED_CONFIGS / folder / f"table{table}_{model}.yaml"
+    return PACKAGED_CONFIGS / folder / f"table{3 if folder == 'atlas' else table}_{model}.yaml"
 
 
 def _has_configs(table: int, modality: str) -> bool:

@@ -33,8 +33,9 @@ from strokeseg.data.layouts import find_dataset
 from strokeseg.data.slices import target_size
 from strokeseg.data.splits import lesion_voxels
 from strokeseg.errors import StrokesegError
-from strokeseg.evaluation import stats
+from strokeseg.evaluation.design import DesignComparison
 from strokeseg.evaluation.figures import save_figure
+from strokeseg.evaluation.leaderboards import PRESETS, MetricPreset, metric_preset
 from strokeseg.inference.checkpoint import input_channels, load_network
 from strokeseg.inference.options import InferenceOptions
 from strokeseg.model_eval import evaluate_checkpoint
@@ -102,23 +103,26 @@ def read_subjects(per_subject_csv: Path) -> dict[str, dict[str, float]]:
 
 
 def evaluation_record(
-    checkpoint: Path, data: Path, folder: Path, connectivity: int, config: Config
+    checkpoint: Path, data: Path, folder: Path, preset: MetricPreset, config: Config
 ) -> dict:
-    """Evaluate a checkpoint on its test split into ``folder/evaluation``: summary means and
-    the per-subject values."""
+    """Evaluate a checkpoint on its test split into ``folder/evaluation`` as ``preset``
+    scores: summary means and the per-subject values (post-processed and raw)."""
     device = "cpu" if config.trainer.accelerator == "cpu" else "auto"  # where it trained
     summary = evaluate_checkpoint(
         checkpoint,
         data,
         folder / "evaluation",
-        connectivity=connectivity,
+        connectivity=preset.connectivity,
+        metrics=preset.name,
         overwrite=True,
         options=InferenceOptions(device=device),
     )
     return {
-        "connectivity": connectivity,
+        "connectivity": preset.connectivity,
+        "metrics": preset.name,
         **{k: summary[k] for k in SUMMARY_KEYS},
         "subjects": read_subjects(folder / "evaluation" / "per_subject.csv"),
+        "subjects_raw": read_subjects(folder / "evaluation" / "per_subject_raw.csv"),
     }
 
 
@@ -132,7 +136,7 @@ def run_row(
     size,
     *,
     fold: tuple[int, int] | None = None,
-    connectivity: int = 26,
+    preset: MetricPreset = PRESETS["strokeseg"],
 ) -> dict:
     """Train, evaluate and time one (row, seed[, fold]); the record is saved as ``result.json``."""
     start = time.perf_counter()
@@ -147,26 +151,28 @@ def run_row(
         **({"folds": fold[0], "fold": fold[1]} if fold else {}),
         "params": sum(p.numel() for p in network.parameters()),
         "inference_ms": inference_ms_per_slice(network, size, input_channels(meta)),
-        **evaluation_record(checkpoint, data, folder, connectivity, config),
+        **evaluation_record(checkpoint, data, folder, preset, config),
         "wall_seconds": time.perf_counter() - start,
     }
     write_record(record, folder / "result.json")
     return record
 
 
-def finished_record(folder: Path, config: Config, data: Path, connectivity: int) -> dict:
+def finished_record(folder: Path, config: Config, data: Path, preset: MetricPreset) -> dict:
     """A finished run's record; refused if made with another setting, re-evaluated (not
-    re-trained) if scored with another lesion connectivity."""
+    re-trained) if scored with another metric preset or lesion connectivity, or without its
+    raw values."""
     if not same_config(folder / "run" / "config.yaml", config):
         raise StrokesegError(
             f"{folder}: holds a result for another setting (profile, --set or strokeseg "
             "version); use another --out"
         )
     record = _nan_for_null(json.loads((folder / "result.json").read_text(encoding="utf-8")))
-    if record.get("connectivity", 26) != connectivity or "subjects" not in record:
+    scored = (record.get("metrics", "strokeseg"), record.get("connectivity", 26))
+    if scored != (preset.name, preset.connectivity) or "subjects_raw" not in record:
         start = time.perf_counter()
         checkpoint = folder / "run" / "best.ckpt"
-        record.update(evaluation_record(checkpoint, data, folder, connectivity, config))
+        record.update(evaluation_record(checkpoint, data, folder, preset, config))
         record["wall_seconds"] = record.get("wall_seconds", 0.0) + time.perf_counter() - start
         write_record(record, folder / "result.json")
     return record
@@ -199,7 +205,7 @@ def _json_clean(value):
         return {k: _json_clean(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_clean(v) for v in value]
-    if isinstance(value, stats.PairedComparison):
+    if isinstance(value, DesignComparison):
         return value.to_dict()
     return None if isinstance(value, float) and math.isnan(value) else value
 
@@ -215,13 +221,16 @@ def run_table(
     folds: int | None = None,
     fold: int | None = None,
     rows: list[str] | None = None,
-    connectivity: int = 26,
+    connectivity: int | None = None,
+    metrics: str = "strokeseg",
     force: bool = False,
 ) -> Path | None:
     """Train and evaluate every row (or ``rows``) with each seed (and each fold of ``folds``,
-    or only ``fold``); finished runs (result.json) are re-used. Writes the table unless only
-    one fold was run, and returns its path (None then)."""
+    or only ``fold``); finished runs (result.json) are re-used; subjects are scored as the
+    ``metrics`` preset says. Writes the table unless only one fold was run, and returns its
+    path (None then)."""
     check_profile(profile, force)
+    preset = metric_preset(metrics, connectivity)
     dataset = find_dataset(data)
     size = slice_size(data)
     configs = row_configs(table, dataset.modality, rows)
@@ -233,14 +242,15 @@ def run_table(
         if folds is not None:
             table_folds(data, out, folds, seed)
         for model, config_file in configs:
-            extra = [*profile_overrides(profile, model, dataset.modality), *overrides]
+            network = load_config(config_file).model.name  # a control row's differs
+            extra = [*profile_overrides(profile, network, dataset.modality), *overrides]
             records = []
             for i in fold_ids:
                 folder = out / model / f"seed{seed}" / ("" if i is None else f"fold{i}")
                 label = f"{model} seed {seed}" + ("" if i is None else f" fold {i}/{folds}")
                 if (folder / "result.json").exists():
                     config = load_config(config_file, [*extra, f"seed={seed}"])
-                    record = finished_record(folder, config, data, connectivity)
+                    record = finished_record(folder, config, data, preset)
                 else:
                     cv = None if i is None else (folds, i)
                     record = run_row(
@@ -252,7 +262,7 @@ def run_table(
                         extra,
                         size,
                         fold=cv,
-                        connectivity=connectivity,
+                        preset=preset,
                     )
                 records.append(record)
                 print(f"table {table}: {label}: Dice {record['dice_mean']:.4f}")

@@ -3,7 +3,9 @@
 The run's ``best.ckpt`` segments each validation subject once; the probability threshold and
 the minimum lesion volume (26-connected components, mm3) best by ``config.postprocess``'s
 objective (mean per-subject Dice, or its mean with lesion-wise F1) over its grid are stored
-in the checkpoint's description, where ``predict`` and ``evaluate`` find them.
+in the checkpoint's description, where ``predict`` and ``evaluate`` find them, with the largest
+false-positive volume the rule left in a validation subject (the quality checks doubt a
+finding no larger than that).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from strokeseg.inference.checkpoint import read_checkpoint
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.ensemble import load_predictor
 from strokeseg.inference.options import InferenceOptions
-from strokeseg.inference.postprocess import choose
+from strokeseg.inference.postprocess import choose, false_positive_ml
 from strokeseg.training.config import Config
 
 
@@ -71,6 +73,7 @@ def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> di
         "val_f1": chosen["f1"],
         "val_f1_raw": raw["f1"],
         "val_subjects": len(val),
+        "val_false_positive_ml_max": max(false_positive_ml(p, g, mm3, rule) for p, g, mm3 in cases),
     }
     state = read_checkpoint(checkpoint)
     state["strokeseg"]["postprocess"] = record

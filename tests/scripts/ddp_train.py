@@ -19,7 +19,11 @@ class SaveRankWeights(Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         state = {k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()}
-        info = {"world_size": trainer.world_size, "batches": trainer.num_training_batches}
+        info = {
+            "world_size": trainer.world_size,
+            "batches": trainer.num_training_batches,
+            "batch_size": trainer.train_dataloader.batch_size,
+        }
         torch.save({"state": state, **info}, self.out / f"rank{trainer.global_rank}.pt")
 
 

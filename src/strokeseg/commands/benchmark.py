@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from strokeseg.commands.options import add_output, add_overrides, positive_int
+from strokeseg.commands.options import (
+    add_metrics_options,
+    add_output,
+    add_overrides,
+    positive_int,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -53,13 +58,7 @@ def add_parser(subparsers) -> None:
         metavar="NAME,NAME",
         help="run only these rows (model names; the table then holds them only)",
     )
-    t.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(6, 26),
-        default=26,
-        help="lesions for lesion-wise F1: 26 (full, default; ISLES'22) or 6 (faces; ATLAS R2.0)",
-    )
+    add_metrics_options(t)
     add_overrides(t, "override every row's config after the profile (repeatable)")
     t.set_defaults(run=run)
 
@@ -82,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         fold=args.fold,
         rows=args.rows,
         connectivity=args.connectivity,
+        metrics=args.metrics,
         force=args.force,
     )
     if path is None:

@@ -9,7 +9,12 @@ import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
-from strokeseg.commands.options import add_inference_options, add_output, inference_options
+from strokeseg.commands.options import (
+    add_inference_options,
+    add_metrics_options,
+    add_output,
+    inference_options,
+)
 
 
 def add_parser(subparsers) -> None:
@@ -74,18 +79,17 @@ def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
         help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
         "left out of means, or 0.0",
     )
-    p.add_argument(
-        "--connectivity",
-        type=int,
-        choices=(6, 26),
-        default=26,
-        help="lesions for lesion-wise F1 and count: 26 (full, default; ISLES'22) or 6 (faces; "
-        "the ATLAS R2.0 final scoring)",
-    )
+    add_metrics_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
 def _summary_table(summary: dict) -> str:
+    board = summary.get("leaderboard")
+    if board is not None:
+        lines = [f"{summary['n_subjects']} subject(s), as {board['title']} scores them (mean)"]
+        columns = [(label, value) for label, value in board.items() if label != "title"]
+        lines += [f"{label:<44}{value:>10.4f}" for label, value in columns]
+        return "\n".join(lines)
     lines = [
         f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
         f"{'metric':<40}{'mean':>10}{'std':>10}",
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from strokeseg.errors import StrokesegError
+    from strokeseg.evaluation.leaderboards import metric_preset
     from strokeseg.evaluation.matching import load_case, match_files
     from strokeseg.evaluation.report import check_writable, evaluate, write_report
     from strokeseg.reports import evaluation as html_report
@@ -130,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             split_file=args.split,
             empty=args.empty,
             connectivity=args.connectivity,
+            metrics=args.metrics,
             compare=args.compare,
             overwrite=args.overwrite,
             on_case=collector.add,
@@ -152,11 +158,14 @@ def run(args: argparse.Namespace) -> int:
     if args.pred is None or args.gt is None:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
+    metric_preset(args.metrics, args.connectivity)  # a conflicting setting, before any work
     matched = match_files(args.pred, args.gt)
     cases: Iterator = (
         collector.case(load_case(*item)) for item in tqdm(matched, desc="evaluate", disable=None)
     )
-    rows, summary = evaluate(cases, empty=args.empty, connectivity=args.connectivity)
+    rows, summary = evaluate(
+        cases, empty=args.empty, connectivity=args.connectivity, metrics_preset=args.metrics
+    )
     paths = write_report(rows, summary, args.out, overwrite=args.overwrite)
     paths.append(
         html_report.write_evaluation_report(

@@ -25,6 +25,29 @@ def add_overrides(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def add_metrics_options(p: argparse.ArgumentParser) -> None:
+    """``--metrics PRESET`` (how a leaderboard scores) and ``--connectivity`` (lesions)."""
+    from strokeseg.evaluation.leaderboards import PRESETS
+
+    p.add_argument(
+        "--metrics",
+        choices=tuple(PRESETS),
+        default="strokeseg",
+        help="metric preset: strokeseg (every figure, default), or as a leaderboard computes "
+        "them: atlas (ATLAS R2.0: face-connected lesions, volume difference in voxels), "
+        "isles22 (26-connected lesions, mL), isles26 (lesions matched one to one at IoU >= "
+        "0.25 as panoptica does, mL, lesion-count difference, PR-AUC of the probability map)",
+    )
+    p.add_argument(
+        "--connectivity",
+        type=int,
+        choices=(6, 26),
+        default=None,
+        help="lesions for lesion-wise F1 and count with --metrics strokeseg: 26 (full, "
+        "default) or 6 (faces); each leaderboard preset fixes its own",
+    )
+
+
 def add_inference_options(p: argparse.ArgumentParser) -> None:
     """--tta, --device, --batch-size, --no-postprocess, the speed flags
     (:func:`add_speed_options`), --register and --level: shared by predict, evaluate and

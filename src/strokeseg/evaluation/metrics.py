@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from strokeseg.data.components import label_lesions
+from strokeseg.data.components import component_sizes, label_lesions
 
 EmptyPolicy = Literal["one", "nan", "zero"]
 EMPTY_POLICIES: tuple[str, ...] = ("one", "nan", "zero")
@@ -121,24 +121,71 @@ class LesionCounts:
         return abs(self.n_pred - self.n_gt)
 
 
-def lesion_counts(pred: np.ndarray, gt: np.ndarray, connectivity: int = 26) -> LesionCounts:
-    """Count detected, missed and false-positive lesions (1-voxel overlap); lesions are
-    components with ``connectivity`` 26 (full, default) or 6 (faces)."""
+def lesion_counts(
+    pred: np.ndarray, gt: np.ndarray, connectivity: int = 26, min_iou: float | None = None
+) -> LesionCounts:
+    """Count detected, missed and false-positive lesions; lesions are components with
+    ``connectivity`` 26 (full, default) or 6 (faces).
+
+    Without ``min_iou`` a lesion is found by a 1-voxel overlap (one predicted blob may detect
+    several true lesions). With it, lesions are matched one to one: (true, predicted) pairs in
+    decreasing IoU, each kept when its IoU >= ``min_iou`` and neither lesion is matched yet,
+    as panoptica's ``NaiveThresholdMatching`` does for ISLES'26 (``min_iou=0.25``).
+    """
     pred, gt = _pair(pred, gt)
     gt_labels, n_gt = label_lesions(gt, connectivity)
     pred_labels, n_pred = label_lesions(pred, connectivity)
-    detected = np.unique(gt_labels[pred & gt]).size
-    true_positive_pred = np.unique(pred_labels[pred & gt]).size
-    return LesionCounts(
-        n_gt=n_gt, n_pred=n_pred, detected=detected, false_positive=n_pred - true_positive_pred
+    both = pred & gt
+    if min_iou is None:
+        detected = np.unique(gt_labels[both]).size
+        true_positive_pred = np.unique(pred_labels[both]).size
+        return LesionCounts(n_gt, n_pred, detected, n_pred - true_positive_pred)
+    pairs, overlap = np.unique(
+        np.stack([gt_labels[both], pred_labels[both]]), axis=1, return_counts=True
     )
+    sizes = (
+        component_sizes(gt_labels, n_gt)[pairs[0]] + component_sizes(pred_labels, n_pred)[pairs[1]]
+    )
+    iou = overlap / (sizes - overlap)
+    matched_gt, matched_pred = set(), set()
+    for k in np.argsort(-iou, kind="stable"):
+        g, p = int(pairs[0, k]), int(pairs[1, k])
+        if iou[k] >= min_iou and g not in matched_gt and p not in matched_pred:
+            matched_gt.add(g)
+            matched_pred.add(p)
+    return LesionCounts(n_gt, n_pred, len(matched_gt), n_pred - len(matched_pred))
 
 
 def lesion_f1(
-    pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one", connectivity: int = 26
+    pred: np.ndarray,
+    gt: np.ndarray,
+    empty: EmptyPolicy = "one",
+    connectivity: int = 26,
+    min_iou: float | None = None,
 ) -> float:
     """Lesion-wise F1 of ``pred`` against ``gt`` (see :class:`LesionCounts`)."""
-    return lesion_counts(pred, gt, connectivity).f1(empty)
+    return lesion_counts(pred, gt, connectivity, min_iou).f1(empty)
+
+
+def pr_auc(probability: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
+    """Area under the voxel-wise precision-recall curve of a probability map, as ISLES'26
+    scores it (scikit-learn's ``precision_recall_curve`` and ``auc``): every distinct
+    probability is a threshold, the curve starts at recall 0, precision 1, and is integrated
+    by the trapezoidal rule. Without a true lesion: the empty value for a constant map, else 0."""
+    probability = np.asarray(probability, dtype=np.float32).ravel()
+    gt = np.asarray(gt, dtype=bool).ravel()
+    if probability.shape != gt.shape:
+        raise ValueError(
+            f"probability map size {probability.size} differs from ground truth {gt.size}"
+        )
+    if not gt.any():
+        return empty_value(empty) if np.all(probability == probability[0]) else 0.0
+    order = np.argsort(-probability, kind="stable")
+    last = np.r_[np.flatnonzero(np.diff(probability[order])), gt.size - 1]  # per threshold
+    tp = np.cumsum(gt[order])[last]
+    precision = np.r_[1.0, tp / (last + 1)]
+    recall = np.r_[0.0, tp / tp[-1]]
+    return float(np.sum(np.diff(recall) * (precision[1:] + precision[:-1]) / 2))
 
 
 def abs_volume_difference_voxels(pred: np.ndarray, gt: np.ndarray) -> int:

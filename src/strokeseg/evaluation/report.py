@@ -20,11 +20,13 @@ from strokeseg.data.components import connectivity_structure
 from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import metrics
+from strokeseg.evaluation.leaderboards import MetricPreset, metric_preset
 from strokeseg.evaluation.metrics import EmptyPolicy
 
 Case = tuple
-"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3[, voxel spacing in mm]);
-without the spacing, HD95 takes isotropic voxels of the given volume."""
+"""(subject id, predicted mask, ground-truth mask, voxel volume in mm3[, voxel spacing in mm[,
+probability map]]); without the spacing, HD95 takes isotropic voxels of the given volume;
+without the probability map, PR-AUC is NaN."""
 
 ROW_FIELDS: tuple[str, ...] = (
     "subject",
@@ -45,6 +47,7 @@ ROW_FIELDS: tuple[str, ...] = (
     "lesion_recall",
     "lesion_f1",
     "lesion_count_difference",
+    "pr_auc",
     "slice_dice_mean",
     "n_lesion_slices",
 )
@@ -60,6 +63,7 @@ SUMMARIZED: tuple[str, ...] = (
     "false_positive_ml",
     "hd95_mm",
     "lesion_count_difference",
+    "pr_auc",
 )
 
 
@@ -73,12 +77,15 @@ def evaluate_subject(
     *,
     spacing: tuple[float, ...] | None = None,
     connectivity: int = 26,
+    min_iou: float | None = None,
+    probability: np.ndarray | None = None,
 ) -> dict:
-    """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`)."""
+    """All per-subject metrics of one 3D prediction, as one row (keys :data:`ROW_FIELDS`);
+    lesions matched by ``min_iou`` as :func:`metrics.lesion_counts` says."""
     pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.ndim != 3 or pred.shape != gt.shape:
         raise ValueError(f"{subject}: need two 3D masks of one shape, got {pred.shape}, {gt.shape}")
-    lesions = metrics.lesion_counts(pred, gt, connectivity)
+    lesions = metrics.lesion_counts(pred, gt, connectivity, min_iou)
     spacing = spacing if spacing is not None else (float(voxel_volume_mm3) ** (1 / 3),) * 3
     slices = metrics.per_slice_dice(pred, gt, axis=slice_axis)
     return {
@@ -100,6 +107,7 @@ def evaluate_subject(
         "lesion_recall": lesions.recall(empty),
         "lesion_f1": lesions.f1(empty),
         "lesion_count_difference": lesions.count_difference,
+        "pr_auc": float("nan") if probability is None else metrics.pr_auc(probability, gt, empty),
         "slice_dice_mean": float(slices.mean()) if slices.size else float("nan"),
         "n_lesion_slices": int(slices.size),
     }
@@ -114,19 +122,27 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def evaluate(
-    cases: Iterable[Case], empty: EmptyPolicy = "one", slice_axis: int = 2, connectivity: int = 26
+    cases: Iterable[Case],
+    empty: EmptyPolicy = "one",
+    slice_axis: int = 2,
+    connectivity: int | None = None,
+    metrics_preset: str = "strokeseg",
 ) -> tuple[list[dict], dict]:
-    """Evaluate (id, pred, gt, voxel mm3[, spacing]) cases one at a time; (rows, summary).
+    """Evaluate (id, pred, gt, voxel mm3[, spacing[, probability]]) cases one at a time;
+    (rows, summary). Lesions are counted and matched as ``metrics_preset`` says
+    (:mod:`strokeseg.evaluation.leaderboards`), whose columns the summary's ``leaderboard``
+    repeats under the leaderboard's names.
 
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
     metrics.empty_value(empty)  # reject an unknown policy before any work
-    connectivity_structure(3, connectivity)  # reject an unknown connectivity too
+    preset = metric_preset(metrics_preset, connectivity)
+    connectivity_structure(3, preset.connectivity)  # reject an unknown connectivity too
     rows: list[dict] = []
     pooled = metrics.PooledOverlap()
     slice_dices: list[np.ndarray] = []
     n_both_empty = 0
-    for subject, pred, gt, voxel_volume_mm3, *spacing in cases:
+    for subject, pred, gt, voxel_volume_mm3, *extra in cases:
         rows.append(
             evaluate_subject(
                 subject,
@@ -135,8 +151,10 @@ def evaluate(
                 voxel_volume_mm3,
                 empty,
                 slice_axis,
-                spacing=spacing[0] if spacing else None,
-                connectivity=connectivity,
+                spacing=extra[0] if extra else None,
+                connectivity=preset.connectivity,
+                min_iou=preset.min_iou,
+                probability=extra[1] if len(extra) > 1 else None,
             )
         )
         pooled.add(pred, gt)
@@ -153,12 +171,27 @@ def evaluate(
     summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
     summary["n_lesion_slices"] = int(all_slices.size)
     summary["n_both_empty"] = int(n_both_empty)
-    summary["connectivity"] = (
-        "full: 26-neighbourhood in 3D" if connectivity == 26 else "faces: 6-neighbourhood in 3D"
-    )
-    summary["lesion_connectivity"] = connectivity
-    summary["std"] = "population standard deviation over subjects (ddof=0)"
+    summary.update(_scoring_notes(preset, summary))
     return rows, summary
+
+
+def _scoring_notes(preset: MetricPreset, summary: dict) -> dict:
+    """How lesions were counted and matched, and a leaderboard preset's columns."""
+    notes = {
+        "connectivity": "full: 26-neighbourhood in 3D"
+        if preset.connectivity == 26
+        else "faces: 6-neighbourhood in 3D",
+        "lesion_connectivity": preset.connectivity,
+        "metrics": preset.name,
+        "lesion_matching": "1-voxel overlap"
+        if preset.min_iou is None
+        else f"one to one at IoU >= {preset.min_iou:g}",
+        "std": "population standard deviation over subjects (ddof=0)",
+    }
+    if preset.columns:
+        columns = {label: summary[f"{key}_mean"] for label, key in preset.columns}
+        notes["leaderboard"] = {"title": preset.title, **columns}
+    return notes
 
 
 def _cell(value: object) -> object:
@@ -176,12 +209,17 @@ def per_subject_csv(rows: list[dict]) -> str:
 
 
 def summary_json(summary: dict) -> str:
-    """The summary as strict JSON text: NaN (nothing to average) becomes ``null``."""
-    clean = {
-        key: None if isinstance(value, float) and math.isnan(value) else value
-        for key, value in summary.items()
-    }
-    return json.dumps(clean, indent=2) + "\n"
+    """The summary as strict JSON text: NaN (nothing to average) becomes ``null``, in nested
+    parts too."""
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return json.dumps(clean(summary), indent=2, allow_nan=False) + "\n"
 
 
 def check_writable(out_dir: str | Path, *, overwrite: bool = False) -> None:

@@ -130,8 +130,12 @@ class Predictor:
                     file=sys.stderr,
                 )
         self.runs = make_runs(self.networks, self.device, options)
-        saved = meta.get("postprocess") if options.postprocess else None
+        record = meta.get("postprocess") or {}
+        saved = record if options.postprocess and record else None
         self.rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
+        self.false_positive_ml = record.get("val_false_positive_ml_max")
+        """The most false-positive volume (mL) the model left in one validation scan, if
+        recorded (``quality.py``)."""
 
     def prepare(self, volume: Volume) -> PreparedScan:
         """``volume`` as these networks' training data was prepared."""

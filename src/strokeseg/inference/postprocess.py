@@ -39,6 +39,19 @@ def apply(prob: np.ndarray, voxel_mm3: float, rule: Postprocess = RAW) -> np.nda
     return mask.astype(np.uint8)
 
 
+def false_positive_ml(
+    prob: np.ndarray, gt: np.ndarray, voxel_mm3: float, rule: Postprocess
+) -> float:
+    """The volume (mL) of the components of ``rule``'s mask that touch no voxel of ``gt``
+    (26-connected, as the lesion-wise counts)."""
+    labels, n = label_lesions(apply(prob, voxel_mm3, rule))
+    if n == 0:
+        return 0.0
+    touching = np.unique(labels[np.asarray(gt, dtype=bool)])
+    false = ~np.isin(labels, touching[touching > 0]) & (labels > 0)
+    return float(np.count_nonzero(false)) * voxel_mm3 / 1000.0
+
+
 OBJECTIVES = ("dice", "dice_f1")
 
 

@@ -82,7 +82,7 @@ def predict_scan(
     scan = predictor.prepare(volume)
     result = predictor.segment(scan)
     row = lesion_stats(name, result.mask, result.raw, volume.voxel_mm3)
-    row.warnings = scan_warnings(scan, result, predictor.data, predictor.rule.threshold)
+    row.warnings = scan_warnings(scan, result, predictor)
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
     return row, scan, result

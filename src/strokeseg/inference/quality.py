@@ -14,6 +14,9 @@ no statistics (modality, empty or implausibly large mask, low confidence). Thres
 - registration (a native scan on a template-space checkpoint): correlation with the template
   T1 in its brain under 0.65; the other data checks then look at the scan on the template grid;
 - mask: empty, or more than 25 % of the head;
+- volume: no more lesion than the false-positive volume the checkpoint's post-processing left
+  in one of its validation subjects (``val_false_positive_ml_max``, recorded when training
+  fits the post-processing): a brain without a stroke gets such a finding;
 - confidence: mean probability inside the mask below halfway between the threshold and 1.
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 
 from strokeseg.data.fingerprint import describe_range, scan_fingerprint
 from strokeseg.data.preprocessing import PreparedScan, TrainingData
-from strokeseg.inference.engine import Segmentation
+from strokeseg.inference.engine import Predictor, Segmentation
 from strokeseg.inference.native import TemplateScan
 
 RANGE_SLACK = 1.25
@@ -98,9 +101,15 @@ def data_warnings(prepared: PreparedScan, data: TrainingData) -> list[str]:
 
 
 def result_warnings(
-    scan: PreparedScan, mask: np.ndarray, probability: np.ndarray, threshold: float = 0.5
+    scan: PreparedScan,
+    mask: np.ndarray,
+    probability: np.ndarray,
+    threshold: float = 0.5,
+    false_positive_ml: float | None = None,
 ) -> list[str]:
-    """Warnings about the segmentation: empty, implausibly large, or low confidence."""
+    """Warnings about the segmentation: empty, implausibly large, as small as the model's own
+    false positives (``false_positive_ml``: the most it left in one validation scan), or low
+    confidence."""
     mask = np.asarray(mask, dtype=bool)
     lesion = int(np.count_nonzero(mask))
     if lesion == 0:
@@ -109,6 +118,14 @@ def result_warnings(
     head = int(np.count_nonzero(scan.head))
     if lesion > LARGE_MASK_FRACTION * max(head, 1):
         warnings.append(f"mask: {100 * lesion / max(head, 1):.0f} % of the head, implausibly large")
+    doubt = false_positive_ml
+    ml = lesion * scan.volume.voxel_mm3 / 1000.0
+    if doubt is not None and ml <= doubt:
+        warnings.append(
+            f"volume: {ml:.2f} mL found, no more than the false-positive volume this model left "
+            f"in one of its validation scans ({doubt:.2f} mL): it may not be a stroke; "
+            "check the finding on the images"
+        )
     mean = float(np.asarray(probability)[mask].mean())
     floor = threshold + (1 - threshold) / 2
     if mean < floor:
@@ -127,13 +144,17 @@ def registration_warnings(template: TemplateScan) -> list[str]:
     ]
 
 
-def scan_warnings(
-    scan: PreparedScan, result: Segmentation, data: TrainingData, threshold: float = 0.5
-) -> list[str]:
-    """Every warning for one scan, data first, then result. The data checks look at what the
-    network saw (``result.seen``: for a scan registered to the template, the scan on the
-    template grid)."""
-    warnings = data_warnings(result.seen, data)
+def scan_warnings(scan: PreparedScan, result: Segmentation, predictor: Predictor) -> list[str]:
+    """Every warning for one scan segmented by ``predictor``, data first, then result. The data
+    checks look at what the network saw (``result.seen``: for a scan registered to the
+    template, the scan on the template grid)."""
+    warnings = data_warnings(result.seen, predictor.data)
     if result.template is not None:
         warnings = registration_warnings(result.template) + warnings
-    return warnings + result_warnings(scan, result.mask, result.probability, threshold)
+    return warnings + result_warnings(
+        scan,
+        result.mask,
+        result.probability,
+        predictor.rule.threshold,
+        predictor.false_positive_ml,
+    )

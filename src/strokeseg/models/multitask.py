@@ -12,9 +12,19 @@ Liu et al., "Multi-task learning improves the brain stroke lesion segmentation"
 - Eq. 5: ``loss_lap`` = mean |Lap(p) - Lap(y)| with a fixed 3x3 Laplacian kernel.
 - Eq. 6: ``MultiTaskLoss`` = gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
 
+A control that is not the paper's, for telling extra boundary supervision apart from the edge
+branch: ``BoundaryWeightedLoss``, Eq. 2 whose cross-entropy up-weights the pixels of the edge
+task's target band, on the mask head alone (``loss.boundary_weight``).
+
 The edge branch exists only while training: in eval mode ``forward`` returns the mask
 logits of the backbone alone, and :meth:`MultiTaskNet.inference_network` hands back the
 backbone, whose state dict is exactly that of the single-task UNet++.
+
+Two training aids wrap the paper's loss from outside, neither in the paper: deep supervision
+(:class:`DeepSupervision`, the UNet++ paper's, averages Loss_mask over the backbone's extra
+heads) and a warm-up of delta (``MultiTaskLoss``'s ``delta_weight``, passed in per step).
+Eq. 5 is on or off by the config (``loss.laplacian``, see :func:`laplacian_default`), not by
+the network: the LFFGM network of Table 2's last two rows is the same.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from strokeseg.models.keras_layers import he_normal_
 from strokeseg.models.registry import register_model
 from strokeseg.models.unetpp import UNetPlusPlus
 
+PROPOSED = "unetpp_mtl"
+"""Table 2's last row, the proposed method: the only row whose loss adds Eq. 5 by default."""
 LAPLACIAN_KERNEL = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 # Smallest deepest map (X(4,0), 1/16 of the input) a training setting may give the LFFGM: it
 # pools twice, so 8x8 leaves a 2x2 low-frequency map, while 4x4 (64x64 patches) leaves 1x1,
@@ -76,13 +88,16 @@ class MultiTaskNet(nn.Module):
     """A segmentation backbone with an edge head used only in training.
 
     ``aux="lffgm"``: Eq. 1, ``f_edge = f_whole - f_low``. ``aux="edge"``: the edge head reads
-    ``f_whole`` directly (Table 2, "simple edge segmentation head"). ``consistency_loss``
-    tells the training loss whether to add Eq. 5. The backbone must provide
-    ``features(x) -> (f_whole, deepest)``, ``head``, ``f_whole_channels`` and
-    ``deepest_channels``.
+    ``f_whole`` directly (Table 2, "simple edge segmentation head").
+
+    Backbone contract: ``features(x)`` returns a dict with ``f_whole`` (its last feature map,
+    ``f_whole_channels`` channels) and ``deepest`` (its deepest map, ``deepest_channels``
+    channels, at least 4x4), ``head`` maps ``f_whole`` to mask logits, and ``forward(x)`` in
+    eval mode is ``head(features(x)["f_whole"])``. Any other entry of ``features`` is a
+    training output of the backbone's own (UNet++'s deep supervision, ``deep``), passed on.
     """
 
-    def __init__(self, backbone: UNetPlusPlus, aux: str = "lffgm", consistency_loss: bool = True):
+    def __init__(self, backbone: nn.Module, aux: str = "lffgm"):
         super().__init__()
         if aux not in ("edge", "lffgm"):
             raise ValueError(f"aux must be 'edge' or 'lffgm', got {aux!r}")
@@ -93,21 +108,17 @@ class MultiTaskNet(nn.Module):
         he_normal_(self.edge_head)
         if self.lffgm is not None:
             he_normal_(self.lffgm)
-        self.consistency_loss = consistency_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if not self.training:
             return self.backbone(x)
-        grid = self.backbone.grid(x)
-        f_whole, deepest = grid[0][-1], grid[-1][0]
+        features = dict(self.backbone.features(x))
+        f_whole, deepest = features.pop("f_whole"), features.pop("deepest")
         f_edge = f_whole
         if self.lffgm is not None:
             f_low = upsample_to(self.lffgm(deepest), f_whole)
-            f_edge = f_whole - f_low
-        out = {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge)}
-        if self.backbone.ds_heads is not None:
-            out["deep"] = self.backbone.deep_logits(grid)
-        return out
+            f_edge = f_whole - f_low  # Eq. 1
+        return {"mask": self.backbone.head(f_whole), "edge": self.edge_head(f_edge), **features}
 
     def inference_network(self) -> nn.Module:
         return self.backbone
@@ -152,8 +163,25 @@ class SegmentLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dice = soft_dice_loss(logits, target, self.smooth, self.per_sample)
-        ce = F.binary_cross_entropy_with_logits(logits, target)
-        return self.alpha * dice + self.beta * ce
+        return self.alpha * dice + self.beta * self.cross_entropy(logits, target)
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+
+class BoundaryWeightedLoss(SegmentLoss):
+    """A control, not in the paper: Eq. 2 whose cross-entropy weighs each pixel of the lesion
+    edge band (:func:`edge_target`, the edge task's target) ``1 + boundary_weight`` and every
+    other pixel 1, averaged over all pixels (the weights are not renormalised). The boundary
+    gets extra supervision through the mask head, with no second head."""
+
+    def __init__(self, boundary_weight: float, edge_radius: int = 1, **segment):
+        super().__init__(**segment)
+        self.boundary_weight, self.edge_radius = boundary_weight, edge_radius
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weight = 1 + self.boundary_weight * edge_target(target, self.edge_radius)
+        return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
 
 
 class LaplacianLoss(nn.Module):
@@ -172,14 +200,29 @@ class LaplacianLoss(nn.Module):
         return diff.abs().mean()
 
 
+class DeepSupervision(nn.Module):
+    """Deep supervision (Zhou et al. 2018, not in this paper): ``loss`` averaged over the mask
+    head and the backbone's extra heads, ``[mask, *deep]``; the mask head's alone without."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, heads: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        main, *deep = heads
+        return (self.loss(main, target) + sum(self.loss(h, target) for h in deep)) / len(heads)
+
+
 class MultiTaskLoss(nn.Module):
     """Eq. 6: gamma * Loss_mask + lambda * Loss_edge + delta * Loss_lap.
 
     ``outputs`` is the model's training output: mask logits, or ``{"mask", "edge"}`` (and
-    ``"deep"``, the deep-supervision logits of UNet++ X(0,1)..X(0,3), which make Loss_mask
-    the mean of Eq. 2 over the four heads, as in the UNet++ paper). The edge term is used
-    when the model predicts an edge; the Laplacian term (on the X(0,4) mask) when
-    ``consistency`` is set. Returns the total and each term (detached) for logging.
+    ``"deep"``, deep-supervision logits that :class:`DeepSupervision` averages into
+    Loss_mask). Loss_edge is used when the model predicts an edge, Loss_lap (Eq. 5, on the
+    mask) when ``laplacian`` is set; ``delta_weight`` scales delta (a warm-up, not in the
+    paper; 1 is Eq. 6). ``boundary_weight`` > 0 makes Loss_mask the
+    :class:`BoundaryWeightedLoss` control (the edge term keeps Eq. 2). Returns the total and
+    each term (detached) for logging.
     """
 
     def __init__(
@@ -191,54 +234,69 @@ class MultiTaskLoss(nn.Module):
         beta: float = 1.0,
         smooth: float = 1e-5,
         edge_radius: int = 1,
-        consistency: bool = True,
+        laplacian: bool = True,
         dice: str = "batch",
+        boundary_weight: float = 0.0,
     ):
         super().__init__()
         self.gamma, self.lam, self.delta = gamma, lam, delta
-        self.delta_scale = 1.0  # the training module's warm-up of delta sets it per step
         self.edge_radius = edge_radius
-        self.consistency = consistency
-        self.segment = SegmentLoss(alpha, beta, smooth, dice)
-        self.loss_lap = LaplacianLoss()
+        self.segment = SegmentLoss(alpha, beta, smooth, dice)  # Eq. 2-4
+        segment_mask = self.segment
+        if boundary_weight > 0:  # the boundary-weighted BCE control, not the paper's
+            segment = dict(alpha=alpha, beta=beta, smooth=smooth, dice=dice)
+            segment_mask = BoundaryWeightedLoss(boundary_weight, edge_radius, **segment)
+        self.loss_mask = DeepSupervision(segment_mask)
+        self.loss_lap = LaplacianLoss() if laplacian else None  # Eq. 5
 
     def forward(
-        self, outputs: torch.Tensor | dict[str, torch.Tensor], mask: torch.Tensor
+        self,
+        outputs: torch.Tensor | dict[str, torch.Tensor],
+        mask: torch.Tensor,
+        delta_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         if isinstance(outputs, torch.Tensor):
             outputs = {"mask": outputs}
-        terms = {"loss_mask": self.segment(outputs["mask"], mask)}
-        if "deep" in outputs:  # UNet++ deep supervision: mean over the heads X(0,1)..X(0,4)
-            heads = [self.segment(logits, mask) for logits in outputs["deep"]]
-            terms["loss_mask"] = (terms["loss_mask"] + sum(heads)) / (len(heads) + 1)
-        total = self.gamma * terms["loss_mask"]
-        if "edge" in outputs:
+        heads = [outputs["mask"], *outputs.get("deep", ())]
+        terms = {"loss_mask": self.loss_mask(heads, mask)}  # Eq. 2 on the mask
+        if "edge" in outputs:  # Eq. 2 on the edge
             terms["loss_edge"] = self.segment(outputs["edge"], edge_target(mask, self.edge_radius))
-            total = total + self.lam * terms["loss_edge"]
-        if self.consistency:
+        if self.loss_lap is not None:  # Eq. 5
             terms["loss_lap"] = self.loss_lap(outputs["mask"], mask)
-            total = total + self.delta * self.delta_scale * terms["loss_lap"]
+        weights = {"loss_mask": self.gamma, "loss_edge": self.lam, "loss_lap": self.delta}
+        weights["loss_lap"] *= delta_weight
+        total = sum(weights[name] * term for name, term in terms.items())  # Eq. 6
         return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
 
 
-def build_loss(model: nn.Module, **weights) -> MultiTaskLoss:
-    """The training loss a model asks for: Eq. 5 only for models with ``consistency_loss``."""
-    return MultiTaskLoss(consistency=getattr(model, "consistency_loss", False), **weights)
+def laplacian_default(model_name: str) -> bool:
+    """Whether a model's Table 2 row trains with Eq. 5 when ``loss.laplacian`` is not set: the
+    proposed method (``unetpp_mtl``) only."""
+    return model_name == PROPOSED
+
+
+def build_loss(model_name: str, laplacian: bool | None = None, **weights) -> MultiTaskLoss:
+    """The training loss of a model and a config's ``loss`` settings (``delta_warmup`` is the
+    training module's). Eq. 5 is on when ``laplacian`` is true, off when false; ``None``
+    follows the row (:func:`laplacian_default`). The edge term follows the model's output."""
+    if laplacian is None:
+        laplacian = laplacian_default(model_name)
+    return MultiTaskLoss(laplacian=laplacian, **weights)
 
 
 @register_model("unetpp_edge")
 def unetpp_edge(**kwargs) -> MultiTaskNet:
     """Table 2, row 2: UNet++ + an edge head directly on F_whole (no LFFGM, no Eq. 5)."""
-    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="edge", consistency_loss=False)
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="edge")
 
 
 @register_model("unetpp_lffgm")
 def unetpp_lffgm(**kwargs) -> MultiTaskNet:
-    """Table 2, row 3: UNet++ + LFFGM edge branch (Eq. 1), no Laplacian consistency loss."""
-    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm", consistency_loss=False)
+    """Table 2, row 3: UNet++ + LFFGM edge branch (Eq. 1); its loss has no Eq. 5 by default."""
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm")
 
 
-@register_model("unetpp_mtl")
+@register_model(PROPOSED)
 def unetpp_mtl(**kwargs) -> MultiTaskNet:
-    """Table 2, row 4 (the proposed method): LFFGM edge branch + Laplacian consistency loss."""
-    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm", consistency_loss=True)
+    """Table 2, row 4 (the proposed method): the LFFGM edge branch, trained with Eq. 5."""
+    return MultiTaskNet(UNetPlusPlus(**kwargs), aux="lffgm")

@@ -19,8 +19,9 @@ heads]}``; in eval mode it returns the X(0,4) mask logits only, and :func:`strok
 drops the extra heads, so the deployed network is exactly the plain UNet++.
 
 Node X(i, j) sits at depth i (resolution 1/2**i) and column j; X(i, 0) is the backbone and
-X(i, j>0) takes ``up(X(i+1, j-1))`` concatenated with X(i, 0..j-1). ``features`` returns
-F_whole = X(0, 4) and the deepest map X(4, 0), which the multi-task wrapper consumes.
+X(i, j>0) takes ``up(X(i+1, j-1))`` concatenated with X(i, 0..j-1). ``features`` is the
+backbone contract of the multi-task wrapper (``models/multitask.py``): F_whole = X(0, 4), the
+deepest map X(4, 0) and, in training with deep supervision, the extra heads' logits.
 """
 
 from __future__ import annotations
@@ -175,20 +176,19 @@ class UNetPlusPlus(nn.Module):
                 grid[i].append(self.nodes[f"x{i}_{j}"]([*grid[i][:j], up]))
         return grid
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (F_whole = X(0,4), deepest = X(4,0))."""
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """The backbone contract: ``f_whole`` = X(0,4), ``deepest`` = X(4,0) and, in training
+        with deep supervision, ``deep``: the mask logits of X(0,1)..X(0,3)."""
         grid = self.grid(x)
-        return grid[0][DEPTH - 1], grid[DEPTH - 1][0]
-
-    def deep_logits(self, grid: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-        """Deep-supervision logits of X(0,1)..X(0,3) (training only)."""
-        return [head(grid[0][j + 1]) for j, head in enumerate(self.ds_heads)]
+        features = {"f_whole": grid[0][DEPTH - 1], "deepest": grid[DEPTH - 1][0]}
+        if self.ds_heads is not None and self.training:
+            features["deep"] = [head(grid[0][j + 1]) for j, head in enumerate(self.ds_heads)]
+        return features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor | list]:
-        if self.ds_heads is None or not self.training:
-            return self.head(self.features(x)[0])
-        grid = self.grid(x)
-        return {"mask": self.head(grid[0][DEPTH - 1]), "deep": self.deep_logits(grid)}
+        features = self.features(x)
+        mask = self.head(features["f_whole"])
+        return {"mask": mask, "deep": features["deep"]} if "deep" in features else mask
 
 
 @register_model("unetpp")

@@ -1,7 +1,9 @@
 """Typed run configuration: pydantic models loaded from YAML and overridden by ``--set key=value``.
 
-Defaults are the paper's recipe (Sec. 3.2): Adam, lr 1e-3, batch 8, 100 epochs, Eq. 6
-weights (1, 1, 10). A config file states only what differs from them.
+Defaults are the paper's recipe (Sec. 3.2): Adam, lr 1e-3, a global batch of 8, 100 epochs,
+Eq. 6 weights (1, 1, 10). A config file states only what differs from them; two defaults go
+beyond the paper, and the paper's configs turn them off: mixed precision on GPU and the
+post-processing fitted on validation (docs/deviations.md).
 
 Every field is checked by type and range when the config is built (pydantic v2: typed fields
 with declared constraints instead of hand-written checks), so a bad value is one line naming
@@ -24,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from strokeseg.data.intensity import CT_WINDOWS
@@ -31,6 +34,7 @@ from strokeseg.data.layouts import LAYOUTS
 from strokeseg.data.preprocessing import Preprocessing
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, first_filters
+from strokeseg.models.multitask import laplacian_default
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
@@ -143,12 +147,16 @@ class ModelConfig(Section):
 
 
 class LossConfig(Section):
-    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Dice smoothing, edge band radius, and
-    a linear warm-up of delta (not in the paper; docs/training.md)."""
+    """Eq. 2 (alpha, beta), Eq. 6 (gamma, lam, delta), Eq. 5 on or off (laplacian), Dice
+    smoothing, edge band radius, and a linear warm-up of delta (not in the paper;
+    docs/training.md)."""
 
     gamma: Annotated[Float, Field(ge=0)] = 1.0
     lam: Annotated[Float, Field(ge=0)] = 1.0
     delta: Annotated[Float, Field(ge=0)] = 10.0
+    # Eq. 5, the Laplacian consistency loss, for any model; unset: the model's Table 2 row (on
+    # for unetpp_mtl only). Where it is off, a delta other than 10 is refused.
+    laplacian: bool | None = None
     alpha: Annotated[Float, Field(ge=0)] = 1.0
     beta: Annotated[Float, Field(ge=0)] = 1.0
     smooth: Annotated[Float, Field(ge=0)] = 1e-5
@@ -157,6 +165,8 @@ class LossConfig(Section):
     delta_warmup: Fraction = 0.0
     # soft Dice of Eq. 4 over the whole batch (the paper, DESIGN.md) or per sample, then averaged
     dice: Literal["batch", "sample"] = "batch"
+    # a control, not the paper: the mask's BCE weighs edge-band pixels 1 + this (0: Eq. 2)
+    boundary_weight: Annotated[Float, Field(ge=0)] = 0.0
 
 
 class DataConfig(Section):
@@ -181,7 +191,7 @@ class DataConfig(Section):
 
 class OptimConfig(Section):
     lr: Annotated[Float, Field(gt=0)] = 1e-3
-    batch_size: Annotated[Int, Field(ge=1)] = 8
+    batch_size: Annotated[Int, Field(ge=1)] = 8  # global: split among DDP processes
     epochs: Annotated[Int, Field(ge=1)] = 100
     weight_decay: Annotated[Float, Field(ge=0)] = 0.0  # Adam's (coupled) decay on every parameter
     l2: Annotated[Float, Field(ge=0)] = 0.0  # Keras-style L2 l2 * sum(w^2) on conv kernels
@@ -224,6 +234,20 @@ class Config(Section):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     seed: Annotated[Int, Field(ge=0, le=2**32 - 1)] = 0
+
+    @model_validator(mode="after")
+    def _laplacian(self) -> Config:
+        """Resolve an unset ``loss.laplacian`` to the model's row (so the saved config says
+        it); refuse a ``loss.delta`` that Eq. 5 being off would silently ignore."""
+        loss = self.loss
+        if loss.laplacian is None:
+            loss.laplacian = laplacian_default(self.model.name)
+        if not loss.laplacian and loss.delta != LossConfig.model_fields["delta"].default:
+            raise ValueError(
+                f"loss.delta {loss.delta:g}: Eq. 5 (the Laplacian loss) is off for "
+                f"{self.model.name}; set loss.laplacian true to train with it"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
@@ -362,7 +386,7 @@ PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def resolve_config(path: str | Path) -> Path:
-    """A config file path, or the name of a shipped config (``tiny``, ``atlas/table2_unetpp``)."""
+    """A config file path, or the name of a shipped config (``tiny``, ``atlas/table3_unetpp``)."""
     path = Path(path)
     if path.is_file():
         return path

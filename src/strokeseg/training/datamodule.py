@@ -1,4 +1,8 @@
-"""Slices for Lightning: the cache is built once per node (``prepare_data``), then memory-mapped."""
+"""Slices for Lightning: the cache is built once per node (``prepare_data``), then memory-mapped.
+
+``optim.batch_size`` is the global batch (the paper's 8 is one optimiser step's samples): under
+DDP each of the N processes loads batch_size / N of them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ from torch.utils.data import DataLoader
 
 from strokeseg.data.cache import SliceCache, SliceDataset
 from strokeseg.data.layouts import Dataset
+from strokeseg.errors import StrokesegError
 from strokeseg.training.config import Config
+
+
+def per_process_batch(batch_size: int, world_size: int) -> int:
+    """Each DDP process's share of the global batch ``optim.batch_size``; refused unless it
+    divides evenly (an uneven share would change the global batch)."""
+    if batch_size % world_size:
+        raise StrokesegError(
+            f"optim.batch_size {batch_size} is the global batch: it does not divide among "
+            f"{world_size} processes (devices x nodes); use a multiple of {world_size}"
+        )
+    return batch_size // world_size
 
 
 class SliceDataModule(L.LightningDataModule):
@@ -31,6 +47,12 @@ class SliceDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         self.cache = self._build_cache()  # re-uses what prepare_data wrote
 
+    @property
+    def process_batch(self) -> int:
+        """This process's share of the global batch (all of it outside a Trainer)."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return per_process_batch(self.config.optim.batch_size, world)
+
     def train_dataloader(self) -> DataLoader:
         data = self.config.data
         dataset = SliceDataset(
@@ -43,7 +65,7 @@ class SliceDataModule(L.LightningDataModule):
             patch_positive=data.patch_positive,
             context_slices=data.context_slices,
         )
-        batch = self.config.optim.batch_size
+        batch = self.process_batch
         sampler = dataset.sampler()
         return DataLoader(
             dataset,
@@ -66,6 +88,6 @@ class SliceDataModule(L.LightningDataModule):
         )
         return DataLoader(
             dataset,
-            batch_size=self.config.optim.batch_size,
+            batch_size=self.process_batch,
             num_workers=self.config.data.num_workers,
         )

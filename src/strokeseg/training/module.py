@@ -43,7 +43,7 @@ class SegmentationModule(L.LightningModule):
         self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU
         loss = vars(config.loss).copy()
         self.delta_warmup = float(loss.pop("delta_warmup", 0.0))
-        self.criterion = build_loss(self.model, **loss)
+        self.criterion = build_loss(config.model.name, **loss)
         self._val_sums = torch.zeros(1, 3)
 
     def forward(self, x: torch.Tensor):
@@ -55,9 +55,8 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         self._slice_grid = list(batch["image"].shape[-2:])  # inference runs on it (grid.py)
-        if self.delta_warmup > 0:
-            self.criterion.delta_scale = self.warmup_scale()
-        losses = self.criterion(self.model(batch["image"]), batch["mask"])
+        outputs = self.model(batch["image"])
+        losses = self.criterion(outputs, batch["mask"], delta_weight=self.warmup_scale())
         size = batch["image"].shape[0]
         self.log("train/loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
         for name, value in losses.items():
@@ -68,7 +67,9 @@ class SegmentationModule(L.LightningModule):
     def warmup_scale(self) -> float:
         """delta's share at this step: 0 at the first, rising linearly to 1 after
         ``delta_warmup`` of the run's optimiser steps (without a Laplacian term the mask loss
-        leaves its all-background start sooner: docs/training.md)."""
+        leaves its all-background start sooner: docs/training.md); 1 without a warm-up."""
+        if self.delta_warmup == 0:
+            return 1.0
         steps = self.delta_warmup * max(1, int(self.trainer.estimated_stepping_batches))
         return min(1.0, self.global_step / steps)
 

@@ -32,7 +32,7 @@ from strokeseg.models import create_on_meta, has_output_bias
 from strokeseg.models.multitask import MIN_LFFGM_INPUT
 from strokeseg.training.config import Config, load_config, save_config
 from strokeseg.training.curves import plot_curves
-from strokeseg.training.datamodule import SliceDataModule
+from strokeseg.training.datamodule import SliceDataModule, per_process_batch
 from strokeseg.training.module import SegmentationModule
 from strokeseg.training.quiet import silence_lightning
 
@@ -157,6 +157,16 @@ def precision(config: Config) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
+def set_float32(config: Config) -> None:
+    """``32-true`` (the paper configs) is full fp32 on any GPU: cuDNN convolutions stop using
+    TF32, which PyTorch allows them by default on Ampere and newer (a 10-bit mantissa; the
+    paper's P100 had none), and matrix products keep fp32 ("highest"). Other precisions leave
+    PyTorch's settings as they are."""
+    if precision(config) == "32-true":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+
+
 class ValidateLastEpoch(Callback):
     """Validate the last epoch too when ``optim.epochs`` is no multiple of
     ``trainer.check_val_every_n_epoch``, so a shortened run still ends validated, with
@@ -240,11 +250,14 @@ def train(
             f"{data_dir}: {len(dataset.subjects)} subject(s) give an empty training split "
             f"with data.split={config.data.split}"
         )
+    trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
+    per_process_batch(config.optim.batch_size, trainer.world_size)
     # every check above reads only: a refused run writes nothing and an old run is kept
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
         clear_run_folder(out)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    set_float32(config)
     train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
     space = grid_space(read_grid(p) for p in train_images)
     preprocessing = config.preprocessing(dataset.modality, space)
@@ -252,7 +265,6 @@ def train(
     module = SegmentationModule(config, TrainingData(preprocessing, dataset.layout, fingerprint))
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
-    trainer = build_trainer(config, out, callbacks, validate=bool(split["val"]))
     if trainer.is_global_zero:
         save_config(config, out / "config.yaml")
         save_split(split, out / "split.json")
