@@ -17,10 +17,12 @@ from scipy.stats import norm
 
 import strokeseg
 from strokeseg.data.io import Volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData
 from strokeseg.data.slices import stack_context
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import lesion_f1
-from strokeseg.inference.engine import probabilities, resolve_device
+from strokeseg.inference.engine import Predictor, resolve_device
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose, false_positive_ml
 from strokeseg.models.multitask import SegmentLoss, build_loss
 from strokeseg.synth.lesions import ATLAS_R2, LOG_UNIFORM
@@ -291,10 +293,15 @@ def test_tta_is_the_mean_of_the_slice_and_its_flip_passes():
     torch.manual_seed(1)
     net = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125, norm="batch"))
     data = np.random.default_rng(0).normal(100, 20, (32, 48, 3)).astype(np.float32)
-    volume = Volume(None, data, np.eye(4), None)
-    plain = probabilities([net], volume, "mri")
-    tta = probabilities([net], volume, "mri", tta="lr")
-    flipped = probabilities([net], Volume(None, data[::-1].copy(), np.eye(4), None), "mri")
+    meta = {"data": TrainingData(Preprocessing())}
+
+    def probabilities(data, tta="none"):
+        predictor = Predictor([net], meta, InferenceOptions(tta=tta, runtime="eager", crop=True))
+        return predictor.probabilities(predictor.prepare(Volume(None, data, np.eye(4), None)))
+
+    plain = probabilities(data)
+    tta = probabilities(data, tta="lr")
+    flipped = probabilities(data[::-1].copy())
     # left-right is the RAS x axis: the flip pass on the flipped scan, flipped back
     assert np.allclose(tta, (plain + flipped[::-1]) / 2, atol=1e-6)
     assert not np.allclose(tta, plain, atol=1e-4)
