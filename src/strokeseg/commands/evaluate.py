@@ -125,36 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
-        from strokeseg.model_eval import evaluate_checkpoint
-
-        summary = evaluate_checkpoint(
-            args.checkpoint,
-            args.data,
-            args.out,
-            subjects=args.subjects,
-            split_file=args.split,
-            empty=args.empty,
-            connectivity=args.connectivity,
-            metrics=args.metrics,
-            compare=args.compare,
-            overwrite=args.overwrite,
-            on_case=collector.add,
-            options=inference_options(args),
-        )
-        rows = html_report.read_rows(args.out / "per_subject.csv")
-        html_report.write_evaluation_report(
-            args.out, rows, summary, collector, overwrite=args.overwrite
-        )
-        rule = summary["postprocess"]
-        print(
-            f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
-            f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
-        )
-        print(_summary_table(summary))
-        print("raw (p >= 0.5):")
-        print(_summary_table(summary["raw"]))
-        print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
-        return 0
+        return run_model(args, collector)
     if args.pred is None or args.gt is None:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
@@ -174,4 +145,39 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_summary_table(summary))
     print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def run_model(args: argparse.Namespace, collector) -> int:
+    """``evaluate --checkpoint --data``: the model on the dataset's subjects, and the report."""
+    from strokeseg.model_eval import evaluate_checkpoint
+    from strokeseg.reports import evaluation as html_report
+
+    summary = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.out,
+        subjects=args.subjects,
+        split_file=args.split,
+        empty=args.empty,
+        connectivity=args.connectivity,
+        metrics=args.metrics,
+        compare=args.compare,
+        overwrite=args.overwrite,
+        on_case=collector.add,
+        options=inference_options(args),
+    )
+    rows = html_report.read_rows(args.out / "per_subject.csv")
+    html_report.write_evaluation_report(
+        args.out, rows, summary, collector, overwrite=args.overwrite
+    )
+    rule = summary["postprocess"]
+    print(
+        f"post-processed (threshold {rule['threshold']:g}, minimum lesion "
+        f"{rule['min_lesion_mm3']:g} mm3; not in the paper):"
+    )
+    print(_summary_table(summary))
+    print("raw (p >= 0.5):")
+    print(_summary_table(summary["raw"]))
+    print(f"wrote {args.out}/per_subject.csv, summary.json, report.html, overlays/")
     return 0

@@ -150,6 +150,16 @@ def cross_validation_split(
     return split, folds
 
 
+def training_data(config: Config, dataset: Dataset, train_ids: list[str]) -> TrainingData:
+    """What the checkpoint records of the training subjects ``train_ids``: the preprocessing
+    (with their space), the layout and their fingerprint."""
+    train_images = [s.image for s in dataset.subjects if s.id in set(train_ids)]
+    space = grid_space(read_grid(p) for p in train_images)
+    preprocessing = config.preprocessing(dataset.modality, space)
+    fingerprint = dataset_fingerprint(train_images, preprocessing)
+    return TrainingData(preprocessing, dataset.layout, fingerprint)
+
+
 def precision(config: Config) -> str:
     if config.trainer.precision:
         return config.trainer.precision
@@ -258,11 +268,7 @@ def train(
         clear_run_folder(out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     set_float32(config)
-    train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
-    space = grid_space(read_grid(p) for p in train_images)
-    preprocessing = config.preprocessing(dataset.modality, space)
-    fingerprint = dataset_fingerprint(train_images, preprocessing)
-    module = SegmentationModule(config, TrainingData(preprocessing, dataset.layout, fingerprint))
+    module = SegmentationModule(config, training_data(config, dataset, split["train"]))
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
     if trainer.is_global_zero:
