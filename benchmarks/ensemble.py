@@ -20,8 +20,8 @@ import numpy as np
 
 from strokeseg.evaluation.stats import paired_comparison
 from strokeseg.inference.ensemble import checkpoint_files
-from strokeseg.model_eval import evaluate_checkpoint
-from strokeseg.tables import read_subjects
+from strokeseg.jobs.benchmark import read_subjects
+from strokeseg.jobs.evaluate import evaluate_checkpoint
 
 
 def main() -> None:

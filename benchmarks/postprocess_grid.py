@@ -23,8 +23,8 @@ from strokeseg.data.splits import load_split
 from strokeseg.inference.ensemble import load_predictor
 from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.postprocess import apply, choose
+from strokeseg.jobs.train import subject_cases
 from strokeseg.training.config import PostprocessConfig
-from strokeseg.tuning import subject_cases
 
 
 def cases(demo: Path) -> dict[str, list]:

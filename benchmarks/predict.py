@@ -169,7 +169,7 @@ def accuracy_table(
     from strokeseg.inference.postprocess import RAW, Postprocess, apply
     from strokeseg.inference.runtime import make_runtime
     from strokeseg.inference.slicing import run_plan, scan_probabilities
-    from strokeseg.model_eval import select_subjects
+    from strokeseg.jobs.evaluate import select_subjects
 
     network, meta = load_network(checkpoint)
     saved = meta.get("postprocess")

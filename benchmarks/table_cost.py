@@ -24,9 +24,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from strokeseg.jobs.benchmark import modalities, profile_overrides, row_configs
 from strokeseg.models import create_model, deploy
 from strokeseg.models.multitask import build_loss
-from strokeseg.table_rows import modalities, profile_overrides, row_configs
 from strokeseg.training.config import load_config
 
 # dataset: (slice size, slices per subject, training subjects in the paper)

@@ -31,11 +31,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from strokeseg.demo import demo_config
-from strokeseg.model_eval import evaluate_checkpoint
+from strokeseg.jobs.demo import demo_config
+from strokeseg.jobs.evaluate import evaluate_checkpoint
+from strokeseg.jobs.train import train
 from strokeseg.synth import atlas
-from strokeseg.training.run import train
-from strokeseg.tuning import fit_postprocess
 
 REAL_T1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "anatomy" / "chris_t1.nii.gz"
 EXTERNAL = {  # name: (subjects, seed, options)
@@ -66,8 +65,7 @@ def run(root: Path, name: str, seed: int, anatomy: str, overrides: list[str]) ->
     data = cohort(out / "data", 40, seed, atlas.Options(anatomy=anatomy))
     checkpoint = out / "run" / "best.ckpt"
     if not checkpoint.exists():
-        train(config, data, out / "run", overwrite=True)
-        fit_postprocess(config, data, out / "run")
+        train(config, data, out / "run", overwrite=True)  # with its post-processing fit
     score(checkpoint, data, out / "evaluation", subjects="test")
     for ext, (subjects, ext_seed, options) in EXTERNAL.items():
         score(checkpoint, cohort(root / ext, subjects, ext_seed, options), out / f"eval_{ext}")

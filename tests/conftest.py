@@ -31,18 +31,33 @@ def cli():
     return run_cli
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory):
-    """Six blob subjects in plain folders (test_workflow.blob_subject), shared by all tests."""
+SHORT_EPOCH = (
+    "--set",
+    "optim.epochs=1",
+    "--set",
+    "trainer.check_val_every_n_epoch=1",
+    "--set",
+    "trainer.limit_train_batches=2",
+)
+"""``--set`` items for one epoch of two batches, validated: a training in seconds."""
+
+
+def blob_dataset(root, subjects: int):
+    """``subjects`` blob subjects (test_workflow.blob_subject) in plain folders under ``root``."""
     from data_files import write_nifti
     from test_workflow import blob_subject
 
-    root = tmp_path_factory.mktemp("folders")
-    for i in range(6):
+    for i in range(subjects):
         image, mask = blob_subject(i)
         write_nifti(root / "images" / f"case{i}.nii.gz", image)
         write_nifti(root / "masks" / f"case{i}.nii.gz", mask)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Six blob subjects in plain folders, shared by all tests."""
+    return blob_dataset(tmp_path_factory.mktemp("folders"), 6)
 
 
 @pytest.fixture(scope="session")

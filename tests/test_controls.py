@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
+from strokeseg.jobs.benchmark import CONTROLS, profile_overrides, row_configs
 from strokeseg.models.multitask import (
     BoundaryWeightedLoss,
     MultiTaskLoss,
     build_loss,
     edge_target,
 )
-from strokeseg.table_rows import CONTROLS, profile_overrides, row_configs
 from strokeseg.training.config import load_config
 from strokeseg.training.module import SegmentationModule
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from data_files import write_nifti
-from test_workflow import blob_subject
 
 TINY = [
     "--set",
@@ -32,12 +30,9 @@ IDS = [f"case{i}" for i in range(8)]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cv_data")
-    for i in range(8):
-        image, mask = blob_subject(i)
-        write_nifti(root / "images" / f"case{i}.nii.gz", image)
-        write_nifti(root / "masks" / f"case{i}.nii.gz", mask)
-    return root
+    from conftest import blob_dataset
+
+    return blob_dataset(tmp_path_factory.mktemp("cv_data"), len(IDS))
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,22 @@ BAD_FILES = {
 }
 
 
+def test_existing_outputs_are_refused_in_one_line_naming_the_first(tmp_path):
+    from strokeseg.data.io import refuse_existing
+
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    refuse_existing([a, b, c])  # nothing there yet
+    a.write_text("1")
+    with pytest.raises(
+        StrokesegError, match=r"a.csv: already exists \(pass --overwrite to replace it\)$"
+    ):
+        refuse_existing([a, b, c])
+    b.write_text("2")
+    with pytest.raises(StrokesegError, match=r"a.csv: .*, or --skip-existing; 2 file\(s\)\)$"):
+        refuse_existing([c, a, b], also=", or --skip-existing")
+    refuse_existing([a, b], overwrite=True)
+
+
 @pytest.mark.parametrize("case", BAD_FILES)
 def test_bad_images_raise_one_line_naming_the_file(tmp_path, case):
     make, reason = BAD_FILES[case]

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from conftest import SHORT_EPOCH
 
 
 @pytest.mark.slow
@@ -17,12 +18,7 @@ def test_demo_writes_a_report(tmp_path, cli):
         out,
         "--subjects",
         "4",
-        "--set",
-        "optim.epochs=1",
-        "--set",
-        "trainer.check_val_every_n_epoch=1",
-        "--set",
-        "trainer.limit_train_batches=2",
+        *SHORT_EPOCH,
         "--set",
         "model.kwargs.width=0.125",
     )
@@ -50,7 +46,7 @@ def test_demo_writes_a_report(tmp_path, cli):
 
 
 def test_demo_validates_once_after_the_last_epoch_unless_told_otherwise():
-    from strokeseg.demo import demo_config
+    from strokeseg.jobs.demo import demo_config
 
     shipped = demo_config([])
     assert shipped.trainer.check_val_every_n_epoch == shipped.optim.epochs == 8

@@ -67,3 +67,19 @@ def test_val_share_from_the_split_and_bad_fold_settings():
         make_folds(IDS, 30, 0, VOLUMES)
     with pytest.raises(StrokesegError, match="--folds 1"):
         make_folds(IDS, 1, 0, VOLUMES)
+
+
+def test_fold_settings_go_together_and_in_range():
+    from strokeseg.data.folds import check_fold
+
+    check_fold(None, None)
+    check_fold(5, 4)
+    check_fold(5, None, every_fold=True)  # a benchmark runs every fold
+    with pytest.raises(StrokesegError, match="--folds 5 needs --fold I"):
+        check_fold(5, None)
+    with pytest.raises(StrokesegError, match="--fold 0 needs --folds K"):
+        check_fold(None, 0, every_fold=True)
+    with pytest.raises(StrokesegError, match=r"--fold 5 must be in 0\.\.4 for --folds 5"):
+        check_fold(5, 5)
+    with pytest.raises(StrokesegError, match=r"--fold -1 must be in 0\.\.4"):
+        check_fold(5, -1)

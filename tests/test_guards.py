@@ -58,7 +58,7 @@ def test_one_atomic_write_helper_in_the_package():
 def test_benchmark_paper_profile_is_refused_without_a_gpu(tmp_path, cli, monkeypatch):
     import torch
 
-    from strokeseg.tables import run_table
+    from strokeseg.jobs.benchmark import run_table
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(StrokesegError, match="needs a GPU.*--profile cpu.*--force"):
@@ -83,7 +83,7 @@ def test_benchmark_paper_profile_is_refused_without_a_gpu(tmp_path, cli, monkeyp
 
 
 def test_table_1_on_atlas_data_explains_itself():
-    from strokeseg.table_rows import modalities, row_configs
+    from strokeseg.jobs.benchmark import modalities, row_configs
 
     assert modalities(1) == ["ct"] and modalities(3) == ["mri"] and modalities(2) == ["ct", "mri"]
     with pytest.raises(

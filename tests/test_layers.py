@@ -1,8 +1,8 @@
 """Imports run one way, in the order DESIGN.md section 9 draws the folders.
 
 A module may import its own folder and folders listed before it, never one after it:
-data < synth < models < evaluation < training < inference < reports < jobs (top-level
-modules: tables, demo, model_eval, tuning) < commands (and cli).
+data < synth < models < evaluation < training < inference < reports < jobs < commands (and
+cli). The package root holds only ``__init__``, ``cli``, ``errors`` and ``extras``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def layer(module: str) -> str | None:
         return None  # third-party, or the package's own __init__ (version, public API)
     if parts[1] == "cli":
         return "commands"
-    return parts[1] if parts[1] in ORDER else "jobs"
+    if parts[1] not in ORDER:
+        raise ValueError(f"{module}: in no layer of the folder order")
+    return parts[1]
 
 
 def imports_against_the_order(root: Path) -> list[str]:
@@ -59,6 +61,13 @@ def imports_against_the_order(root: Path) -> list[str]:
 
 def test_every_import_runs_down_the_folder_order():
     assert imports_against_the_order(PACKAGE) == []
+
+
+def test_the_package_root_holds_no_jobs():
+    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    assert modules == {"__init__", "cli", "errors", "extras"}
+    folders = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert folders == set(ORDER) - {"errors", "extras"}
 
 
 def test_the_check_catches_an_import_against_the_order(tmp_path):

@@ -243,3 +243,18 @@ def test_report_rows_follow_the_connectivity_and_spacing():
     same = evaluate([("s", pred, gt, 8.0)], connectivity=26)[0][0]
     assert same["hd95_mm"] == pytest.approx(rows[0]["hd95_mm"])
     assert same["lesion_f1"] == pytest.approx(2 / 3)
+
+
+def test_dice_from_counts_by_hand_for_numbers_and_arrays():
+    assert metrics.dice_from_counts(3, 8) == 0.75  # 2*3 / 8
+    assert isinstance(metrics.dice_from_counts(3, 8), float)
+    assert metrics.dice_from_counts(0, 0) == 1.0
+    assert metrics.dice_from_counts(0, 0, "zero") == 0.0
+    assert math.isnan(metrics.dice_from_counts(0, 0, "nan"))
+    values = metrics.dice_from_counts(np.array([1, 0, 2]), np.array([4, 0, 4]))
+    assert values.tolist() == [0.5, 1.0, 1.0]
+    # the same value as counting the masks themselves
+    rng = np.random.default_rng(3)
+    pred, gt = rng.random((2, 9, 9, 4)) > 0.6
+    overlap, size_sum = (pred & gt).sum(), pred.sum() + gt.sum()
+    assert metrics.dice_from_counts(overlap, size_sum) == metrics.dice(pred, gt)

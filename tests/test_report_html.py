@@ -115,3 +115,24 @@ def test_evaluation_report_shows_best_median_worst(tmp_path):
     words = " ".join(parsed.texts)
     assert "best: s0, Dice 0.900" in path.read_text(encoding="utf-8")  # the overlay's alt text
     assert "0.550 ± 0.300" in words
+
+
+def test_the_overlay_collector_keeps_slices_on_disk_and_gives_them_back(tmp_path):
+    rng = np.random.default_rng(2)
+    gt = np.zeros((20, 22, 6), np.uint8)
+    gt[5:9, 5:10, 4] = 1  # the largest lesion area is on axial slice 4
+    data = rng.normal(100, 5, gt.shape)
+    image = Volume(Path("s"), data, np.diag([0.5, 2.0, 3.0, 1.0]), None)
+    collector = OverlayCollector()
+    collector.add("s", image, gt, np.roll(gt, 1, axis=0))
+    collector.add("masks only", None, gt, gt)
+    assert all(isinstance(path, Path) and path.is_file() for path in collector.files.values())
+    plane, truth, pred, spacing, k = collector.slices("s")
+    assert k == 4 and spacing == (0.5, 2.0)
+    assert np.array_equal(truth, gt[:, :, 4] > 0)
+    assert np.array_equal(pred, np.roll(gt, 1, axis=0)[:, :, 4] > 0)
+    assert plane.shape == (20, 22) and np.isfinite(plane).all()
+    assert collector.slices("masks only")[0] is None
+    folder = Path(collector.folder.name)
+    del collector
+    assert not folder.exists()  # the temporary folder goes with the collector

@@ -127,6 +127,16 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     assert ".bidsignore" in {p.name for p in files}
     again = cli(*args)
     assert again.returncode == 1 and "already exists" in again.stderr
+    # --skip-existing keeps the segmented participant and segments the other one
+    kept = {p: p.stat().st_mtime_ns for p in anat.iterdir()}
+    more = cli(*args, "--skip-existing")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in anat.iterdir()} == kept
+    other = out / "sub-r001s001" / "ses-1" / "anat"
+    assert len([p for p in other.iterdir() if p.name.startswith("sub-r001s001")]) == 8
+    lesions = (out / "lesions.csv").read_text(encoding="utf-8").splitlines()
+    scans = [line.split(",")[0] for line in lesions[1:]]
+    assert scans == ["sub-r001s001_ses-1", "sub-r001s002_ses-1"]
 
 
 def test_evaluate_writes_report_html_in_both_forms(tiny_run, tiny_dataset, tmp_path, cli):

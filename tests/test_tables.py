@@ -6,14 +6,14 @@ import pytest
 
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import design
-from strokeseg.table_report import (
+from strokeseg.jobs.benchmark import profile_overrides, row_configs
+from strokeseg.reports.tables import (
     forest_figure,
     markdown,
     merge_folds,
     paired_markdown,
     paired_statistics,
 )
-from strokeseg.table_rows import profile_overrides, row_configs
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 
 

@@ -62,3 +62,18 @@ def test_a_width_that_leaves_no_filters_is_refused_before_anything_is_written(
         assert not (tmp_path / "run").exists()
     # the smallest width the rule allows: 4 of the UNet++'s 32 first-layer filters
     assert "width >= 0.125" in line
+
+
+def test_the_post_processing_fit_runs_on_global_rank_zero_only(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from strokeseg.errors import StrokesegError
+    from strokeseg.jobs.train import FitPostprocess
+
+    fit = FitPostprocess(load_config("tiny"), tmp_path / "data", tmp_path / "run")
+    fit.on_fit_end(SimpleNamespace(is_global_zero=False), None)  # another rank: nothing read
+    assert fit.record is None and fit.seconds == 0.0
+    with pytest.raises(StrokesegError, match="split.json: cannot read split"):
+        fit.on_fit_end(SimpleNamespace(is_global_zero=True), None)  # rank zero reads the run

@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+from conftest import SHORT_EPOCH
 from data_files import write_nifti
 
 from strokeseg.inference.checkpoint import load_network, read_checkpoint
@@ -261,12 +262,7 @@ def test_benchmark_table_2_runs_every_ablation_row(dataset, tmp_path, cli):
         "cpu",
         "--set",
         "model.kwargs.width=0.125",
-        "--set",
-        "optim.epochs=1",
-        "--set",
-        "trainer.check_val_every_n_epoch=1",
-        "--set",
-        "trainer.limit_train_batches=2",
+        *SHORT_EPOCH,
         "--set",
         "optim.batch_size=4",
         "--set",  # the blob scans are not on a symmetric template (test_mirror)

@@ -64,11 +64,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.errors import StrokesegError
+    from strokeseg.data.folds import check_fold
 
-    if args.fold is not None and (args.folds is None or not 0 <= args.fold < args.folds):
-        raise StrokesegError(f"--fold {args.fold}: needs --folds K with 0 <= {args.fold} < K")
-    from strokeseg.tables import run_table
+    check_fold(args.folds, args.fold, every_fold=True)
+    from strokeseg.jobs.benchmark import run_table
 
     path = run_table(
         args.table,

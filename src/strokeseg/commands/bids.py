@@ -35,13 +35,18 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoint", type=Path, required=True, help="best.ckpt or last.ckpt")
     p.add_argument("--suffix", default="T1w", help="the scans' BIDS suffix (default T1w)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep the scans a previous (interrupted) run wrote; segment only the rest",
+    )
     add_inference_options(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.ensemble import load_predictor
-    from strokeseg.reports.bids import run_app
+    from strokeseg.jobs.bids import run_app
 
     predictor, _ = load_predictor([args.checkpoint], inference_options(args))
     rows, errors = run_app(
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         suffix=args.suffix,
         labels=args.participant_label,
         overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
     )
     for row in rows:
         print(f"{row.scan}: {row.volume_ml:.2f} mL in {row.count} lesion(s)")

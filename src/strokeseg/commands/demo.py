@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.demo import run_demo
+    from strokeseg.jobs.demo import run_demo
 
     report = run_demo(args.out, args.subjects, args.seed, args.overrides, args.overwrite)
     print(report.read_text(encoding="utf-8"))

@@ -34,12 +34,19 @@ def add_parser(subparsers) -> None:
     add_output(
         p, "output folder (default: ./evaluation)", default=Path("evaluation"), metavar="DIR"
     )
-    add_scoring_arguments(p)
+    p.add_argument(
+        "--empty",
+        choices=("one", "nan", "zero"),
+        default="one",
+        help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
+        "left out of means, or 0.0",
+    )
+    add_metrics_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(run=run)
 
 
 def add_model_arguments(model) -> None:
-    """--checkpoint, --data, --subjects, --split, --compare and the inference options."""
     model.add_argument(
         "--checkpoint",
         type=Path,
@@ -70,20 +77,21 @@ def add_model_arguments(model) -> None:
     add_inference_options(model)
 
 
-def add_scoring_arguments(p: argparse.ArgumentParser) -> None:
-    """--empty, --connectivity and --overwrite."""
-    p.add_argument(
-        "--empty",
-        choices=("one", "nan", "zero"),
-        default="one",
-        help="Dice/IoU/F1 when both masks are empty: 1.0 (default), NaN = "
-        "left out of means, or 0.0",
-    )
-    add_metrics_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+PRINTED = (
+    "dice",
+    "iou",
+    "slice_dice",
+    "lesion_f1",
+    "abs_volume_difference_ml",
+    "abs_volume_difference_voxels",
+    "hd95_mm",
+    "lesion_count_difference",
+)
 
 
 def _summary_table(summary: dict) -> str:
+    from strokeseg.evaluation.report import LABELS
+
     board = summary.get("leaderboard")
     if board is not None:
         lines = [f"{summary['n_subjects']} subject(s), as {board['title']} scores them (mean)"]
@@ -94,19 +102,11 @@ def _summary_table(summary: dict) -> str:
         f"{summary['n_subjects']} subject(s), empty policy {summary['empty_policy']!r}",
         f"{'metric':<40}{'mean':>10}{'std':>10}",
     ]
-    for label, key in (
-        ("Dice, per-subject 3D (headline)", "dice"),
-        ("IoU, per-subject 3D", "iou"),
-        ("Dice, per-slice (slices with lesion)", "slice_dice"),
-        ("lesion-wise F1", "lesion_f1"),
-        ("absolute volume difference (mL)", "abs_volume_difference_ml"),
-        ("absolute volume difference (voxels)", "abs_volume_difference_voxels"),
-        ("HD95 (mm; both masks non-empty)", "hd95_mm"),
-        ("lesion count difference", "lesion_count_difference"),
-    ):
-        lines.append(f"{label:<40}{summary[key + '_mean']:>10.4f}{summary[key + '_std']:>10.4f}")
-    for label, key in (("Dice, pooled over subjects", "dice"), ("IoU, pooled", "iou")):
-        lines.append(f"{label:<40}{summary[key + '_pooled']:>10.4f}")
+    for key in PRINTED:
+        mean, std = summary[key + "_mean"], summary[key + "_std"]
+        lines.append(f"{LABELS[key]:<40}{mean:>10.4f}{std:>10.4f}")
+    for key in ("dice_pooled", "iou_pooled"):
+        lines.append(f"{LABELS[key]:<40}{summary[key]:>10.4f}")
     return "\n".join(lines)
 
 
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None or args.data is not None:
         if args.checkpoint is None or args.data is None or args.pred or args.gt:
             raise StrokesegError("evaluate: give --checkpoint CKPT --data DIR, or --pred --gt")
-        return run_model(args, collector)
+        return run_checkpoint(args, collector)
     if args.pred is None or args.gt is None:
         raise StrokesegError("evaluate: give both --pred DIR and --gt DIR (or --checkpoint --data)")
     check_writable(args.out, overwrite=args.overwrite)
@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_model(args: argparse.Namespace, collector) -> int:
-    """``evaluate --checkpoint --data``: the model on the dataset's subjects, and the report."""
-    from strokeseg.model_eval import evaluate_checkpoint
+def run_checkpoint(args: argparse.Namespace, collector) -> int:
+    """``evaluate --checkpoint --data``: the job, its report.html and the printed summaries."""
+    from strokeseg.jobs.evaluate import evaluate_checkpoint
     from strokeseg.reports import evaluation as html_report
 
     summary = evaluate_checkpoint(

@@ -32,20 +32,16 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.errors import StrokesegError
+    from strokeseg.data.folds import check_fold
 
-    if (args.folds is None) != (args.fold is None):
-        raise StrokesegError("train: give --folds K and --fold I together")
-    if args.folds is not None and not 0 <= args.fold < args.folds:
-        raise StrokesegError(f"train: --fold {args.fold} must be in 0..{args.folds - 1}")
+    check_fold(args.folds, args.fold)
+    from strokeseg.jobs.train import train
     from strokeseg.training.config import load_config
-    from strokeseg.training.run import train
-    from strokeseg.tuning import fit_postprocess
 
     config = load_config(args.config, args.overrides)
     fold = None if args.folds is None else (args.folds, args.fold)
-    out = train(config, args.data, args.out, overwrite=args.overwrite, fold=fold)
-    rule = fit_postprocess(config, args.data, out)
+    trained = train(config, args.data, args.out, overwrite=args.overwrite, fold=fold)
+    rule, out = trained.postprocess, trained.run
     if rule:
         print(
             f"post-processing (validation, not in the paper): threshold {rule['threshold']:g}, "

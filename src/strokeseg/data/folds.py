@@ -49,12 +49,24 @@ def val_share(sizes: list[float] | tuple[float, ...]) -> float:
     return val / (train + val)
 
 
+def check_fold(folds: int | None, fold: int | None, *, every_fold: bool = False) -> None:
+    """``--folds K --fold I``: both or neither, with I in 0..K-1; K alone where ``every_fold``
+    (a benchmark then runs every fold)."""
+    together = "give --folds K and --fold I together"
+    if fold is None:
+        if folds is not None and not every_fold:
+            raise StrokesegError(f"--folds {folds} needs --fold I ({together})")
+    elif folds is None:
+        raise StrokesegError(f"--fold {fold} needs --folds K ({together})")
+    elif not 0 <= fold < folds:
+        raise StrokesegError(f"--fold {fold} must be in 0..{folds - 1} for --folds {folds}")
+
+
 def fold_split(
     folds: list[list[str]], fold: int, share: float, seed: int, volumes: dict[str, float]
 ) -> dict[str, list[str]]:
     """train/val/test of fold ``fold``: test = that fold, val = ``share`` of the others."""
-    if not 0 <= fold < len(folds):
-        raise StrokesegError(f"--fold {fold}: expected 0 <= I < K = {len(folds)}")
+    check_fold(len(folds), fold)
     rest = sorted(i for f, ids in enumerate(folds) if f != fold for i in ids)
     if share <= 0:
         return {"train": rest, "val": [], "test": list(folds[fold])}

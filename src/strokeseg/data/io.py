@@ -15,7 +15,7 @@ import shutil
 import struct
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from glob import escape as glob_escape
@@ -232,10 +232,22 @@ def load_mask(path: str | Path, like: Volume | None = None) -> Volume:
     return volume
 
 
+def refuse_existing(paths: Iterable[str | Path], overwrite: bool = False, also: str = "") -> None:
+    """Refuse outputs that exist (unless ``overwrite``), in one line naming the first and, when
+    several, how many; ``also`` names another way out (``, or --skip-existing ...``)."""
+    if overwrite:
+        return
+    clashes = [Path(p) for p in paths if Path(p).exists()]
+    if clashes:
+        count = f"; {len(clashes)} file(s)" if len(clashes) > 1 else ""
+        raise StrokesegError(
+            f"{clashes[0]}: already exists (pass --overwrite to replace it{also}{count})"
+        )
+
+
 def _temporary_sibling(path: Path, overwrite: bool) -> Path:
     """A temporary sibling of ``path`` with its suffix; refuses to clobber without ``overwrite``."""
-    if path.exists() and not overwrite:
-        raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
+    refuse_existing([path], overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
     return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")

@@ -47,11 +47,21 @@ def _ratio(numerator: float, denominator: float, empty: str) -> float:
     return float(numerator) / float(denominator) if denominator else empty_value(empty)
 
 
+def dice_from_counts(overlap, size_sum, empty: EmptyPolicy = "one"):
+    """Dice 2|P&G| / (|P|+|G|) from voxel counts: ``overlap`` = |P&G|, ``size_sum`` = |P|+|G|,
+    numbers or arrays of them (a float or a float64 array back); 0/0 follows ``empty``."""
+    overlap = np.asarray(overlap, dtype=np.float64)
+    size_sum = np.asarray(size_sum, dtype=np.float64)
+    value = np.full(np.broadcast(overlap, size_sum).shape, empty_value(empty))
+    np.divide(2 * overlap, size_sum, out=value, where=size_sum > 0)
+    return float(value) if value.ndim == 0 else value
+
+
 def dice(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
     """Dice coefficient 2|P&G| / (|P|+|G|); both masks empty follows ``empty``."""
     pred, gt = _pair(pred, gt)
     intersection = np.count_nonzero(pred & gt)
-    return _ratio(2 * intersection, np.count_nonzero(pred) + np.count_nonzero(gt), empty)
+    return dice_from_counts(intersection, np.count_nonzero(pred) + np.count_nonzero(gt), empty)
 
 
 def iou(pred: np.ndarray, gt: np.ndarray, empty: EmptyPolicy = "one") -> float:
@@ -230,7 +240,7 @@ def per_slice_dice(pred: np.ndarray, gt: np.ndarray, axis: int = -1) -> np.ndarr
     pred_size = np.count_nonzero(pred, axis=reduce_axes)
     intersection = np.count_nonzero(pred & gt, axis=reduce_axes)
     lesion = gt_size > 0
-    return 2.0 * intersection[lesion] / (pred_size[lesion] + gt_size[lesion])
+    return dice_from_counts(intersection[lesion], pred_size[lesion] + gt_size[lesion])
 
 
 @dataclass
@@ -252,7 +262,7 @@ class PooledOverlap:
         self.size_sum += int(np.count_nonzero(pred) + np.count_nonzero(gt))
 
     def dice(self, empty: EmptyPolicy = "one") -> float:
-        return _ratio(2 * self.intersection, self.size_sum, empty)
+        return dice_from_counts(self.intersection, self.size_sum, empty)
 
     def iou(self, empty: EmptyPolicy = "one") -> float:
         return _ratio(self.intersection, self.union, empty)

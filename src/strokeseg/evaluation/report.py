@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from strokeseg.data.components import connectivity_structure
-from strokeseg.data.io import write_atomic
-from strokeseg.errors import StrokesegError
+from strokeseg.data.io import refuse_existing, write_atomic
 from strokeseg.evaluation import metrics
 from strokeseg.evaluation.leaderboards import MetricPreset, metric_preset
 from strokeseg.evaluation.metrics import EmptyPolicy
@@ -65,6 +64,35 @@ SUMMARIZED: tuple[str, ...] = (
     "lesion_count_difference",
     "pr_auc",
 )
+
+LABELS: dict[str, str] = {
+    "dice": "Dice, per-subject 3D (headline)",
+    "iou": "IoU, per-subject 3D",
+    "slice_dice": "Dice, per-slice (slices with lesion)",
+    "lesion_f1": "lesion-wise F1",
+    "false_positive_ml": "false-positive volume (mL)",
+    "abs_volume_difference_ml": "absolute volume difference (mL)",
+    "abs_volume_difference_voxels": "absolute volume difference (voxels)",
+    "hd95_mm": "HD95 (mm; both masks non-empty)",
+    "lesion_count_difference": "lesion count difference",
+    "dice_pooled": "Dice, pooled over subjects",
+    "iou_pooled": "IoU, pooled",
+}
+"""What the printed summaries and the demo report call each metric (docs/metrics.md)."""
+SHORT_LABELS: dict[str, str] = {
+    "dice": "Dice",
+    "iou": "IoU",
+    "lesion_f1": "lesion F1",
+    "abs_volume_difference_ml": "abs ΔV mL",
+    "abs_volume_difference_voxels": "abs ΔV voxels",
+    "hd95_mm": "HD95 mm",
+    "dice_pooled": "pooled Dice",
+    "gt_volume_ml": "true mL",
+    "pred_volume_ml": "predicted mL",
+    "n_gt_lesions": "true lesions",
+    "n_pred_lesions": "predicted lesions",
+}
+"""Column headings of the tables (benchmark tables, the evaluation report)."""
 
 
 def evaluate_subject(
@@ -121,6 +149,65 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(finite.mean()), float(finite.std())
 
 
+class Scores:
+    """Per-subject rows and the running sums of a cohort summary, one subject at a time: only
+    numbers are kept, so memory stays flat in the number of subjects. Lesions are counted and
+    matched as ``metrics_preset`` says (:mod:`strokeseg.evaluation.leaderboards`), whose
+    columns the summary's ``leaderboard`` repeats under the leaderboard's names."""
+
+    def __init__(
+        self,
+        empty: EmptyPolicy = "one",
+        slice_axis: int = 2,
+        connectivity: int | None = None,
+        metrics_preset: str = "strokeseg",
+    ):
+        metrics.empty_value(empty)  # reject an unknown policy before any work
+        self.preset = metric_preset(metrics_preset, connectivity)
+        connectivity_structure(3, self.preset.connectivity)  # reject an unknown connectivity too
+        self.empty, self.slice_axis = empty, slice_axis
+        self.rows: list[dict] = []
+        self.pooled = metrics.PooledOverlap()
+        self.slice_dices: list[np.ndarray] = []  # one value per lesion slice
+        self.n_both_empty = 0
+
+    def add(self, subject: str, pred, gt, voxel_volume_mm3: float, spacing=None, probability=None):
+        """Score one subject (a :data:`Case`); returns its row."""
+        row = evaluate_subject(
+            subject,
+            pred,
+            gt,
+            voxel_volume_mm3,
+            self.empty,
+            self.slice_axis,
+            spacing=spacing,
+            connectivity=self.preset.connectivity,
+            min_iou=self.preset.min_iou,
+            probability=probability,
+        )
+        self.rows.append(row)
+        self.pooled.add(pred, gt)
+        self.slice_dices.append(metrics.per_slice_dice(pred, gt, axis=self.slice_axis))
+        self.n_both_empty += not (np.any(pred) or np.any(gt))
+        return row
+
+    def summary(self) -> dict:
+        empty, rows = self.empty, self.rows
+        summary: dict = {"n_subjects": len(rows), "empty_policy": empty}
+        for name in SUMMARIZED:
+            values = [float(row[name]) for row in rows]
+            summary[f"{name}_mean"], summary[f"{name}_std"] = _mean_std(values)
+            summary[f"{name}_n"] = sum(not math.isnan(v) for v in values)
+        summary["dice_pooled"] = self.pooled.dice(empty)
+        summary["iou_pooled"] = self.pooled.iou(empty)
+        all_slices = np.concatenate(self.slice_dices) if self.slice_dices else np.zeros(0)
+        summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
+        summary["n_lesion_slices"] = int(all_slices.size)
+        summary["n_both_empty"] = int(self.n_both_empty)
+        summary.update(_scoring_notes(self.preset, summary))
+        return summary
+
+
 def evaluate(
     cases: Iterable[Case],
     empty: EmptyPolicy = "one",
@@ -128,51 +215,15 @@ def evaluate(
     connectivity: int | None = None,
     metrics_preset: str = "strokeseg",
 ) -> tuple[list[dict], dict]:
-    """Evaluate (id, pred, gt, voxel mm3[, spacing[, probability]]) cases one at a time;
-    (rows, summary). Lesions are counted and matched as ``metrics_preset`` says
-    (:mod:`strokeseg.evaluation.leaderboards`), whose columns the summary's ``leaderboard``
-    repeats under the leaderboard's names.
+    """Evaluate (id, pred, gt, voxel mm3[, spacing[, probability]]) cases one at a time
+    (:class:`Scores`); (rows, summary).
 
     ``cases`` may be a generator, so only one subject's volumes are held in memory.
     """
-    metrics.empty_value(empty)  # reject an unknown policy before any work
-    preset = metric_preset(metrics_preset, connectivity)
-    connectivity_structure(3, preset.connectivity)  # reject an unknown connectivity too
-    rows: list[dict] = []
-    pooled = metrics.PooledOverlap()
-    slice_dices: list[np.ndarray] = []
-    n_both_empty = 0
-    for subject, pred, gt, voxel_volume_mm3, *extra in cases:
-        rows.append(
-            evaluate_subject(
-                subject,
-                pred,
-                gt,
-                voxel_volume_mm3,
-                empty,
-                slice_axis,
-                spacing=extra[0] if extra else None,
-                connectivity=preset.connectivity,
-                min_iou=preset.min_iou,
-                probability=extra[1] if len(extra) > 1 else None,
-            )
-        )
-        pooled.add(pred, gt)
-        slice_dices.append(metrics.per_slice_dice(pred, gt, axis=slice_axis))
-        n_both_empty += not (np.any(pred) or np.any(gt))
-    summary: dict = {"n_subjects": len(rows), "empty_policy": empty}
-    for name in SUMMARIZED:
-        values = [float(row[name]) for row in rows]
-        summary[f"{name}_mean"], summary[f"{name}_std"] = _mean_std(values)
-        summary[f"{name}_n"] = sum(not math.isnan(v) for v in values)
-    summary["dice_pooled"] = pooled.dice(empty)
-    summary["iou_pooled"] = pooled.iou(empty)
-    all_slices = np.concatenate(slice_dices) if slice_dices else np.zeros(0)
-    summary["slice_dice_mean"], summary["slice_dice_std"] = _mean_std(all_slices.tolist())
-    summary["n_lesion_slices"] = int(all_slices.size)
-    summary["n_both_empty"] = int(n_both_empty)
-    summary.update(_scoring_notes(preset, summary))
-    return rows, summary
+    scores = Scores(empty, slice_axis, connectivity, metrics_preset)
+    for case in cases:
+        scores.add(*case)
+    return scores.rows, scores.summary()
 
 
 def _scoring_notes(preset: MetricPreset, summary: dict) -> dict:
@@ -227,10 +278,7 @@ def check_writable(out_dir: str | Path, *, overwrite: bool = False) -> None:
 
     Called before any work and again before writing, so a refusal leaves no partial output.
     """
-    for name in REPORT_FILES:
-        path = Path(out_dir) / name
-        if path.exists() and not overwrite:
-            raise StrokesegError(f"{path}: already exists (pass --overwrite to replace it)")
+    refuse_existing([Path(out_dir) / name for name in REPORT_FILES], overwrite)
 
 
 def write_report(

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from strokeseg.data.components import keep_large, label_lesions
-from strokeseg.evaluation.metrics import LesionCounts
+from strokeseg.evaluation.metrics import LesionCounts, dice_from_counts
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def _case_scores(
         for j, v in enumerate(sizes_mm3):
             keep = size * mm3 >= v
             predicted, overlap = int(size[keep].sum()), int(hit[keep].sum())
-            out[0, i, j] = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
+            out[0, i, j] = dice_from_counts(overlap, predicted + truth)
             n_pred = int(keep.sum())
             lesions = LesionCounts(
                 n_gt=n_gt,

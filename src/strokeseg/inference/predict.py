@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from strokeseg.data.io import (
     Volume,
     is_nifti,
     load_volume,
+    refuse_existing,
     save_like,
     save_probabilities_like,
     strip_nifti,
@@ -156,6 +157,53 @@ def existing_lesions(name: str, target: Path) -> Lesions:
     return row
 
 
+def each_scan(
+    scans: list[tuple[str, Path]],
+    segment: Callable[[int, str, Volume], Lesions],
+    *,
+    kept: Collection[int] = (),
+    kept_row: Callable[[int], Lesions] | None = None,
+    after: Callable[[list[Lesions]], None] | None = None,
+    desc: str = "predict",
+    progress: bool = True,
+) -> tuple[list[Lesions], list[str]]:
+    """The per-scan loop of ``predict`` and ``bids``: ``segment(i, name, volume)`` of each
+    (name, path) scan, in order, with the next scan read (a thread) while one is segmented.
+
+    A scan in ``kept`` (its outputs kept from an earlier run) is not read: ``kept_row(i)`` gives
+    its row. A scan that fails with a one-line error is reported (``strokeseg <desc>: error:``
+    on stderr) and skipped, the others go on; ``after(rows)`` runs after every scan that did
+    not fail. Returns the rows and the error lines.
+    """
+    from tqdm import tqdm
+
+    todo = iter([i for i in range(len(scans)) if i not in kept])
+    rows, errors = [], []
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        loads = {}
+
+        def read_next() -> None:
+            j = next(todo, None)
+            if j is not None:
+                loads[j] = reader.submit(load_volume, scans[j][1])
+
+        read_next()
+        for i, (name, _) in enumerate(tqdm(scans, desc=desc, unit="scan", disable=not progress)):
+            try:
+                if i in loads:
+                    read_next()
+                    rows.append(segment(i, name, loads.pop(i).result()))
+                else:
+                    rows.append(kept_row(i))
+            except StrokesegError as error:
+                errors.append(str(error))
+                print(f"strokeseg {desc}: error: {error}", file=sys.stderr)
+                continue
+            if after is not None:
+                after(rows)
+    return rows, errors
+
+
 def predict(
     inputs: Path,
     out_dir: Path,
@@ -170,73 +218,45 @@ def predict(
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
-    Existing outputs are refused up front (before any work) unless ``overwrite``; with
-    ``skip_existing`` a scan whose mask exists is not segmented again and its row is
-    recomputed from that mask (masks are written atomically, so an existing one is whole).
-    lesions.csv is rewritten after every scan, so a killed run leaves it consistent with
-    the masks. A bad scan is reported and skipped, the others are still written. The
-    predictor's networks serve the whole folder, and the next scan is read (a thread) while
-    the current one is segmented. ``on_scan(name, scan, segmentation, warnings)`` is called
-    after each scan's mask is written (the reports, with the prepared scan); what it returns
-    goes into the scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities``
-    also writes each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the
-    mask's geometry).
-    ``part`` (I, N) segments every N-th scan from the I-th and writes no lesions.csv for N > 1
-    (``strokeseg gather`` writes it from the summaries).
+    Existing outputs are refused up front unless ``overwrite``; with ``skip_existing`` a scan
+    whose mask exists is kept and its row recomputed from that mask (masks are written
+    atomically, so an existing one is whole). lesions.csv is rewritten after every scan, so a
+    killed run leaves it consistent with the masks. A bad scan is reported and skipped
+    (:func:`each_scan`). ``on_scan(name, scan, segmentation, warnings)`` is called after each
+    scan's mask is written (the reports, with the prepared scan); what it returns goes into the
+    scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
+    each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's
+    geometry). ``part`` (I, N) segments every N-th scan from the I-th and writes no
+    lesions.csv for N > 1 (``strokeseg gather`` writes it from the summaries).
     """
-    from tqdm import tqdm
-
     check_output_folder(inputs, out_dir)
     scans, whole = scan_inputs(inputs)[part[0] :: part[1]], part[1] == 1
     targets = [out_dir / f"{name}_mask.nii.gz" for name, _ in scans] + [out_dir / "lesions.csv"]
     maps = [out_dir / f"{name}_probabilities.nii.gz" for name, _ in scans if probabilities]
     summaries = [summary_path(out_dir, name) for name, _ in scans]
-    clashes = [str(t) for t in targets[: len(scans) + whole] + maps + summaries if t.exists()]
-    if clashes and not (overwrite or skip_existing):
-        raise StrokesegError(
-            f"{clashes[0]}: already exists (pass --overwrite to replace, or --skip-existing to "
-            f"finish an interrupted run; {len(clashes)} file(s))"
-        )
-    rows, errors = [], []
-    todo = [  # scans to segment: not those whose mask --skip-existing keeps
-        i for i, t in enumerate(targets[:-1]) if overwrite or not (skip_existing and t.exists())
-    ]
-    with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next scan meanwhile
-        loads = {}
-        if todo:
-            loads[todo[0]] = reader.submit(load_volume, scans[todo[0]][1])
-        for i, ((name, _), target) in enumerate(
-            tqdm(
-                list(zip(scans, targets, strict=False)),
-                desc="predict",
-                unit="scan",
-                disable=not progress,
-            )
-        ):
-            try:
-                if i not in loads:
-                    rows.append(existing_lesions(name, target))
-                else:
-                    later = [j for j in todo if j > i]
-                    if later:
-                        loads[later[0]] = reader.submit(load_volume, scans[later[0]][1])
-                    volume = loads.pop(i).result()
-                    row, scan, result = predict_scan(name, volume, predictor)
-                    save_like(result.mask, volume, target, overwrite=overwrite or skip_existing)
-                    if probabilities:
-                        save_probabilities_like(
-                            result.probability,
-                            volume,
-                            maps[i],
-                            overwrite=overwrite or skip_existing,
-                        )
-                    report = on_scan(name, scan, result, row.warnings) if on_scan else None
-                    write_summary(summaries[i], row, report, overwrite or skip_existing)
-                    rows.append(row)
-            except StrokesegError as error:
-                errors.append(str(error))
-                print(f"strokeseg predict: error: {error}", file=sys.stderr)
-                continue
-            if whole:
-                write_lesions_csv(rows, out_dir / "lesions.csv")
-    return rows, errors
+    replace = overwrite or skip_existing
+    refuse_existing(
+        targets[: len(scans) + whole] + maps + summaries,
+        replace,
+        also=", or --skip-existing to finish an interrupted run",
+    )
+
+    def segment(i: int, name: str, volume: Volume) -> Lesions:
+        row, scan, result = predict_scan(name, volume, predictor)
+        save_like(result.mask, volume, targets[i], overwrite=replace)
+        if probabilities:
+            save_probabilities_like(result.probability, volume, maps[i], overwrite=replace)
+        report = on_scan(name, scan, result, row.warnings) if on_scan else None
+        write_summary(summaries[i], row, report, replace)
+        return row
+
+    keep = skip_existing and not overwrite
+    return each_scan(
+        scans,
+        segment,
+        kept={i for i in range(len(scans)) if keep and targets[i].exists()},
+        kept_row=lambda i: existing_lesions(scans[i][0], targets[i]),
+        after=(lambda rows: write_lesions_csv(rows, out_dir / "lesions.csv")) if whole else None,
+        desc="predict",
+        progress=progress,
+    )

@@ -1,4 +1,4 @@
-"""BIDS in, BIDS derivatives out: the ``strokeseg bids BIDS_DIR OUT_DIR participant`` app.
+"""The BIDS side of ``strokeseg bids``: input scans, derivative names, sidecars.
 
 Inputs are the anatomical scans ``sub-<label>/[ses-<label>/]anat/*_<suffix>.nii[.gz]`` of a
 BIDS dataset (ATLAS R2.0 and SynthATLAS among them). Per scan the derivatives dataset gets,
@@ -17,23 +17,20 @@ beside the source's folder structure and named from its entities (BIDS derivativ
 
 ``dataset_description.json`` declares ``DatasetType: derivative`` with ``GeneratedBy`` and a
 ``DatasetLinks`` entry for the input (so ``Sources`` are BIDS URIs ``bids:raw:...``). Without
-a ``space`` entity in the input name the outputs have none (the input's own space).
+a ``space`` entity in the input name the outputs have none (the input's own space). The job
+that segments the scans and writes these files is :mod:`strokeseg.jobs.bids`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from strokeseg import __version__
-from strokeseg.data.io import load_volume, save_like, save_probabilities_like, write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.inference.engine import Predictor
-from strokeseg.inference.predict import predict_scan, write_lesions_csv
-from strokeseg.reports.scan import INDEX, LESION_CSV, TERRITORY_CSV, RunReport, ScanResult
+from strokeseg.reports.scan import ScanResult
 from strokeseg.reports.territories import ATLAS_CITATION, NOT_ON_TEMPLATE, combine, region_name
 from strokeseg.reports.viewers import viewer_paths
 
@@ -220,64 +217,3 @@ def output_paths(scan: BidsScan) -> dict[str, Path]:
         "slicer": slicer,
         "report": scan.report,
     }
-
-
-def run_app(
-    bids_dir: Path,
-    out_dir: Path,
-    predictor: Predictor,
-    checkpoint: str,
-    *,
-    suffix: str = "T1w",
-    labels: list[str] | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> tuple[list, list[str]]:
-    """Segment every chosen scan of ``bids_dir`` into the derivatives dataset ``out_dir``.
-
-    Returns the lesions.csv rows and one error line per failed scan (the others are written).
-    Existing outputs are refused before any work unless ``overwrite``.
-    """
-    from tqdm import tqdm
-
-    bids_dir, out_dir = Path(bids_dir), Path(out_dir)
-    if out_dir.resolve() == bids_dir.resolve():
-        raise StrokesegError(f"{out_dir}: the output folder must differ from the BIDS input")
-    scans = find_scans(bids_dir, suffix, labels)
-    plans = [(scan, {k: out_dir / p for k, p in output_paths(scan).items()}) for scan in scans]
-    tops = [out_dir / n for n in ("dataset_description.json", ".bidsignore", "lesions.csv")]
-    targets = [p for _, paths in plans for p in paths.values()] + tops
-    targets += [out_dir / n for n in (INDEX, LESION_CSV, TERRITORY_CSV)]
-    clashes = [t for t in targets if t.exists()]
-    if clashes and not overwrite:
-        raise StrokesegError(
-            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
-        )
-    threshold = predictor.rule.threshold
-    report = RunReport(out_dir, predictor.meta, checkpoint, overwrite, threshold)
-    rows, errors = [], []
-    for scan, paths in tqdm(plans, desc="bids", unit="scan", disable=not progress):
-        name = scan.stem(with_space=False)
-        try:
-            volume = load_volume(scan.path)
-            row, prepared, seg = predict_scan(name, volume, predictor)
-            save_like(seg.mask, volume, paths["mask"], overwrite=overwrite)
-            save_probabilities_like(seg.probability, volume, paths["probseg"], overwrite=overwrite)
-            probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
-            write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
-            targets = (paths["dseg"], paths["report"])
-            added = report.add(name, prepared, seg, row.warnings, targets)
-            sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, added))
-            write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
-            write_atomic(paths["lookup"], dseg_tsv(len(added.lesions)), overwrite=overwrite)
-            rows.append(row)
-        except StrokesegError as error:
-            errors.append(str(error))
-            print(f"strokeseg bids: error: {error}", file=sys.stderr)
-    description = to_json(dataset_description(bids_dir, checkpoint))
-    write_atomic(out_dir / "dataset_description.json", description, overwrite=True)
-    write_atomic(out_dir / ".bidsignore", "\n".join(IGNORED) + "\n", overwrite=True)
-    if rows:
-        write_lesions_csv(rows, out_dir / "lesions.csv")
-        report.finish()
-    return rows, errors

@@ -3,13 +3,15 @@
 :class:`OverlayCollector` keeps, per subject, one axial slice (the one with the largest true
 lesion area, as the overlay figures use) of the image, the true and the predicted mask, so the
 best, median and worst subjects can be drawn after all subjects are scored without holding
-their volumes. Without images (``--pred``/``--gt``) the overlays show the masks alone.
+their volumes; the slices wait in a temporary folder, so memory does not grow with the number
+of subjects. Without images (``--pred``/``--gt``) the overlays show the masks alone.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,28 +19,39 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, write_atomic
-from strokeseg.errors import StrokesegError
+from strokeseg.data.io import Volume, refuse_existing, write_atomic
 from strokeseg.evaluation.figures import largest_lesion_slice
+from strokeseg.evaluation.report import LABELS, SHORT_LABELS
 from strokeseg.reports import figures, html
 
 REPORT = "report.html"
 COLUMNS = (
     ("subject", "subject"),
-    ("dice", "Dice"),
-    ("gt_volume_ml", "true mL"),
-    ("pred_volume_ml", "predicted mL"),
-    ("n_gt_lesions", "true lesions"),
-    ("n_pred_lesions", "predicted lesions"),
-    ("lesion_f1", "lesion F1"),
+    *(
+        (key, SHORT_LABELS[key])
+        for key in (
+            "dice",
+            "gt_volume_ml",
+            "pred_volume_ml",
+            "n_gt_lesions",
+            "n_pred_lesions",
+            "lesion_f1",
+        )
+    ),
 )
+
+
+def _spool() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="strokeseg-overlays-")
 
 
 @dataclass
 class OverlayCollector:
-    """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing."""
+    """One 2D slice per subject (image or None, truth, prediction) and its pixel spacing, each
+    in a file of a temporary folder (removed with the collector) until the report reads it."""
 
-    slices: dict[str, tuple] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    folder: tempfile.TemporaryDirectory = field(default_factory=_spool, repr=False)
 
     def add(
         self,
@@ -54,7 +67,23 @@ class OverlayCollector:
         if image is not None:
             plane = normalize(image.data[:, :, k], modality, window)
             spacing = image.spacing[:2]
-        self.slices[subject] = (plane, gt[:, :, k] > 0, pred[:, :, k] > 0, spacing, k)
+        path = Path(self.folder.name) / f"{len(self.files)}.npz"
+        np.savez_compressed(
+            path,
+            plane=np.zeros(0) if plane is None else plane,
+            has_plane=plane is not None,
+            gt=gt[:, :, k] > 0,
+            pred=pred[:, :, k] > 0,
+            spacing=np.asarray(spacing),
+            k=k,
+        )
+        self.files[subject] = path
+
+    def slices(self, subject: str) -> tuple:
+        """(image plane or None, truth, prediction, pixel spacing, slice index) of ``subject``."""
+        with np.load(self.files[subject]) as f:
+            plane = f["plane"] if f["has_plane"] else None
+            return plane, f["gt"], f["pred"], tuple(f["spacing"]), int(f["k"])
 
     def case(self, case: tuple) -> tuple:
         """Keep a (subject, pred, gt, voxel mm3) case of ``evaluate --pred --gt`` and pass it on."""
@@ -64,10 +93,7 @@ class OverlayCollector:
 
 def check_report_writable(out: Path, overwrite: bool) -> None:
     """Refuse an existing report.html before any work (unless ``overwrite``)."""
-    if (Path(out) / REPORT).exists() and not overwrite:
-        raise StrokesegError(
-            f"{Path(out) / REPORT}: already exists (pass --overwrite to replace it)"
-        )
+    refuse_existing([Path(out) / REPORT], overwrite)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -94,7 +120,7 @@ def pick_subjects(rows: list[dict]) -> list[tuple[str, dict]]:
 
 
 def _overlay(collector: OverlayCollector, label: str, row: dict) -> str:
-    plane, gt, pred, spacing, k = collector.slices[row["subject"]]
+    plane, gt, pred, spacing, k = collector.slices(row["subject"])
     background = plane if plane is not None else gt * 0.35
     title = f"{label}: {row['subject']}, Dice {row['dice']:.3f} (axial {k})"
     return html.image(figures.subject_overlay(background, gt, pred, spacing, title), title)
@@ -111,8 +137,8 @@ def evaluation_page(rows: list[dict], summary: dict, collector: OverlayCollector
     headline = [
         ("subjects", summary.get("n_subjects", len(rows))),
         ("per-subject Dice", f"{summary['dice_mean']:.3f} ± {summary['dice_std']:.3f}"),
-        ("pooled Dice", f"{summary['dice_pooled']:.3f}"),
-        ("lesion-wise F1", f"{summary['lesion_f1_mean']:.3f}"),
+        (SHORT_LABELS["dice_pooled"], f"{summary['dice_pooled']:.3f}"),
+        (LABELS["lesion_f1"], f"{summary['lesion_f1_mean']:.3f}"),
         ("empty policy", summary.get("empty_policy", "one")),
     ]
     if "checkpoint" in summary:
@@ -121,8 +147,8 @@ def evaluation_page(rows: list[dict], summary: dict, collector: OverlayCollector
     body += "<h2>Volumes and Dice by lesion size</h2>"
     body += html.image(figures.bland_altman(pred, true), "Bland-Altman plot") + " "
     body += html.image(figures.dice_by_size(true, dice), "Dice by lesion size")
-    if collector is not None and collector.slices:
-        picks = [p for p in pick_subjects(rows) if p[1]["subject"] in collector.slices]
+    if collector is not None and collector.files:
+        picks = [p for p in pick_subjects(rows) if p[1]["subject"] in collector.files]
         body += "<h2>Best, median and worst subjects</h2>"
         body += '<p class="small">Green: true lesion; red: prediction.</p>'
         body += " ".join(_overlay(collector, label, row) for label, row in picks)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from strokeseg.data.io import refuse_existing
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.predict import (
     Lesions,
@@ -34,11 +35,7 @@ def _check(out_dir: Path, paths: list[Path], reports: list, overwrite: bool) -> 
             "run every part alike"
         )
     targets = [out_dir / "lesions.csv"] + [out_dir / n for n in RUN_FILES if all(reports)]
-    clashes = [t for t in targets if t.exists()]
-    if clashes and not overwrite:
-        raise StrokesegError(
-            f"{clashes[0]}: already exists (pass --overwrite to replace; {len(clashes)} file(s))"
-        )
+    refuse_existing(targets, overwrite)
 
 
 def gather(inputs: Path, out_dir: Path, *, overwrite: bool = False) -> list[Path]:

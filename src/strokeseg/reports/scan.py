@@ -15,9 +15,8 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.fingerprint import describe_range
-from strokeseg.data.io import save_labels_like, write_atomic
+from strokeseg.data.io import refuse_existing, save_labels_like, write_atomic
 from strokeseg.data.preprocessing import PreparedScan, TrainingData
-from strokeseg.errors import StrokesegError
 from strokeseg.inference.engine import Segmentation
 from strokeseg.inference.native import template_map
 from strokeseg.reports import figures, html, territories, viewers
@@ -286,12 +285,7 @@ class RunReport:
         targets = [p for n in names for p in self.scan_targets(n)]
         targets += [p for n in names for p in viewers.viewer_paths(self.scan_targets(n)[0])]
         targets += [self.out_dir / n for n in RUN_FILES if run_files]
-        clashes = [t for t in targets if t.exists()]
-        if clashes and not self.overwrite:
-            raise StrokesegError(
-                f"{clashes[0]}: already exists (pass --overwrite to replace; "
-                f"{len(clashes)} file(s))"
-            )
+        refuse_existing(targets, self.overwrite)
 
     def add(
         self,

@@ -13,9 +13,7 @@ specks (components under ``MIN_COMPONENT`` voxels) that the brain mask's edge cu
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,6 @@ import numpy as np
 
 from strokeseg import __version__
 from strokeseg.data.components import keep_large
-from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import (
     ANATOMIES,
     Template,
@@ -42,6 +39,7 @@ from strokeseg.synth.output import (
     prepare_output,
     save_json,
     save_nifti,
+    save_tsv,
 )
 from strokeseg.synth.real_lesions import draw_real_lesions
 
@@ -265,11 +263,7 @@ def generate(
     prepare_output(out, overwrite, GENERATED + NATIVE_GENERATED)
     write = functools.partial(_write_subject, out, seed, volumes, options)
     rows = each_subject(write, subjects, "SynthATLAS", progress)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out / "participants.tsv", table.getvalue().encode(), overwrite=True)
+    save_tsv(rows, out / "participants.tsv")
     save_json(
         {
             "Name": "SynthATLAS (synthetic T1w stroke lesions, ATLAS R2.0 layout)",

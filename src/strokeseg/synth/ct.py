@@ -16,9 +16,7 @@ same way, thresholded at 0.5. Slice geometry follows the paper's CT cohort (512x
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from pathlib import Path
 
 import nibabel as nib
@@ -27,10 +25,15 @@ from scipy import ndimage as ndi
 from scipy import sparse
 
 from strokeseg import __version__
-from strokeseg.data.io import write_atomic
 from strokeseg.synth.anatomy import Template, head_image, load_template, smooth_field, warp
 from strokeseg.synth.lesions import VolumeDistribution
-from strokeseg.synth.output import each_subject, prepare_output, save_json, save_nifti
+from strokeseg.synth.output import (
+    each_subject,
+    prepare_output,
+    save_json,
+    save_nifti,
+    save_tsv,
+)
 from strokeseg.synth.real_lesions import draw_real_lesions
 
 # SynthCT's total infarct volume: log-uniform over 0.3-200 mL (10**2.5-10**5.3 mm3). Not fitted
@@ -232,11 +235,7 @@ def generate(out: Path, subjects: int, seed: int, overwrite: bool, progress: boo
     """Write ``subjects`` SynthCT cases to ``out`` as an nnU-Net raw dataset."""
     prepare_output(out, overwrite, GENERATED)
     rows = each_subject(functools.partial(_write_case, out, seed), subjects, "SynthCT", progress)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(out / "cases.tsv", table.getvalue().encode(), overwrite=True)
+    save_tsv(rows, out / "cases.tsv")
     save_json(
         {
             "name": "SynthCT",

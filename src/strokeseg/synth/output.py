@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -52,6 +53,15 @@ def save_nifti(image: nib.Nifti1Image, path: Path) -> None:
 
 def save_json(data: dict, path: Path) -> None:
     write_atomic(path, json.dumps(data, indent=2) + "\n", overwrite=True)
+
+
+def save_tsv(rows: list[dict], path: Path) -> None:
+    """One row per subject, the first row's keys as the header (``participants.tsv``)."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, table.getvalue().encode(), overwrite=True)
 
 
 def each_subject(

@@ -18,6 +18,7 @@ import torch
 
 from strokeseg import __version__
 from strokeseg.data.preprocessing import TrainingData
+from strokeseg.evaluation.metrics import dice_from_counts
 from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
 from strokeseg.models.weights import load_weights
@@ -94,11 +95,9 @@ class SegmentationModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
         overlap, predicted, truth = sums[:, :3].sum(0).tolist()
-        dice = 1.0 if predicted + truth == 0 else 2 * overlap / (predicted + truth)
-        self.log("val/dice", dice, prog_bar=True)
-        seen = sums[sums[:, 3] > 0]
-        size = seen[:, 1] + seen[:, 2]
-        per_subject = torch.where(size > 0, 2 * seen[:, 0] / size.clamp(min=1), 1.0)
+        self.log("val/dice", dice_from_counts(overlap, predicted + truth), prog_bar=True)
+        seen = sums[sums[:, 3] > 0].cpu().numpy()
+        per_subject = torch.from_numpy(dice_from_counts(seen[:, 0], seen[:, 1] + seen[:, 2]))
         self.log("val/dice_subject", float(per_subject.mean()) if len(seen) else 0.0, prog_bar=True)
 
     def parameter_groups(self) -> list[dict[str, Any]]:

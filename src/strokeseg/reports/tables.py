@@ -2,7 +2,7 @@
 raw primary endpoint first), the paired differences of every row against the reference row
 (UNet++ where the table has it) by training run (:mod:`strokeseg.evaluation.design`), their
 forest plot, and the merge of K fold records into one per (row, seed). Pure functions of the
-records :mod:`strokeseg.tables` gathers.
+records :mod:`strokeseg.jobs.benchmark` gathers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import statistics
 
 from strokeseg.evaluation import design, stats
 from strokeseg.evaluation.figures import forest_plot
+from strokeseg.evaluation.report import SHORT_LABELS
 
 REFERENCE = "unetpp"
 """The row every other row is compared with (the first row where the table lacks it)."""
@@ -53,14 +54,11 @@ PROFILE_NOTES = {
 """What each ``--profile`` trains and scores, as the table states it."""
 
 COLUMNS = (
-    ("Dice", "dice_mean"),
-    ("IoU", "iou_mean"),
-    ("lesion F1", "lesion_f1_mean"),
-    ("abs ΔV mL", "abs_volume_difference_ml_mean"),
-    ("abs ΔV voxels", "abs_volume_difference_voxels_mean"),
-    ("HD95 mm (common subset)", "hd95_mm_mean"),
-    ("pooled Dice", "dice_pooled"),
+    *((SHORT_LABELS[k], f"{k}_mean") for k in SUBJECT_KEYS[:5]),
+    (f"{SHORT_LABELS['hd95_mm']} (common subset)", "hd95_mm_mean"),
+    (SHORT_LABELS["dice_pooled"], "dice_pooled"),
 )
+"""(heading, summary key) of each column: the per-subject metrics' means, pooled Dice."""
 
 
 HD95 = "hd95_mm_mean"
