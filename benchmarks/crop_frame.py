@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from strokeseg.data.crop import SlicePlan, crop_plan, inside, whole_plan
-from strokeseg.data.intensity import normalize
+from strokeseg.data.crop import SlicePlan, whole_plan
 from strokeseg.data.layouts import find_dataset, load_subject
+from strokeseg.data.preprocessing import prepare
 from strokeseg.inference.checkpoint import input_channels, load_network
 
 
@@ -41,8 +41,7 @@ def main() -> None:
     network, meta = load_network(args.checkpoint)
     network.eval()
     context = (input_channels(meta) - 1) // 2
-    data = meta["data"]
-    modality, window = data.get("modality", "mri"), data.get("window", "brain")
+    preprocessing = meta["data"].preprocessing
     split = json.loads((args.checkpoint.parent / "split.json").read_text(encoding="utf-8"))
     subjects = {s.id: s for s in find_dataset(args.data).subjects}
     print(f"{args.checkpoint} ({input_channels(meta)} input channels)")
@@ -51,10 +50,8 @@ def main() -> None:
         volume, mask = load_subject(subjects[sid])
         if mask is None or not mask.any():
             continue
-        plan = crop_plan(volume.data, volume.affine, modality)
-        image = normalize(volume.data, modality, window)
-        if data.get("zero_outside_crop", False):
-            image *= inside(plan)
+        scan = prepare(volume, preprocessing)
+        plan, image = scan.plan, scan.network_input()
         z = int(np.argmax(mask.sum(axis=(0, 1))))
         whole = whole_plan(volume.data.shape)
         whole = SlicePlan(whole.shape, whole.boxes[whole.boxes[:, 0] == z])

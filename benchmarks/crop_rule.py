@@ -27,9 +27,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import strokeseg
-    from strokeseg.data.crop import crop_plan, whole_plan
-    from strokeseg.data.intensity import normalize
+    from strokeseg.data.crop import region_plan, whole_plan
     from strokeseg.data.io import load_volume
+    from strokeseg.data.preprocessing import Preprocessing, prepare
     from strokeseg.inference.runtime import make_runtime
     from strokeseg.inference.slicing import run_plan
     from strokeseg.synth import atlas
@@ -37,7 +37,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         atlas.generate(Path(tmp), subjects=1, seed=0, overwrite=False, progress=False)
         volume = load_volume(next(Path(tmp).rglob("*_T1w.nii.gz")))
-    image = normalize(volume.data, "mri")
+    scan = prepare(volume, Preprocessing("mri"))
+    image = scan.image
     whole = whole_plan(volume.data.shape).work
     print(
         f"scan {volume.data.shape}, torch {torch.__version__}, {args.threads} threads, eager\n\n"
@@ -49,11 +50,9 @@ def main() -> None:
         run = make_runtime(network, "eager", args.threads)
         for margin, sizes in SETTINGS:
             if margin is None:
-                plan, name = crop_plan(volume.data, volume.affine, "mri", crop=False), "no-crop"
+                plan, name = whole_plan(volume.data.shape), "no-crop"
             else:
-                plan = crop_plan(
-                    volume.data, volume.affine, "mri", margin_mm=margin, max_sizes=sizes
-                )
+                plan = region_plan(scan.region, scan.spacing, margin, sizes)
                 name = f"crop, margin {margin:g} mm, at most {sizes} sizes"
             start = time.perf_counter()
             run_plan([run], image, plan)

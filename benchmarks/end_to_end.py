@@ -37,15 +37,19 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from strokeseg.data.preprocessing import TrainingData
 
 DEMO_CHECKPOINT = Path("/work/exp/loo_on_s1/run/best.ckpt")
 REAL_SCAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "anatomy" / "chris_t1.nii.gz"
 # (module, attribute, stage): every call of the attribute counts to the stage; an indented
 # stage runs inside the one above it (its memory is the outer stage's)
 STAGES = [
-    ("strokeseg.inference.ensemble", "ensemble_predictor", "load checkpoint"),
+    ("strokeseg.inference.ensemble", "load_predictor", "load checkpoint"),
     ("strokeseg.inference.predict", "load_volume", "read"),
     ("strokeseg.inference.engine", "register_scan", "register"),
     ("strokeseg.inference.native", "to_template", "  of which: scan to template grid"),
@@ -172,30 +176,31 @@ def synth_scans(folder: Path, real: bool) -> dict[str, Path]:
     return scans
 
 
-def data_description(demo: Path | None) -> tuple[dict, dict | None]:
+def data_description(demo: Path | None) -> tuple[TrainingData, dict | None]:
     """(data description, post-processing rule) of the demo checkpoint, or the demo config's."""
-    if demo is not None:
-        meta = torch.load(demo, map_location="cpu", weights_only=True)["strokeseg"]
-        return {**meta["data"], "space": "template"}, meta.get("postprocess")
+    from dataclasses import replace
+
+    from strokeseg.data.preprocessing import TrainingData
     from strokeseg.training.config import load_config
 
-    data = load_config("demo").data
-    return {
-        "layout": "atlas_r2.0", "modality": "mri", "window": data.window,
-        "context_slices": data.context_slices, "mirror": data.mirror,
-        "zero_outside_crop": data.zero_outside_crop, "space": "template",
-    }, None  # fmt: skip
+    if demo is not None:
+        meta = torch.load(demo, map_location="cpu", weights_only=True)["strokeseg"]
+        data = TrainingData.from_meta(meta)
+        template = replace(data.preprocessing, space="template")
+        return replace(data, preprocessing=template, slice_grid=None), meta.get("postprocess")
+    preprocessing = load_config("demo").preprocessing("mri", "template")
+    return TrainingData(preprocessing, "atlas_r2.0"), None
 
 
 def untrained_checkpoint(width: float, demo: Path | None, path: Path) -> Path:
     """The demo config's network at ``width``, untrained (its output layer at the config's
     prior), described as training describes it, with the demo checkpoint's data and rule."""
     from strokeseg.training.config import load_config
-    from strokeseg.training.run import build_module
+    from strokeseg.training.module import SegmentationModule
 
     torch.manual_seed(0)
     data, rule = data_description(demo)
-    module = build_module(load_config("demo", [f"model.kwargs.width={width}"]), data)
+    module = SegmentationModule(load_config("demo", [f"model.kwargs.width={width}"]), data)
     checkpoint = {"state_dict": {f"model.{k}": v for k, v in module.model.state_dict().items()}}
     module.on_save_checkpoint(checkpoint)
     if rule:

@@ -20,7 +20,8 @@ import numpy as np
 
 from strokeseg.data.layouts import find_dataset
 from strokeseg.data.splits import load_split
-from strokeseg.inference.engine import Predictor
+from strokeseg.inference.ensemble import load_predictor
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.postprocess import apply, choose
 from strokeseg.jobs.train import subject_cases
 from strokeseg.training.config import PostprocessConfig
@@ -28,8 +29,9 @@ from strokeseg.training.config import PostprocessConfig
 
 def cases(demo: Path) -> dict[str, list]:
     """(probability, mask, voxel mm3) of each validation and test subject of a demo run."""
-    predictor = Predictor.from_checkpoint(demo / "run" / "best.ckpt", postprocess=False)
-    dataset = find_dataset(demo / "data", predictor.meta["data"].get("layout"))
+    options = InferenceOptions(postprocess=False)
+    predictor = load_predictor([demo / "run" / "best.ckpt"], options)[0]
+    dataset = find_dataset(demo / "data", predictor.data.layout)
     split = load_split(demo / "run" / "split.json")
     return {part: subject_cases(predictor, dataset, split[part]) for part in ("val", "test")}
 

@@ -79,10 +79,11 @@ def one_setting(spec: dict) -> dict:
     """Run in a fresh process. Eager: one scan. ONNX/compile: a first scan (with the export
     or compilation) and a next one."""
     import strokeseg
-    from strokeseg.data.crop import crop_plan, whole_plan
+    from strokeseg.data.crop import whole_plan
     from strokeseg.data.io import load_volume
+    from strokeseg.data.preprocessing import Preprocessing, prepare
     from strokeseg.inference.runtime import make_runtime
-    from strokeseg.inference.slicing import scan_probabilities
+    from strokeseg.inference.slicing import Batching, scan_probabilities
 
     torch.manual_seed(0)
     volume = load_volume(Path(spec["scan"]))
@@ -97,15 +98,14 @@ def one_setting(spec: dict) -> dict:
     network = strokeseg.deploy(model, level=spec["level"])
     run = make_runtime(network, spec["runtime"], spec["threads"])
     flips = {"none": ((),), "lr": ((), (3,))}[spec["tta"]]
+    batching = Batching(flips, spec["batch"])
     times = []
     for _ in range(1 if spec["runtime"] == "eager" else 2):  # then set-up is in the first
         wall, cpu = time.perf_counter(), time.process_time()
-        p = scan_probabilities(
-            [run], [network], [{}], volume, modality, crop=spec["crop"], flips=flips,
-            batch_size=spec["batch"],
-        )  # fmt: skip
+        scan = prepare(volume, Preprocessing(modality))
+        p = scan_probabilities([run], [network], scan, crop=spec["crop"], batching=batching)
         times.append((time.perf_counter() - wall, time.process_time() - cpu))
-    plan = crop_plan(volume.data, volume.affine, modality, crop=spec["crop"])
+    plan = scan.plan if spec["crop"] else whole_plan(volume.data.shape)
     return {
         "first_s": times[0][0],
         "next_s": times[-1][0],
@@ -162,9 +162,9 @@ def accuracy_table(
     (p >= 0.5) and under the checkpoint's post-processing. ``margins``: also the eager crop
     with these margins (mm) instead of the default (a convolutional network's own grid).
     Returns subject -> column -> value."""
-    from strokeseg.data.crop import crop_plan, inside
-    from strokeseg.data.intensity import normalize
+    from strokeseg.data.crop import region_plan
     from strokeseg.data.layouts import find_dataset, load_subject
+    from strokeseg.data.preprocessing import prepare
     from strokeseg.inference.checkpoint import load_network
     from strokeseg.inference.postprocess import RAW, Postprocess, apply
     from strokeseg.inference.runtime import make_runtime
@@ -174,11 +174,10 @@ def accuracy_table(
     network, meta = load_network(checkpoint)
     saved = meta.get("postprocess")
     rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
-    dataset = find_dataset(data, meta["data"].get("layout"))
+    dataset = find_dataset(data, meta["data"].layout)
     subjects = select_subjects(dataset, checkpoint, "test", None)
-    window = meta["data"].get("window", "brain")
-    context = int(meta["data"].get("context_slices", 0) or 0)
-    zeroed = bool(meta["data"].get("zero_outside_crop", False))
+    preprocessing = meta["data"].preprocessing
+    zeroed = preprocessing.zero_outside_crop
     paths = {f"crop {kind}": (kind, True) for kind in runtimes}
     paths.update({f"crop {m:g} mm": ("eager", m) for m in margins or []})
     runs = {"exact": make_runtime(network, "eager", threads)}
@@ -199,18 +198,16 @@ def accuracy_table(
         image, truth = load_subject(subject)
         truth = truth.astype(bool)
 
-        def masks(run, crop, image=image):
+        scan = prepare(image, preprocessing)
+
+        def masks(run, crop, image=image, scan=scan):
             if isinstance(crop, bool):
-                p = scan_probabilities(
-                    [run], [network], [meta], image, dataset.modality, window,
-                    crop=crop, zero_outside_crop=zeroed, context_slices=context,
-                )  # fmt: skip
+                grid = meta["data"].slice_grid
+                p = scan_probabilities([run], [network], scan, crop=crop, slice_grid=grid)
             else:  # a margin in mm
-                plan = crop_plan(image.data, image.affine, dataset.modality, margin_mm=crop)
-                normalised = normalize(image.data, dataset.modality, window)
-                if zeroed:
-                    normalised *= inside(crop_plan(image.data, image.affine, dataset.modality))
-                p = run_plan([run], normalised, plan, context_slices=context)
+                plan = region_plan(scan.region, scan.spacing, crop)
+                context = preprocessing.context_slices
+                p = run_plan([run], scan.network_input(), plan, context)
             return p >= 0.5, apply(p, image.voxel_mm3, rule).astype(bool)
 
         exact, exact_pp = masks(runs["exact"], False)

@@ -25,7 +25,7 @@ import torch
 from strokeseg.data.layouts import find_dataset
 from strokeseg.training.config import load_config
 from strokeseg.training.datamodule import SliceDataModule
-from strokeseg.training.run import build_module
+from strokeseg.training.module import SegmentationModule
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     dataset = find_dataset(args.data, config.data.layout)
     split = json.loads(args.split.read_text(encoding="utf-8"))
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = build_module(config)
+    module = SegmentationModule(config)
     cache = Path(config.data.cache_dir) if config.data.cache_dir else Path(tempfile.mkdtemp())
     data = SliceDataModule(dataset, split, cache, config)
     data.setup("fit")

@@ -182,11 +182,16 @@ def test_every_shipped_config_loads_and_names_a_registered_model(name):
     assert config.model.name in strokeseg.list_models()
 
 
+def module_of(*overrides: str) -> SegmentationModule:
+    """The training module of the default config with ``overrides``."""
+    return SegmentationModule(load_config(None, list(overrides)))
+
+
 def test_user_weights_initialise_a_model_and_a_multitask_backbone(tmp_path):
     source = strokeseg.create_model("unetpp", width=0.125)
     path = tmp_path / "weights.pt"
     torch.save(source.state_dict(), path)
-    module = SegmentationModule("unetpp_mtl", {"width": 0.125}, {}, weights=str(path))
+    module = module_of("model.kwargs.width=0.125", f"model.weights={path}")
     loaded = module.model.backbone.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in source.state_dict().items())
     plain = load_weights(strokeseg.create_model("unetpp", width=0.125), path)
@@ -204,7 +209,9 @@ def test_weights_that_do_not_fit_are_refused(tmp_path):
 
 
 def test_cosine_schedule_decays_the_lr_to_zero_over_the_run():
-    module = SegmentationModule("unetpp", {"width": 0.125}, {}, lr=1e-3, schedule="cosine")
+    module = module_of(
+        "model.name=unetpp", "model.kwargs.width=0.125", "optim.lr=1e-3", "optim.schedule=cosine"
+    )
     module.trainer = type("T", (), {"estimated_stepping_batches": 10})()
     setup = module.configure_optimizers()
     optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
@@ -218,16 +225,21 @@ def test_cosine_schedule_decays_the_lr_to_zero_over_the_run():
     expected = [1e-3 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(10)]
     assert lrs == pytest.approx(expected)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
-    plain = SegmentationModule("unetpp", {"width": 0.125}, {}).configure_optimizers()
+    plain = module_of("model.name=unetpp", "model.kwargs.width=0.125").configure_optimizers()
     assert isinstance(plain, torch.optim.Adam)
 
 
 def test_output_prior_reaches_the_model_and_is_refused_without_an_output_bias():
-    module = SegmentationModule("unetpp_mtl", {"width": 0.125}, {}, output_prior=0.2)
+    module = module_of("model.kwargs.width=0.125", "model.output_prior=0.2")
     # logit(0.2) = ln(0.25)
     assert torch.allclose(module.model.backbone.head.bias, torch.tensor(math.log(0.25)))
     with pytest.raises(ValueError, match="no bias"):
-        SegmentationModule("swin_unet", {"width": 0.125, "window_size": 2}, {}, output_prior=0.2)
+        module_of(
+            "model.name=swin_unet",
+            "model.kwargs.width=0.125",
+            "model.kwargs.window_size=2",
+            "model.output_prior=0.2",
+        )
 
 
 # --- Eq. 5 on or off by loss.laplacian ------------------------------------------------------
@@ -250,12 +262,10 @@ TABLE_2 = {  # the paper's ablation rows, Eq. 6 with (gamma, lambda, delta) = (1
 
 
 def _row_loss(config) -> float:
-    from strokeseg.training.run import build_module
-
     y = torch.zeros(1, 1, 8, 8)
     y[0, 0, 3, 3] = 1
     zeros = torch.zeros(1, 1, 8, 8)
-    module = build_module(config)
+    module = SegmentationModule(config)
     outputs = {"mask": zeros, "edge": zeros} if hasattr(module.model, "edge_head") else zeros
     return module.criterion(outputs, y)["loss"].item()
 

@@ -99,7 +99,7 @@ def test_control_rows_train_unetpp_with_their_loss(modality):
     assert configs["unetpp_boundary_bce"].loss.boundary_weight == 10.0
     assert configs["unetpp_laplacian"].loss.laplacian is True
     for row, config in configs.items():
-        module = SegmentationModule("unetpp", {"width": 0.125}, config.loss.model_dump())
+        module = SegmentationModule(load_config(dict(rows)[row], ["model.kwargs.width=0.125"]))
         assert (module.criterion.loss_lap is not None) == (row == "unetpp_laplacian")
         boundary = isinstance(module.criterion.loss_mask.loss, BoundaryWeightedLoss)
         assert boundary == (row == "unetpp_boundary_bce")

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from strokeseg.data import crop
+from strokeseg.data.io import Volume
+from strokeseg.data.preprocessing import Preprocessing, prepare
 from strokeseg.data.slices import to_slices
+from strokeseg.data.template import MNI152_AFFINE
+
+
+def crop_plan(image: np.ndarray, affine: np.ndarray, modality: str) -> crop.SlicePlan:
+    """The crop's plan of a RAS ``image`` (data/preprocessing.py)."""
+    return prepare(Volume(Path("scan.nii.gz"), image, affine, None), Preprocessing(modality)).plan
 
 
 def covered(plan: crop.SlicePlan) -> np.ndarray:
@@ -66,10 +75,10 @@ def test_extract_reads_outside_as_zero_and_context_slices():
 def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A T1-like image on the template grid, a lesion along the brain's edge and up to 4 mm out
     (the margin)."""
-    template = crop._template()
-    if template is None:
+    brain = crop.template_brain()
+    if brain is None:
         pytest.skip("nilearn (the ICBM152 template) is not installed")
-    brain, affine = template
+    affine = MNI152_AFFINE
     edge = brain & ~ndi.binary_erosion(brain)
     lesion = np.zeros_like(brain)
     lesion[:, :100, :] = edge[:, :100, :]  # the whole posterior edge of the brain
@@ -81,21 +90,26 @@ def mni_scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_mni_crop_keeps_every_lesion_voxel_at_the_brain_edge():
     image, affine, lesion = mni_scan()
-    plan = crop.crop_plan(image, affine, "mri")
+    plan = crop_plan(image, affine, "mri")
     assert lesion.any() and covered(plan)[lesion].all()
     check_lattice(plan)
     assert plan.work < 0.45 * crop.whole_plan(image.shape).work  # most of the air is skipped
-    brain_slices = np.flatnonzero(crop._template()[0].any(axis=(0, 1)))
+    brain_slices = np.flatnonzero(crop.template_brain().any(axis=(0, 1)))
     assert set(brain_slices) <= set(plan.boxes[:, 0])
 
 
 def test_mni_grid_is_recognised_by_shape_and_affine_only():
     image, affine, _ = mni_scan()
-    assert crop.mni_brain(image.shape, affine) is not None
+
+    def region_is_brain(image, affine):
+        scan = prepare(Volume(Path("scan.nii.gz"), image, affine, None), Preprocessing())
+        return scan.region is crop.template_brain()
+
+    assert region_is_brain(image, affine)
     shifted = affine.copy()
     shifted[0, 3] += 1.0
-    assert crop.mni_brain(image.shape, shifted) is None
-    assert crop.mni_brain((197, 233, 188), affine) is None
+    assert not region_is_brain(image, shifted)
+    assert not region_is_brain(image[:, :, :188], affine)
 
 
 def head_scan(modality: str, spacing=(0.8, 0.8, 2.0)):
@@ -121,7 +135,7 @@ def head_scan(modality: str, spacing=(0.8, 0.8, 2.0)):
 @pytest.mark.parametrize("modality", ["mri", "ct"])
 def test_head_crop_keeps_the_head_and_skips_specks(modality):
     image, affine, lesion, head = head_scan(modality)
-    plan = crop.crop_plan(image, affine, modality)
+    plan = crop_plan(image, affine, modality)
     inside = covered(plan)
     assert inside[lesion].all() and inside[head].all()
     assert not inside[115:118, 2:5, 3:5].all()  # the speck is not the largest component
@@ -136,7 +150,7 @@ def test_head_crop_keeps_the_head_and_skips_specks(modality):
 @pytest.mark.parametrize(("modality", "value"), [("mri", 0.0), ("ct", -1000.0), ("mri", 5.0)])
 def test_blank_scan_has_nothing_to_segment(modality, value):
     image = np.full((40, 50, 6), value, dtype=np.float32)
-    plan = crop.crop_plan(image, np.eye(4), modality)
+    plan = crop_plan(image, np.eye(4), modality)
     assert plan.boxes.shape == (0, 5) and plan.work == 0
     assert list(plan.groups(4)) == []
 

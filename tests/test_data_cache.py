@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from strokeseg.data import find_dataset, normalize, to_slices
 from strokeseg.data.cache import SliceCache, SliceDataset
+from strokeseg.data.preprocessing import Preprocessing
 from strokeseg.errors import StrokesegError
 
 
@@ -59,7 +60,7 @@ def test_cache_reused_while_valid_and_rebuilt_on_change(dataset, tmp_path, monke
     monkeypatch.setattr(cache_module, "load_subject", lambda s: calls.append(s.id) or real(s))
     SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
     assert calls == []
-    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache", window="stroke")
+    SliceCache.build(dataset, ["sub-1"], tmp_path / "cache", Preprocessing("mri", "stroke"))
     assert calls == ["sub-1"]
     stat = dataset.subjects[0].image.stat()
     os.utime(dataset.subjects[0].image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))

@@ -15,7 +15,8 @@ from strokeseg.data.io import load_volume
 from strokeseg.data.slices import from_slices, to_slices
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
-from strokeseg.inference.ensemble import checkpoint_files, ensemble_predictor, load_ensemble
+from strokeseg.inference.ensemble import checkpoint_files, load_ensemble, load_predictor
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.models import create_model
 
 KWARGS = {"width": 0.125, "norm": "batch"}
@@ -72,7 +73,8 @@ def member_probabilities(checkpoint, volume) -> np.ndarray:
     """One member's lesion probability by hand: sigmoid of its logits on the normalised,
     zero-padded axial slices, pasted back into the volume."""
     network, meta = load_network(checkpoint)
-    slices = to_slices(normalize(volume.data, meta["data"]["modality"], "brain"), pad=True)
+    modality = meta["data"].preprocessing.modality
+    slices = to_slices(normalize(volume.data, modality, "brain"), pad=True)
     with torch.inference_mode():
         logits = network(torch.from_numpy(slices[:, None]).float())[:, 0].double().numpy()
     return from_slices(1 / (1 + np.exp(-logits)), volume.data.shape)
@@ -82,15 +84,17 @@ def test_the_ensemble_probability_is_the_mean_of_its_members(tmp_path):
     members = [write_checkpoint(tmp_path / f"fold{i}" / "best.ckpt", i) for i in range(3)]
     volume = load_volume(write_nifti(tmp_path / "scan.nii.gz", volume_and_mask(0)[0]))
     singles = [member_probabilities(m, volume) for m in members]
-    predictor, files = ensemble_predictor([tmp_path], crop=False)  # the folder: its 3 folds
+    whole = InferenceOptions(crop=False)
+    predictor, files = load_predictor([tmp_path], whole)  # the folder: its 3 folds
     assert files == members and len(predictor.networks) == 3
-    ensemble = predictor.probabilities(volume)
+    ensemble = predictor.probabilities(predictor.prepare(volume))
     np.testing.assert_allclose(ensemble, np.mean(singles, axis=0), rtol=0, atol=1e-5)
     # the members disagree at p = 0.5 somewhere, so the mean is none of them
     votes = np.stack([s >= 0.5 for s in singles])
     assert (votes.any(axis=0) & ~votes.all(axis=0)).any()
     # an ensemble of one is that checkpoint
-    single = ensemble_predictor([members[0]], crop=False)[0].probabilities(volume)
+    one = load_predictor([members[0]], whole)[0]
+    single = one.probabilities(one.prepare(volume))
     np.testing.assert_allclose(single, singles[0], rtol=0, atol=1e-5)
 
 
@@ -130,7 +134,7 @@ def test_fold_rules_become_their_median_and_a_member_without_one_drops_it(tmp_pa
     rule = load_ensemble(members)[1]["postprocess"]
     # medians of {0.3, 0.3, 0.4, 0.5} and {0, 400, 400, 800}, counted by hand
     assert (rule["threshold"], rule["min_lesion_mm3"]) == (pytest.approx(0.35), 400.0)
-    predictor = ensemble_predictor(members[:3])[0]
+    predictor = load_predictor(members[:3])[0]
     assert (predictor.rule.threshold, predictor.rule.min_lesion_mm3) == (0.3, 400.0)
     same = [
         write_checkpoint(

@@ -15,6 +15,7 @@ from strokeseg.data import crop, find_dataset, to_slices
 from strokeseg.data.cache import SliceCache
 from strokeseg.data.intensity import normalize
 from strokeseg.data.io import Volume, load_volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
 from strokeseg.inference import runtime as runtime_module
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import scan_probabilities
@@ -70,7 +71,7 @@ def saved_scan(tmp_path, seed: int = 3) -> tuple[Volume, np.ndarray]:
 
 def probs(network, volume, *, crop_on: bool, runtime: str = "eager") -> np.ndarray:
     run = make_runtime(network, runtime, threads=1)
-    return scan_probabilities([run], [network], [{}], volume, "mri", crop=crop_on)
+    return scan_probabilities([run], [network], prepare(volume, Preprocessing()), crop=crop_on)
 
 
 def border_distance(plan: crop.SlicePlan) -> np.ndarray:
@@ -102,7 +103,7 @@ def test_crop_mask_equals_exact_mask_except_near_the_crop_border(tmp_path):
     p_crop = probs(network, volume, crop_on=True)
     exact, cropped = p_exact >= 0.5, p_crop >= 0.5
     assert exact.sum() > 0.3 * lesion.sum()  # the tiny model does find lesions
-    plan = crop.crop_plan(volume.data, volume.affine, "mri")
+    plan = prepare(volume, Preprocessing()).plan
     assert plan.work < 0.6 * crop.whole_plan(volume.data.shape).work  # it does crop
     distance = border_distance(plan)
     far = distance > BORDER_BOUND
@@ -177,7 +178,8 @@ def test_auto_runtime_is_eager_without_the_export_extra(monkeypatch):
 def test_blank_scan_gives_an_empty_mask_without_running_the_network(tmp_path):
     volume = load_volume(write_nifti(tmp_path / "blank.nii.gz", np.zeros(SHAPE, np.float32)))
     calls = []
-    p = scan_probabilities([lambda x: calls.append(x) or x], [None], [{}], volume, "mri")
+    scan = prepare(volume, Preprocessing())
+    p = scan_probabilities([lambda x: calls.append(x) or x], [None], scan)
     assert p.shape == SHAPE and not p.any() and not calls
 
 
@@ -189,10 +191,12 @@ def test_cache_zero_outside_crop_keeps_only_what_the_crop_keeps(tmp_path):
     write_nifti(anat / f"{stem}_label-L_desc-T1lesion_mask.nii.gz", lesion.astype(np.uint8))
     dataset = find_dataset(tmp_path / "data")
     plain = SliceCache.build(dataset, ["sub-1"], tmp_path / "cache")
-    zeroed = SliceCache.build(dataset, ["sub-1"], tmp_path / "cache", zero_outside_crop=True)
+    zeroed = SliceCache.build(
+        dataset, ["sub-1"], tmp_path / "cache", Preprocessing("mri", zero_outside_crop=True)
+    )
     assert plain.folders != zeroed.folders  # one entry per setting
     volume = load_volume(anat / f"{stem}_T1w.nii.gz")
-    kept = to_slices(crop.inside(crop.crop_plan(volume.data, volume.affine, "mri")))
+    kept = to_slices(crop.inside(prepare(volume, Preprocessing()).plan))
     full, cut = plain.arrays(0)[0], zeroed.arrays(0)[0]
     assert (full[~kept] > 0).any()  # the noise around the head is there ...
     assert not cut[~kept].any()  # ... and gone
@@ -208,8 +212,9 @@ def test_zero_outside_crop_zeroes_the_exact_paths_input_and_output(tmp_path):
         seen.append(float(x.sum()))
         return 20 * x - 10
 
-    p = scan_probabilities([run], [None], [{}], volume, "mri", crop=False, zero_outside_crop=True)
-    kept = crop.inside(crop.crop_plan(volume.data, volume.affine, "mri"))
+    scan = prepare(volume, Preprocessing(zero_outside_crop=True))
+    p = scan_probabilities([run], [None], scan, crop=False)
+    kept = crop.inside(prepare(volume, Preprocessing()).plan)
     image = normalize(volume.data, "mri")
     assert 0.2 < kept.mean() < 0.9  # the crop leaves something out
     np.testing.assert_allclose(sum(seen), float((image * kept).sum(dtype=np.float64)), rtol=1e-5)
@@ -219,12 +224,14 @@ def test_zero_outside_crop_zeroes_the_exact_paths_input_and_output(tmp_path):
 
 def test_cpu_batch_holds_128_first_level_maps_unless_told():
     from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.options import InferenceOptions
 
-    meta = {"data": {}}
+    meta = {"data": TrainingData(Preprocessing())}
 
     def batch(width, **options):
         network = strokeseg.deploy(strokeseg.create_model("unetpp", width=width, norm="batch"))
-        return Predictor([network], meta, device="cpu", runtime="eager", **options).batch_size
+        options = InferenceOptions(device="cpu", runtime="eager", **options)
+        return Predictor([network], meta, options).batching.batch_size
 
     assert batch(1.0) == 4  # 32 filters: under 1.5 GiB on an ATLAS-sized scan
     assert batch(0.5) == 8 and batch(0.25) == 8  # 16 and 8 filters: 8 slices at most
@@ -232,21 +239,25 @@ def test_cpu_batch_holds_128_first_level_maps_unless_told():
     full, quarter = (
         strokeseg.deploy(strokeseg.create_model("unetpp", width=w, norm="batch")) for w in (1, 0.25)
     )
-    assert Predictor([quarter, full], meta, device="cpu", runtime="eager").batch_size == 4
+    eager = InferenceOptions(device="cpu", runtime="eager")
+    assert Predictor([quarter, full], meta, eager).batching.batch_size == 4
 
 
 def test_the_crop_is_the_default_only_where_it_keeps_the_answer(capsys):
     from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.options import InferenceOptions
 
     def network(padding):
         model = strokeseg.create_model("unetpp", width=0.125, norm="batch", padding=padding)
         return strokeseg.deploy(model)
 
-    zeroed, plain = {"data": {"zero_outside_crop": True}}, {"data": {}}
+    zeroed = {"data": TrainingData(Preprocessing(zero_outside_crop=True))}
+    plain = {"data": TrainingData(Preprocessing())}
     replicate, zeros = network("replicate"), network("zeros")
 
     def crops(networks, meta, **options):
-        return Predictor(networks, meta, device="cpu", runtime="eager", **options).crop
+        options = InferenceOptions(device="cpu", runtime="eager", **options)
+        return Predictor(networks, meta, options).crop
 
     assert crops([replicate], zeroed) and capsys.readouterr().err == ""
     for networks, meta in (([zeros], zeroed), ([replicate], plain), ([replicate, zeros], zeroed)):

@@ -8,8 +8,8 @@ import torch
 from data_files import write_nifti
 
 import strokeseg
-from strokeseg.data import crop
 from strokeseg.data.io import Volume, load_volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
 from strokeseg.inference.grid import is_grid_bound, training_grid
 from strokeseg.inference.runtime import make_runtime
 from strokeseg.inference.slicing import scan_probabilities
@@ -19,13 +19,13 @@ GRID_BOUND = {"swin_unet", "transunet"}
 
 
 def test_training_grid_from_meta_patch_size_or_the_training_slicing():
-    assert training_grid({"data": {"slice_grid": [224, 192]}}, (512, 512, 30)) == (224, 192)
-    assert training_grid({"data": {}, "config": {"data": {"patch_size": 64}}}, (9, 9, 9)) == (
-        64,
-        64,
-    )
+    def grid(meta, shape):
+        return training_grid(TrainingData.from_meta(meta).slice_grid, shape)
+
+    assert grid({"data": {"slice_grid": [224, 192]}}, (512, 512, 30)) == (224, 192)
+    assert grid({"data": {}, "config": {"data": {"patch_size": 64}}}, (9, 9, 9)) == (64, 64)
     # whole-slice training crops each in-plane size down to a multiple of 16 (data/slices.py)
-    assert training_grid({"data": {}}, (197, 233, 189)) == (224, 192)
+    assert grid({"data": {}}, (197, 233, 189)) == (224, 192)
 
 
 def scan(tmp_path) -> Volume:
@@ -46,11 +46,11 @@ def test_each_family_runs_on_its_training_grid_or_the_crop_boxes(tmp_path, name)
     seen: list[tuple[int, int]] = []
     network.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape[-2:])))
     volume = scan(tmp_path)
-    meta = {"data": {"slice_grid": GRID}}
     run = make_runtime(network, "eager", threads=1)
-    p = scan_probabilities([run], [network], [meta], volume, "mri")
+    prepared = prepare(volume, Preprocessing())
+    p = scan_probabilities([run], [network], prepared, slice_grid=tuple(GRID))
     assert p.shape == volume.data.shape and np.isfinite(p).all()
-    boxes = crop.crop_plan(volume.data, volume.affine, "mri").boxes
+    boxes = prepared.plan.boxes
     box_sizes = {(int(b[2] - b[1]), int(b[4] - b[3])) for b in boxes}
     assert seen
     if name in GRID_BOUND:

@@ -282,11 +282,11 @@ def test_total_loss_is_the_weighted_sum_of_eq_6():
 
 
 def test_delta_warmup_ramps_the_laplacian_weight_from_zero(monkeypatch):
+    from strokeseg.training.config import load_config
     from strokeseg.training.module import SegmentationModule
 
-    module = SegmentationModule(
-        "unetpp_mtl", {"width": 0.125}, {"delta": 7.0, "delta_warmup": 0.25}
-    )
+    overrides = ["model.kwargs.width=0.125", "loss.delta=7.0", "loss.delta_warmup=0.25"]
+    module = SegmentationModule(load_config(None, overrides))
     state = {"global_step": 0}
     trainer = type("T", (), {"estimated_stepping_batches": 400})()
     monkeypatch.setattr(SegmentationModule, "trainer", property(lambda self: trainer))

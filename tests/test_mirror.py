@@ -90,17 +90,13 @@ def test_mirror_channels_follow_the_scan_channels_in_training_and_at_inference()
 
 
 def test_mirror_doubles_the_input_channels():
-    from strokeseg.training.run import model_kwargs
-
     config = load_config("tiny", ["data.context_slices=1", "data.mirror=true"])
-    assert model_kwargs(config)["in_channels"] == 6
-    assert model_kwargs(load_config("tiny", ["data.mirror=true"]))["in_channels"] == 2
+    assert config.model_kwargs()["in_channels"] == 6
+    assert load_config("tiny", ["data.mirror=true"]).model_kwargs()["in_channels"] == 2
     with pytest.raises(StrokesegError, match="with data.mirror feeds 6"):
-        model_kwargs(
-            load_config(
-                "tiny", ["data.context_slices=1", "data.mirror=true", "model.kwargs.in_channels=3"]
-            )
-        )
+        load_config(
+            "tiny", ["data.context_slices=1", "data.mirror=true", "model.kwargs.in_channels=3"]
+        ).model_kwargs()
 
 
 def test_train_refuses_the_mirror_for_ct_in_one_line_and_writes_nothing(tmp_path, cli):

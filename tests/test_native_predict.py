@@ -16,8 +16,8 @@ from data_files import write_nifti
 from native_scans import grid, moved, oblique, pose, template_arrays
 
 from strokeseg.data.io import read_grid
+from strokeseg.data.preprocessing import TrainingData
 from strokeseg.data.template import grid_space
-from strokeseg.inference.native import checkpoint_space
 from strokeseg.models import create_model
 
 pytest.importorskip("SimpleITK")
@@ -87,7 +87,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_training_records_the_space_of_its_scans(tiny_run, tmp_path):
     meta = torch.load(tiny_run / "best.ckpt", map_location="cpu", weights_only=True)
-    assert meta["strokeseg"]["data"]["space"] == "native"  # blob scans, off the template
+    space = meta["strokeseg"]["data"]["preprocessing"]["space"]
+    assert space == "native"  # blob scans, off the template
     t_affine = template_arrays()[2]
     on = write_nifti(tmp_path / "on.nii.gz", np.zeros((197, 233, 189), np.uint8), t_affine)
     shape, lps = grid((1.0, 1.0, 1.0), "LPS", fov_mm=(197.0, 233.0, 189.0), centre=(0, -18, 22))
@@ -101,9 +102,12 @@ def test_training_records_the_space_of_its_scans(tiny_run, tmp_path):
 
 
 def test_older_checkpoints_count_as_template_space_with_the_mirror():
-    assert checkpoint_space({"data": {"mirror": True}}) == "template"
-    assert checkpoint_space({"data": {}}) == "unknown"
-    assert checkpoint_space({"data": {"space": "native", "mirror": True}}) == "native"
+    def space(data):
+        return TrainingData.from_meta({"data": data}).preprocessing.space
+
+    assert space({"mirror": True}) == "template"
+    assert space({}) == "unknown"
+    assert space({"space": "native", "mirror": True}) == "native"
 
 
 @pytest.mark.slow

@@ -17,10 +17,12 @@ from scipy.stats import norm
 
 import strokeseg
 from strokeseg.data.io import Volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData
 from strokeseg.data.slices import stack_context
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import lesion_f1
-from strokeseg.inference.engine import probabilities, resolve_device
+from strokeseg.inference.engine import Predictor, resolve_device
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose, false_positive_ml
 from strokeseg.models.multitask import SegmentLoss, build_loss
 from strokeseg.synth.lesions import ATLAS_R2, LOG_UNIFORM
@@ -58,7 +60,8 @@ def test_full_width_logits_at_init_are_not_vanishing():
 def test_l2_penalty_reaches_conv_kernels_only(tmp_path):
     from strokeseg.training.module import SegmentationModule
 
-    module = SegmentationModule("unetpp", {"width": 0.125}, loss={}, l2=1e-4)
+    config = load_config(None, ["model.name=unetpp", "model.kwargs.width=0.125", "optim.l2=1e-4"])
+    module = SegmentationModule(config)
     groups = module.parameter_groups()
     assert groups[0]["weight_decay"] == pytest.approx(2e-4)  # d/dw of 1e-4 * w^2
     assert all(p.dim() == 4 for p in groups[0]["params"])
@@ -154,11 +157,9 @@ def test_context_channels_run_inferior_to_superior_with_zeros_past_the_ends():
 
 
 def test_context_sets_the_input_channels(tmp_path):
-    from strokeseg.training.run import model_kwargs
-
-    assert model_kwargs(load_config("tiny", ["data.context_slices=2"]))["in_channels"] == 5
+    assert load_config("tiny", ["data.context_slices=2"]).model_kwargs()["in_channels"] == 5
     with pytest.raises(StrokesegError, match="context_slices"):
-        model_kwargs(load_config("tiny", ["data.context_slices=1", "model.kwargs.in_channels=1"]))
+        load_config("tiny", ["data.context_slices=1", "model.kwargs.in_channels=1"]).model_kwargs()
 
 
 # --- augmentation moves image and mask together ---------------------------------------------
@@ -292,10 +293,15 @@ def test_tta_is_the_mean_of_the_slice_and_its_flip_passes():
     torch.manual_seed(1)
     net = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125, norm="batch"))
     data = np.random.default_rng(0).normal(100, 20, (32, 48, 3)).astype(np.float32)
-    volume = Volume(None, data, np.eye(4), None)
-    plain = probabilities([net], volume, "mri")
-    tta = probabilities([net], volume, "mri", tta="lr")
-    flipped = probabilities([net], Volume(None, data[::-1].copy(), np.eye(4), None), "mri")
+    meta = {"data": TrainingData(Preprocessing())}
+
+    def probabilities(data, tta="none"):
+        predictor = Predictor([net], meta, InferenceOptions(tta=tta, runtime="eager", crop=True))
+        return predictor.probabilities(predictor.prepare(Volume(None, data, np.eye(4), None)))
+
+    plain = probabilities(data)
+    tta = probabilities(data, tta="lr")
+    flipped = probabilities(data[::-1].copy())
     # left-right is the RAS x axis: the flip pass on the flipped scan, flipped back
     assert np.allclose(tta, (plain + flipped[::-1]) / 2, atol=1e-6)
     assert not np.allclose(tta, plain, atol=1e-4)
@@ -347,7 +353,8 @@ def test_train_stores_the_post_processing_and_prediction_reads_it_back(
     ``postprocess=False`` ignores it."""
     from strokeseg.data.layouts import find_dataset, load_subject
     from strokeseg.inference.checkpoint import read_checkpoint
-    from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.ensemble import load_predictor
+    from strokeseg.inference.options import InferenceOptions
 
     state = read_checkpoint(tiny_run / "best.ckpt")
     record = state["strokeseg"]["postprocess"]
@@ -360,14 +367,14 @@ def test_train_stores_the_post_processing_and_prediction_reads_it_back(
     assert record["val_false_positive_ml_max"] >= 0.0
 
     volume, _ = load_subject(find_dataset(tiny_dataset).subjects[0])
-    plain = Predictor.from_checkpoint(tiny_run / "best.ckpt", postprocess=False)
+    plain = load_predictor([tiny_run / "best.ckpt"], InferenceOptions(postprocess=False))[0]
     prob, raw, final = plain.masks(volume)
     assert np.array_equal(raw, final) and raw.any()
     keep = float(np.quantile(prob[raw.astype(bool)], 0.5))  # keeps about half the lesion
     state["strokeseg"]["postprocess"] = {**record, "threshold": keep, "min_lesion_mm3": 0.0}
     edited = tmp_path / "edited.ckpt"
     torch.save(state, edited)
-    _, raw2, final2 = Predictor.from_checkpoint(edited).masks(volume)
+    _, raw2, final2 = load_predictor([edited])[0].masks(volume)
     assert np.array_equal(raw2, raw)
     assert np.array_equal(final2.astype(bool), prob >= keep)
     assert 0 < final2.sum() < raw.sum()

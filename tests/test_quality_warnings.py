@@ -6,20 +6,25 @@ import numpy as np
 import pytest
 from data_files import write_nifti
 
+import strokeseg
 from strokeseg.data.fingerprint import contrast_from_name, dataset_fingerprint
 from strokeseg.data.io import load_volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
+from strokeseg.inference.engine import Predictor, Segmentation
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.quality import data_warnings, result_warnings, scan_warnings
 
 SHAPE = (40, 48, 30)
 
 
 def head(seed: int, brain: float = 100.0, scalp: float = 300.0, shape=SHAPE) -> np.ndarray:
-    """An ellipsoid 'brain' inside a brighter 'scalp' shell, zero outside, with noise."""
+    """An ellipsoid 'brain' inside a brighter 'scalp' shell, with noise, in air whose signal is
+    noise (magnitude images: positive)."""
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij"))
     r = np.sqrt((grid**2).sum(axis=0))
     image = np.where(r < 0.7, brain, np.where(r < 0.85, scalp, 0.0))
-    image = image + (r < 0.85) * rng.normal(0, 5, shape)
+    image = image + np.where(r < 0.85, rng.normal(0, 5, shape), np.abs(rng.normal(0, 3, shape)))
     return image.astype(np.float32)
 
 
@@ -36,12 +41,13 @@ def meta(tmp_path_factory):
     """A checkpoint description whose training data are three normal T1w heads."""
     root = tmp_path_factory.mktemp("train")
     images = [write_nifti(root / f"sub-{i}_T1w.nii.gz", head(i), affine()) for i in range(3)]
-    fingerprint = dataset_fingerprint(images, "mri")
-    return {"data": {"modality": "mri", "window": "brain", "fingerprint": fingerprint}}
+    fingerprint = dataset_fingerprint(images, Preprocessing("mri"))
+    return TrainingData(Preprocessing("mri"), fingerprint=fingerprint)
 
 
-def scan(tmp_path, data, aff=None, name="sub-9_T1w.nii.gz"):
-    return load_volume(write_nifti(tmp_path / name, data, affine() if aff is None else aff))
+def scan(tmp_path, data, aff=None, name="sub-9_T1w.nii.gz", modality="mri"):
+    volume = load_volume(write_nifti(tmp_path / name, data, affine() if aff is None else aff))
+    return prepare(volume, Preprocessing(modality))
 
 
 def kinds(warnings: list[str]) -> set[str]:
@@ -52,7 +58,10 @@ def test_a_normal_scan_gets_no_warning(tmp_path, meta):
     volume = scan(tmp_path, head(7))
     mask = np.zeros(SHAPE, np.uint8)
     mask[18:22, 20:26, 12:16] = 1
-    assert scan_warnings(volume, mask, np.where(mask, 0.95, 0.01), meta) == []
+    result = Segmentation(np.where(mask, 0.95, 0.01), mask, mask, volume)
+    network = strokeseg.deploy(strokeseg.create_model("unetpp", width=0.125))
+    predictor = Predictor([network], {"data": meta}, InferenceOptions(runtime="eager"))
+    assert scan_warnings(volume, result, predictor) == []
 
 
 def test_voxel_size_far_from_training(tmp_path, meta):
@@ -90,13 +99,13 @@ def test_intensity_distribution_far_from_training(tmp_path, meta):
 
 
 def test_modality_differs_from_the_checkpoint(tmp_path, meta):
-    ct = np.where(head(7) > 0, 40.0, -1000.0).astype(np.float32)  # air and tissue in HU
+    ct = np.where(head(7) > 50, 40.0, -1000.0).astype(np.float32)  # air and tissue in HU
     warnings = data_warnings(scan(tmp_path, ct, name="ct.nii.gz"), meta)
     assert any(w.startswith("modality: the scan looks CT") for w in warnings)
-    ct_meta = {"data": {"modality": "ct"}}
-    mri_for_ct = data_warnings(scan(tmp_path, head(7)), ct_meta)
+    ct_meta = TrainingData(Preprocessing("ct"))
+    mri_for_ct = data_warnings(scan(tmp_path, head(7), modality="ct"), ct_meta)
     assert any(w.startswith("modality: the scan looks not CT") for w in mri_for_ct)
-    assert data_warnings(scan(tmp_path, ct, name="ct2.nii.gz"), ct_meta) == []
+    assert data_warnings(scan(tmp_path, ct, name="ct2.nii.gz", modality="ct"), ct_meta) == []
 
 
 def test_contrast_in_the_file_name_differs(tmp_path, meta):
@@ -110,13 +119,13 @@ def test_contrast_in_the_file_name_differs(tmp_path, meta):
 def test_empty_and_implausibly_large_masks(tmp_path, meta):
     volume = scan(tmp_path, head(7))
     empty = np.zeros(SHAPE, np.uint8)
-    assert result_warnings(volume, empty, empty.astype(float), meta)[0].startswith("mask: empty")
+    assert result_warnings(volume, empty, empty.astype(float))[0].startswith("mask: empty")
     large = (head(7) > 50).astype(np.uint8)  # the whole head
-    warnings = result_warnings(volume, large, np.where(large, 0.99, 0.0), meta)
+    warnings = result_warnings(volume, large, np.where(large, 0.99, 0.0))
     assert warnings == ["mask: 100 % of the head, implausibly large"]
     small = np.zeros(SHAPE, np.uint8)
     small[18:22, 20:26, 12:16] = 1
-    assert result_warnings(volume, small, np.where(small, 0.99, 0.0), meta) == []
+    assert result_warnings(volume, small, np.where(small, 0.99, 0.0)) == []
 
 
 def test_a_finding_as_small_as_the_models_false_positives_is_doubted(tmp_path, meta):
@@ -125,27 +134,25 @@ def test_a_finding_as_small_as_the_models_false_positives_is_doubted(tmp_path, m
     mask = np.zeros(SHAPE, np.uint8)
     mask[18:22, 20:26, 12:16] = 1  # 96 voxels
     prob = np.where(mask, 0.99, 0.0)
-    doubted = {**meta, "postprocess": {"val_false_positive_ml_max": 0.3}}
-    assert result_warnings(volume, mask, prob, doubted) == [
+    assert result_warnings(volume, mask, prob, false_positive_ml=0.3) == [
         "volume: 0.29 mL found, no more than the false-positive volume this model left in one "
         "of its validation scans (0.30 mL): it may not be a stroke; check the finding on the images"
     ]
-    trusted = {**meta, "postprocess": {"val_false_positive_ml_max": 0.28}}
-    assert result_warnings(volume, mask, prob, trusted) == []
-    assert result_warnings(volume, mask, prob, meta) == []  # no record: no doubt
+    assert result_warnings(volume, mask, prob, false_positive_ml=0.28) == []
+    assert result_warnings(volume, mask, prob) == []  # no record: no doubt
 
 
 def test_low_confidence_inside_the_mask(tmp_path, meta):
     volume = scan(tmp_path, head(7))
     mask = np.zeros(SHAPE, np.uint8)
     mask[18:22, 20:26, 12:16] = 1
-    low = result_warnings(volume, mask, np.where(mask, 0.6, 0.0), meta)
+    low = result_warnings(volume, mask, np.where(mask, 0.6, 0.0))
     assert low == ["confidence: mean probability in the mask 0.60 < 0.75"]
-    assert result_warnings(volume, mask, np.where(mask, 0.8, 0.0), meta) == []
+    assert result_warnings(volume, mask, np.where(mask, 0.8, 0.0)) == []
     # with a stored threshold of 0.3 the floor is 0.65
-    assert result_warnings(volume, mask, np.where(mask, 0.6, 0.0), meta, threshold=0.3)
+    assert result_warnings(volume, mask, np.where(mask, 0.6, 0.0), threshold=0.3)
 
 
 def test_old_checkpoints_without_statistics_get_the_other_checks(tmp_path):
     volume = scan(tmp_path, head(7), affine((1.0, 1.0, 3.0)))
-    assert data_warnings(volume, {"data": {"modality": "mri"}}) == []
+    assert data_warnings(volume, TrainingData(Preprocessing("mri"))) == []

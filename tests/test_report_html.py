@@ -10,6 +10,8 @@ from data_files import write_nifti
 from html_checks import check_html, chromium, dump_dom_offline
 
 from strokeseg.data.io import Volume, load_volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
+from strokeseg.inference.engine import Segmentation
 from strokeseg.reports.evaluation import (
     OverlayCollector,
     pick_subjects,
@@ -30,12 +32,15 @@ def report(tmp_path):
     mask[6:9, 8:11, 4:6] = 1
     mask[20:26, 20:26, 8:12] = 1
     path = write_nifti(tmp_path / "in" / "scan<1>.nii.gz", image)  # a name to escape
-    volume = load_volume(path)
-    meta = {"model_name": "unetpp_mtl", "version": "0.1.0", "data": {"modality": "mri"}}
+    volume = prepare(load_volume(path), Preprocessing("mri"))
+    data = TrainingData(Preprocessing("mri"))
+    meta = {"model_name": "unetpp_mtl", "version": "0.1.0", "data": data}
     run = RunReport(tmp_path / "out", meta, "runs/tiny/best.ckpt")
     run.check(["scan<1>", "empty"])
-    run.add("scan<1>", volume, mask, np.where(mask, 0.9, 0.1), ["confidence: low & odd"])
-    run.add("empty", volume, np.zeros(SHAPE, np.uint8), np.zeros(SHAPE), ["mask: empty"])
+    lesions = Segmentation(np.where(mask, 0.9, 0.1), mask, mask, volume)
+    run.add("scan<1>", volume, lesions, ["confidence: low & odd"])
+    empty = np.zeros(SHAPE, np.uint8)
+    run.add("empty", volume, Segmentation(np.zeros(SHAPE), empty, empty, volume), ["mask: empty"])
     run.finish()
     return tmp_path / "out"
 

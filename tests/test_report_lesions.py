@@ -6,8 +6,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from data_files import write_nifti
+from test_territories import segmented
 
 from strokeseg.data.io import load_volume
+from strokeseg.data.preprocessing import Preprocessing, TrainingData, prepare
 from strokeseg.data.template import MNI152_SHAPE, on_mni_grid
 from strokeseg.evaluation.metrics import volume_ml
 from strokeseg.reports.lesions import (
@@ -72,7 +74,7 @@ def test_centroids_volumes_hemispheres_equal_hand_computed_values(scan):
     volume, mask = scan
     assert nib.aff2axcodes(volume.affine) == ("R", "A", "S")
     labels = relabel_by_size(mask)
-    midline = midline_x(volume, "mri")
+    midline = midline_x(prepare(volume, Preprocessing("mri")))
     assert midline == pytest.approx(-20 + 2 * 9.5)  # the centre of a uniform head
     large, small = lesion_table(labels, np.full(SHAPE, 0.8), volume.affine, midline_mm=midline)
     assert (large.id, small.id) == (1, 2)  # sorted by volume
@@ -101,8 +103,8 @@ def test_label_image_ids_match_the_table(scan, tmp_path):
     """Read the written label image with nibabel in its stored order: each id's voxel count
     and centroid (through the stored affine) match the table row with that id."""
     volume, mask = scan
-    report = RunReport(tmp_path / "out", {"data": {"modality": "mri"}}, "x.ckpt")
-    result = report.add("scan", volume, mask, np.full(SHAPE, 0.9), [])
+    report = RunReport(tmp_path / "out", {"data": TrainingData(Preprocessing())}, "x.ckpt")
+    result = report.add("scan", *segmented(volume, mask, np.full(SHAPE, 0.9)), [])
     stored = nib.load(tmp_path / "out" / "scan_lesions.nii.gz")
     data = np.asarray(stored.dataobj)
     assert data.dtype == np.uint8

@@ -13,7 +13,9 @@ from data_files import write_nifti
 from nibabel.processing import resample_from_to
 
 from strokeseg.data.io import load_volume
+from strokeseg.data.preprocessing import PreparedScan, Preprocessing, TrainingData, prepare
 from strokeseg.data.template import MNI152_AFFINE, MNI152_SHAPE
+from strokeseg.inference.engine import Segmentation
 from strokeseg.reports.scan import LESION_CSV, TERRITORY_CSV, RunReport
 from strokeseg.reports.territories import (
     NOT_ON_TEMPLATE,
@@ -22,7 +24,14 @@ from strokeseg.reports.territories import (
     territories,
 )
 
-META = {"data": {"modality": "mri"}}
+META = {"data": TrainingData(Preprocessing())}
+
+
+def segmented(volume, mask, probability) -> tuple[PreparedScan, Segmentation]:
+    """The MRI scan ``volume`` prepared, and a segmentation of it (``mask`` both raw and
+    final) for a report."""
+    scan = prepare(volume, Preprocessing())
+    return scan, Segmentation(probability, mask, mask, scan)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +108,7 @@ def test_territories_and_sides_do_not_depend_on_storage_order(tmp_path, code):
         stored_mask = load_volume(stored_as(tmp_path, c, mask, "m")).data.astype(np.uint8)
         assert nib.aff2axcodes(scan.source.affine) == tuple(c)
         report = RunReport(tmp_path / f"out{c}", META, "x.ckpt")
-        result = report.add("scan", scan, stored_mask, np.full(MNI152_SHAPE, 0.9), [])
+        result = report.add("scan", *segmented(scan, stored_mask, np.full(MNI152_SHAPE, 0.9)), [])
         report.finish()
         results[c] = [(tmp_path / f"out{c}" / n).read_text() for n in (LESION_CSV, TERRITORY_CSV)]
         big = result.lesions[0].territories
@@ -121,7 +130,7 @@ def test_a_scan_off_the_template_gets_one_note_and_no_territory(tmp_path):
     mask[12:15, 3:5, 1:3] = 1
     scan = load_volume(write_nifti(tmp_path / "s.nii.gz", np.full(shape, 100.0, np.float32)))
     report = RunReport(tmp_path / "out", META, "x.ckpt")
-    result = report.add("scan", scan, mask, np.full(shape, 0.9), [])
+    result = report.add("scan", *segmented(scan, mask, np.full(shape, 0.9)), [])
     report.finish()
     assert all(les.territories is None for les in result.lesions)
     rows = list(csv.DictReader((tmp_path / "out" / TERRITORY_CSV).open()))
@@ -141,7 +150,7 @@ def test_bids_sidecar_gives_volumes_per_territory_and_hemisphere(tmp_path):
     mask, left, right = midline_scan_mask()
     scan = load_volume(stored_as(tmp_path, "RAS", np.full(MNI152_SHAPE, 100.0, np.float32), "s"))
     report = RunReport(tmp_path / "out", META, "x.ckpt")
-    result = report.add("scan", scan, mask, np.full(MNI152_SHAPE, 0.9), [])
+    result = report.add("scan", *segmented(scan, mask, np.full(MNI152_SHAPE, 0.9)), [])
     fields = territory_fields(result)
     assert fields["LesionVolumeByHemisphereML"] == {"left": left / 1000, "right": right / 1000}
     assert len(fields["LesionTerritories"]) == 2

@@ -8,7 +8,7 @@ import re
 import nibabel as nib
 import numpy as np
 from data_files import write_nifti
-from test_territories import META, midline_scan_mask, stored_as
+from test_territories import META, midline_scan_mask, segmented, stored_as
 
 from strokeseg.data.io import load_volume
 from strokeseg.data.template import MNI152_SHAPE
@@ -53,7 +53,7 @@ def test_colour_tables_name_every_lesion_of_the_label_image(tmp_path):
     scan = load_volume(stored_as(tmp_path, "LAS", np.full(MNI152_SHAPE, 100.0, np.float32), "s"))
     stored = load_volume(stored_as(tmp_path, "LAS", mask, "m")).data.astype(np.uint8)
     report = RunReport(tmp_path / "out", META, "x.ckpt")
-    report.add("scan", scan, stored, np.full(MNI152_SHAPE, 0.9), [])
+    report.add("scan", *segmented(scan, stored, np.full(MNI152_SHAPE, 0.9)), [])
     report.finish()
     out = tmp_path / "out"
     labels = np.asarray(nib.load(out / "scan_lesions.nii.gz").dataobj)
@@ -78,6 +78,6 @@ def test_without_territories_the_names_give_the_volume_alone(tmp_path):
     mask[2:12, 3:13, 1:9] = 1  # 800 voxels of 1 mm3
     scan = load_volume(write_nifti(tmp_path / "s.nii.gz", np.full(shape, 100.0, np.float32)))
     report = RunReport(tmp_path / "out", META, "x.ckpt")
-    report.add("scan", scan, mask, np.full(shape, 0.9), [])
+    report.add("scan", *segmented(scan, mask, np.full(shape, 0.9)), [])
     itksnap = read_itksnap(tmp_path / "out" / "scan_lesions.label.txt")
     assert itksnap[1][1] == "lesion 1 (0.8 mL)"

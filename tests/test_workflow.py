@@ -60,7 +60,7 @@ def test_train_writes_a_complete_run_folder(run):
     meta = read_checkpoint(run / "best.ckpt")["strokeseg"]
     assert meta["model_name"] == "unetpp_mtl"
     assert meta["model_kwargs"] == {"width": 0.125, "norm": "batch"}
-    assert meta["data"]["modality"] == "mri"
+    assert meta["data"]["preprocessing"]["modality"] == "mri"
     assert meta["data"]["slice_grid"] == [64, 64]  # the training batches' grid (inference/grid.py)
 
 

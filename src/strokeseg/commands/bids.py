@@ -45,10 +45,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from strokeseg.inference.engine import Predictor
+    from strokeseg.inference.ensemble import load_predictor
     from strokeseg.jobs.bids import run_app
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, **inference_options(args))
+    predictor, _ = load_predictor([args.checkpoint], inference_options(args))
     rows, errors = run_app(
         args.bids_dir,
         args.output_dir,

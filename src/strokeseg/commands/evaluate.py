@@ -165,7 +165,7 @@ def run_checkpoint(args: argparse.Namespace, collector) -> int:
         compare=args.compare,
         overwrite=args.overwrite,
         on_case=collector.add,
-        **inference_options(args),
+        options=inference_options(args),
     )
     rows = html_report.read_rows(args.out / "per_subject.csv")
     html_report.write_evaluation_report(

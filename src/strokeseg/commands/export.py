@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from strokeseg.inference.export import export
 
     network, meta = load_network(args.checkpoint, args.level)
-    meta = {**meta, "level": args.level}
+    meta = {**meta, "data": meta["data"].to_dict(), "level": args.level}
     difference = export(network, meta, args.out, overwrite=args.overwrite)
     params = sum(p.numel() for p in network.parameters())
     print(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from strokeseg.inference.options import InferenceOptions
 
 
 def positive_int(text: str) -> int:
@@ -45,8 +49,9 @@ def add_metrics_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_inference_options(p: argparse.ArgumentParser) -> None:
-    """--tta, --device, --batch-size, --no-postprocess and the speed flags (--crop/--no-crop,
-    --runtime, --threads, --level): shared by predict and evaluate."""
+    """--tta, --device, --batch-size, --no-postprocess, the speed flags
+    (:func:`add_speed_options`), --register and --level: shared by predict, evaluate and
+    bids."""
     p.add_argument(
         "--tta",
         nargs="?",
@@ -75,7 +80,20 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         help="plain p >= 0.5 masks, without the checkpoint's validation-tuned threshold and "
         "minimum lesion volume",
     )
+    add_speed_options(p)
+    p.add_argument(
+        "--register",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="affine registration to the template: auto (default) registers a scan off the "
+        "MNI152 grid for a checkpoint trained on that grid, segments it there and resamples "
+        "the result back; always, or never (docs/data.md)",
+    )
+    add_level(p)
 
+
+def add_speed_options(p: argparse.ArgumentParser) -> None:
+    """--crop/--no-crop, --runtime and --threads: how fast, not what, the engine segments."""
     crop = p.add_mutually_exclusive_group()
     crop.add_argument(
         "--crop",
@@ -99,29 +117,23 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "else PyTorch eager), eager (PyTorch NHWC), onnx, or compile (torch.compile)",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: PyTorch's)")
-    p.add_argument(
-        "--register",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="affine registration to the template: auto (default) registers a scan off the "
-        "MNI152 grid for a checkpoint trained on that grid, segments it there and resamples "
-        "the result back; always, or never (docs/data.md)",
+
+
+def inference_options(args: argparse.Namespace) -> InferenceOptions:
+    """The options of :func:`add_inference_options`' flags, as one object."""
+    from strokeseg.inference.options import InferenceOptions
+
+    return InferenceOptions(
+        tta=args.tta,
+        device=args.device,
+        batch_size=args.batch_size,
+        postprocess=args.postprocess,
+        crop=args.crop,
+        runtime=args.runtime,
+        threads=args.threads,
+        level=args.level,
+        register=args.register,
     )
-    add_level(p)
-
-
-def inference_options(args: argparse.Namespace) -> dict:
-    return {
-        "tta": args.tta,
-        "device": args.device,
-        "batch_size": args.batch_size,
-        "postprocess": args.postprocess,
-        "crop": args.crop,
-        "runtime": args.runtime,
-        "threads": args.threads,
-        "level": args.level,
-        "register": args.register,
-    }
 
 
 def add_output(parser: argparse.ArgumentParser, help: str, **kwargs) -> None:

@@ -75,11 +75,11 @@ def split(args: argparse.Namespace) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from strokeseg.inference.ensemble import ensemble_predictor
+    from strokeseg.inference.ensemble import load_predictor
     from strokeseg.inference.predict import predict
 
     part = split(args)
-    predictor, _ = ensemble_predictor(args.checkpoint, **inference_options(args))
+    predictor, _ = load_predictor(args.checkpoint, inference_options(args))
     report = None
     if args.report:
         from strokeseg.inference.predict import scan_inputs

@@ -1,8 +1,9 @@
 """A slice cache: every volume decoded once into memory-mapped arrays, then 2D training samples.
 
 Decoding an ATLAS .nii.gz costs about a second; a training epoch reads every slice, so the
-volumes are decoded once (load_subject -> normalize -> to_slices; with ``zero_outside_crop``
-the voxels the inference crop leaves out are set to 0 first) into one folder per subject under
+volumes are decoded once (load_subject -> the network's input of
+:func:`strokeseg.data.preprocessing.prepare` -> to_slices; with ``zero_outside_crop`` the
+voxels the inference crop leaves out are 0) into one folder per subject under
 ``cache_dir``: ``image.npy`` (float16, (Z, H, W), values in [0, 1]; (Z, 2, H, W) with the
 left-right mirror as a second volume, ``data/mirror.py``), ``mask.npy`` (uint8)
 and ``meta.json`` (the key, the RAS shape, lesion voxels per slice). The key hashes the source
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,9 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from strokeseg.data.augment import augmentation, mirror_misalignment
-from strokeseg.data.crop import crop_plan, inside
-from strokeseg.data.intensity import normalize
 from strokeseg.data.io import atomic_path
 from strokeseg.data.layouts import Dataset, Subject, load_subject
-from strokeseg.data.mirror import with_mirror
+from strokeseg.data.preprocessing import Preprocessing, prepare
 from strokeseg.data.slices import stack_context, to_slices
 from strokeseg.errors import StrokesegError
 
@@ -40,46 +38,35 @@ def _stat(path: Path) -> list:
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
-@dataclass(frozen=True)
-class _Recipe:
-    """How a subject's volumes become cached slices; every field is part of the cache key."""
-
-    modality: str
-    window: str
-    multiple: int
-    zero_outside_crop: bool
-    mirror: bool
-
-
-def _key(subject: Subject, recipe: _Recipe) -> str:
+def _key(subject: Subject, preprocessing: Preprocessing, multiple: int) -> str:
+    """The entry's key: the source files and the preprocessing that changes the cached volumes
+    (2.5D context and the space do not)."""
     content = {
         "version": CACHE_VERSION,
         "id": subject.id,
         "image": _stat(subject.image),
         "masks": [_stat(m) for m in subject.masks],
-        "modality": recipe.modality,
-        "window": recipe.window,
-        "multiple": recipe.multiple,
+        "modality": preprocessing.modality,
+        "window": preprocessing.window,
+        "multiple": multiple,
         # old keys stay valid: a setting off adds nothing
-        **({"zero_outside_crop": True} if recipe.zero_outside_crop else {}),
-        **({"mirror": True} if recipe.mirror else {}),
+        **({"zero_outside_crop": True} if preprocessing.zero_outside_crop else {}),
+        **({"mirror": True} if preprocessing.mirror else {}),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def _write_entry(subject: Subject, recipe: _Recipe, folder: Path, key: str) -> None:
+def _write_entry(
+    subject: Subject, preprocessing: Preprocessing, multiple: int, folder: Path, key: str
+) -> None:
     image, mask = load_subject(subject)
     if mask is None:
         raise StrokesegError(f"{subject.image}: subject {subject.id} has no mask to train on")
-    multiple = recipe.multiple
-    normalized = normalize(image.data, recipe.modality, recipe.window)
-    if recipe.zero_outside_crop:  # what the inference crop keeps (data/crop.py)
-        normalized *= inside(crop_plan(image.data, image.affine, recipe.modality))
-    if recipe.mirror:  # (Z, 2, H, W): the scan and its left-right mirror (data/mirror.py)
-        volumes = with_mirror(normalized, image, mirror=True)
+    volumes = prepare(image, preprocessing).network_input()
+    if preprocessing.mirror:  # (Z, 2, H, W): the scan and its left-right mirror
         images = np.stack([to_slices(v, multiple) for v in volumes], axis=1).astype(np.float16)
     else:
-        images = to_slices(normalized, multiple).astype(np.float16)
+        images = to_slices(volumes, multiple).astype(np.float16)
     masks = to_slices(mask, multiple)
     meta = {
         "key": key,
@@ -116,29 +103,28 @@ class SliceCache:
         dataset: Dataset,
         subject_ids: list[str],
         cache_dir: str | Path,
-        window: str = "brain",
+        preprocessing: Preprocessing | None = None,
         multiple: int = 16,
-        zero_outside_crop: bool = False,
-        mirror: bool = False,
     ) -> SliceCache:
-        """Decode the listed subjects that are not cached yet (valid entries are re-used)."""
+        """Decode the listed subjects that are not cached yet (valid entries are re-used);
+        ``preprocessing`` by default: the dataset's modality, every other setting off."""
         by_id = {s.id: s for s in dataset.subjects}
         unknown = [i for i in subject_ids if i not in by_id]
         if unknown:
             raise StrokesegError(f"{dataset.root}: unknown subject ids {', '.join(unknown[:5])}")
         from tqdm import tqdm
 
-        recipe = _Recipe(dataset.modality, window, multiple, zero_outside_crop, mirror)
+        preprocessing = preprocessing or Preprocessing(dataset.modality)
         folders = []
         for sid in tqdm(subject_ids, desc="slice cache", unit="subject", disable=None):
             subject = by_id[sid]
-            key = _key(subject, recipe)
+            key = _key(subject, preprocessing, multiple)
             folder = Path(cache_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', sid)}-{key[:16]}"
             meta = folder / "meta.json"
             if not (
                 meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("key") == key
             ):
-                _write_entry(subject, recipe, folder, key)
+                _write_entry(subject, preprocessing, multiple, folder, key)
             folders.append(folder)
         return cls(folders)
 

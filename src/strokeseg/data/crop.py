@@ -4,7 +4,8 @@ Air around the head is most of a scan's slices; segmenting it costs time and fin
 The rule (stated in docs/data.md):
 
 1. The region: for a scan on the MNI152 grid (ATLAS: 197x233x189 at 1 mm, the affine of the
-   ICBM152 2009a template within 0.01 mm) the template's brain mask (nilearn's rule: T1 above
+   ICBM152 2009a template within 1e-3 mm: :func:`strokeseg.data.template.on_mni_grid`) the
+   template's brain mask (nilearn's rule: T1 above
    0.2 of its maximum); otherwise the head, the largest connected component (26-connected)
    of the voxels above a threshold: normalised MRI intensity 0.1 (the scale of
    :func:`strokeseg.data.intensity.normalize`), or -400 HU for CT (air is -1000, fat -100).
@@ -44,7 +45,6 @@ MULTIPLE = 16
 MARGIN_MM = 4.0
 MRI_HEAD = 0.1  # normalised intensity: background noise is below it, any tissue above
 CT_HEAD_HU = -400.0
-MNI_TOLERANCE_MM = 0.01
 MAX_SIZES = 8
 
 
@@ -221,63 +221,39 @@ def merge_sizes(plan: SlicePlan, max_sizes: int = MAX_SIZES) -> SlicePlan:
 
 
 @functools.lru_cache(maxsize=1)
-def _template() -> tuple[np.ndarray, np.ndarray] | None:
-    """(brain mask, affine) of the ICBM152 2009a template, or None without nilearn."""
+def template_brain() -> np.ndarray | None:
+    """The brain mask of the ICBM152 2009a template (on the MNI152 grid), or None without
+    nilearn."""
     import nibabel as nib
 
     from strokeseg.data.template import BRAIN_THRESHOLD, template_file
     from strokeseg.errors import StrokesegError
 
     try:
-        image = nib.load(template_file("t1"))
+        t1 = nib.load(template_file("t1")).get_fdata(dtype=np.float32)
     except StrokesegError:
         return None
-    t1 = image.get_fdata(dtype=np.float32)
-    return t1 > BRAIN_THRESHOLD * t1.max(), image.affine
+    return t1 > BRAIN_THRESHOLD * t1.max()
 
 
-def mni_brain(shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray | None:
-    """The template brain mask if the grid (shape, RAS affine) is the MNI152 template's."""
-    template = _template()
-    if template is None or tuple(shape) != template[0].shape:
-        return None
-    if not np.allclose(affine, template[1], atol=MNI_TOLERANCE_MM, rtol=0):
-        return None
-    return template[0]
-
-
-def head_mask(image: np.ndarray, modality: str) -> np.ndarray:
-    """The largest 26-connected component above the head threshold (empty if none)."""
-    above = normalize(image, "mri") > MRI_HEAD if modality == "mri" else image > CT_HEAD_HU
+def head_mask(image: np.ndarray, modality: str, normalised: np.ndarray | None = None) -> np.ndarray:
+    """The largest 26-connected component above the head threshold (empty if none);
+    ``normalised``: the MRI ``image`` already normalised, if at hand."""
+    if modality == "mri":
+        above = (normalize(image, "mri") if normalised is None else normalised) > MRI_HEAD
+    else:
+        above = image > CT_HEAD_HU
     return largest(above)
 
 
-def margin_voxels(affine: np.ndarray, margin_mm: float) -> tuple[int, int, int]:
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    return tuple(int(np.ceil(margin_mm / s - 1e-6)) for s in spacing)
-
-
-def crop_plan(
-    image: np.ndarray,
-    affine: np.ndarray,
-    modality: str,
-    *,
-    crop: bool = True,
-    grid: tuple[int, int] | None = None,
+def region_plan(
+    region: np.ndarray,
+    spacing: tuple[float, float, float],
     margin_mm: float = MARGIN_MM,
     max_sizes: int = MAX_SIZES,
 ) -> SlicePlan:
-    """The slices and boxes to segment for a RAS ``image`` (module docstring: the rule).
-
-    ``crop=False`` is the whole-volume path. ``grid`` (H, W) is the training grid of a
-    grid-bound network: boxes are grown to it. ``max_sizes``: see :func:`merge_sizes`
-    (0: every slice keeps its own box).
-    """
-    if crop:
-        region = mni_brain(image.shape, affine)
-        if region is None:
-            region = head_mask(image, modality)
-        plan = merge_sizes(mask_plan(region, margin_voxels(affine, margin_mm)), max_sizes)
-    else:
-        plan = whole_plan(image.shape)
-    return fit_grid(plan, grid) if grid is not None else plan
+    """The slices and boxes to segment around ``region`` (bool, RAS; the module docstring's
+    rules 2-3), on a grid of ``spacing`` mm. ``max_sizes``: see :func:`merge_sizes` (0: every
+    slice keeps its own box)."""
+    margin = tuple(int(np.ceil(margin_mm / s - 1e-6)) for s in spacing)
+    return merge_sizes(mask_plan(region, margin), max_sizes)

@@ -1,12 +1,10 @@
 """Scan fingerprints: the geometry and intensity statistics a checkpoint's training data had.
 
-Training stores a summary of its training scans in the checkpoint (``meta["data"]
-["fingerprint"]``), so ``predict`` can warn when a scan is far from what the network saw
+Training stores a summary of its training scans in the checkpoint (``TrainingData.fingerprint``,
+``data/preprocessing.py``), so ``predict`` can warn when a scan is far from what the network saw
 (nnU-Net keeps a similar "dataset fingerprint" to plan its preprocessing). Intensities are
-measured on the normalised input the network sees, over the head: for MRI the voxels above
-10 % of the 99.5th percentile of the nonzero voxels (the percentile
-:func:`strokeseg.data.intensity.normalize` clips at, so background noise is left out), for CT
-the voxels above -500 HU.
+measured on the normalised image the network sees, over the head the inference crop finds
+(:attr:`strokeseg.data.preprocessing.PreparedScan.head`).
 """
 
 from __future__ import annotations
@@ -18,27 +16,14 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from strokeseg.data.intensity import MRI_PERCENTILES, normalize
-from strokeseg.data.io import Volume, load_volume
+from strokeseg.data.io import load_volume
+from strokeseg.data.preprocessing import PreparedScan, Preprocessing, prepare
 
 MAX_SCANS = 8
 """Training scans read for the fingerprint (evenly spread over the sorted list): bounds the
 extra reading time on large datasets."""
-CT_HEAD_HU = -500.0
-MRI_HEAD_FRACTION = 0.1
 NUMERIC = ("spacing_mm", "fov_mm", "head_fraction", "intensity_median")
 _CONTRAST = re.compile(r"(?:^|_)(t1w|t2w|flair|pdw|t2starw|dwi|adc|ct)(?=[_.]|$)", re.IGNORECASE)
-
-
-def head_mask(data: np.ndarray, modality: str) -> np.ndarray:
-    """Voxels that belong to the head: above 10 % of the robust maximum (MRI), -500 HU (CT)."""
-    if modality == "ct":
-        return data > CT_HEAD_HU
-    values = data[data != 0]
-    if not values.size:
-        return np.zeros(data.shape, dtype=bool)
-    sample = values[:: max(1, values.size // 1_000_000)]  # the percentile of ~1M voxels
-    return data > MRI_HEAD_FRACTION * np.percentile(sample, MRI_PERCENTILES[1])
 
 
 def contrast_from_name(name: str) -> str | None:
@@ -47,11 +32,10 @@ def contrast_from_name(name: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def scan_fingerprint(volume: Volume, modality: str, window: str = "brain") -> dict:
+def scan_fingerprint(scan: PreparedScan) -> dict:
     """One scan's statistics (RAS voxel order; plain floats and strings, JSON-ready)."""
-    spacing = np.sqrt((volume.affine[:3, :3] ** 2).sum(axis=0))
-    head = head_mask(volume.data, modality)
-    values = normalize(volume.data, modality, window)[head]
+    volume, spacing, head = scan.volume, scan.spacing, scan.head
+    values = scan.image[head]
     return {
         "spacing_mm": [round(float(s), 4) for s in spacing],
         "fov_mm": [round(float(s * n), 2) for s, n in zip(spacing, volume.data.shape, strict=True)],
@@ -82,9 +66,9 @@ def summarize(prints: Sequence[dict], n_scans: int) -> dict:
     return summary
 
 
-def dataset_fingerprint(images: Sequence[Path], modality: str, window: str = "brain") -> dict:
+def dataset_fingerprint(images: Sequence[Path], preprocessing: Preprocessing) -> dict:
     """The summary over at most :data:`MAX_SCANS` of ``images`` (evenly spread, deterministic)."""
     images = sorted(images)
     picks = np.unique(np.linspace(0, len(images) - 1, min(MAX_SCANS, len(images))).astype(int))
-    prints = [scan_fingerprint(load_volume(images[i]), modality, window) for i in picks]
+    prints = [scan_fingerprint(prepare(load_volume(images[i]), preprocessing)) for i in picks]
     return summarize(prints, len(images))

@@ -70,8 +70,7 @@ class Volume:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        """Voxel size in mm along each array axis (the affine's column lengths)."""
-        return tuple(float(s) for s in np.linalg.norm(self.affine[:3, :3], axis=0))
+        return voxel_spacing(self.affine)
 
     def to_source(self, array_ras: np.ndarray) -> np.ndarray:
         """Exact inverse of the RAS reorientation: ``array_ras`` in the source voxel order."""
@@ -80,6 +79,11 @@ class Volume:
             raise ValueError(f"array shape {array_ras.shape} != volume shape {self.data.shape}")
         back = ornt_transform(_RAS, io_orientation(self.source.affine))
         return apply_orientation(array_ras, back).reshape(self.source.shape)
+
+
+def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    """Voxel size in mm along each array axis of a grid (the affine's column lengths)."""
+    return tuple(float(s) for s in np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0))
 
 
 def is_nifti(path: Path) -> bool:

@@ -38,6 +38,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
+from strokeseg.data.io import voxel_spacing
 from strokeseg.data.template import BRAIN_THRESHOLD, template_file
 from strokeseg.extras import require
 
@@ -128,10 +129,6 @@ def _sitk_image(array: np.ndarray, affine: np.ndarray):
     return image
 
 
-def _spacing(affine: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
-
-
 def _on_working_grid(image, interpolator):
     """``image`` on a :data:`WORK_MM` grid with its axes, covering it (SimpleITK)."""
     sitk = _sitk()
@@ -173,7 +170,7 @@ def _working_mask(grid: TemplateGrid, dilate_mm: float):
     sitk = _sitk()
     mask = grid.brain
     if dilate_mm > 0:
-        mask = dilate(mask, _spacing(grid.affine), dilate_mm)
+        mask = dilate(mask, voxel_spacing(grid.affine), dilate_mm)
     image = _sitk_image(mask.astype(np.float32), grid.affine)
     return sitk.Cast(_on_working_grid(image, sitk.sitkNearestNeighbor), sitk.sitkUInt8)
 

@@ -46,5 +46,5 @@ def on_mni_grid(shape: tuple[int, ...], affine: np.ndarray) -> bool:
 
 def grid_space(grids: Iterable[tuple[np.ndarray, tuple[int, ...]]]) -> str:
     """``"template"`` when every (affine, shape) lies on the MNI152 grid, else ``"native"``:
-    what a checkpoint records of its training scans (``meta["data"]["space"]``)."""
+    what a checkpoint records of its training scans (``Preprocessing.space``)."""
     return "template" if all(on_mni_grid(shape, a) for a, shape in grids) else "native"

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from strokeseg.data.preprocessing import TrainingData
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_model, deploy
 from strokeseg.models.weights import model_state
@@ -31,12 +32,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_network(path: str | Path, level: int = 4) -> tuple[nn.Module, dict[str, Any]]:
-    """The deployed inference network in eval mode, and the checkpoint's description.
+    """The deployed inference network in eval mode, and the checkpoint's description, its
+    ``data`` read as a :class:`TrainingData` (of this version or an older one).
 
     ``level`` 1-3 prunes a UNet++ trained with deep supervision (:func:`deploy`).
     """
     checkpoint = read_checkpoint(path)
     meta = checkpoint["strokeseg"]
+    try:
+        meta = {**meta, "data": TrainingData.from_meta(meta)}
+    except (TypeError, ValueError, IndexError):
+        raise StrokesegError(f"{path}: unreadable training data description") from None
     model = create_model(meta["model_name"], **meta["model_kwargs"])
     model.load_state_dict(model_state(checkpoint), strict=True)
     try:

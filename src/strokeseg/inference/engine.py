@@ -1,7 +1,8 @@
 """The slice engine: lesion probabilities for a whole scan from one or more deployed networks.
 
-The scan is reoriented to RAS, normalised as the checkpoint's training data was, and its
-axial slices are cut to the boxes around the head (data/crop.py; ``crop=False``: every slice
+The scan is reoriented to RAS and prepared as the checkpoint's training data was
+(``data/preprocessing.py``: normalised, zeroed outside the crop, mirrored), and its axial
+slices are cut to the boxes around the head (data/crop.py; ``crop=False``: every slice
 zero-padded in-plane up to a multiple of 16, the exact whole-volume path), run through each
 network on its runtime (runtime.py) in batches (with 2k+1 neighbouring slices as channels for
 a 2.5D checkpoint), and pasted back (inference/slicing.py); 0 outside the boxes. Test-time
@@ -22,24 +23,21 @@ import torch
 from torch import nn
 
 from strokeseg.data.io import Volume
+from strokeseg.data.preprocessing import PreparedScan, Preprocessing, TrainingData, prepare
 from strokeseg.errors import StrokesegError
-from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.native import (
     TemplateScan,
     back_to_scan,
     check_mirror_grid,
-    check_register,
     needs_registration,
     register_scan,
 )
+from strokeseg.inference.options import TTA, InferenceOptions
 from strokeseg.inference.postprocess import RAW, Postprocess, apply
 from strokeseg.inference.runtime import make_runtime
-from strokeseg.inference.slicing import Run, scan_probabilities
+from strokeseg.inference.slicing import Batching, Run, scan_probabilities
 from strokeseg.models import first_filters
 
-# flips of a (B, C, H, W) batch: W runs left-right, H posterior-anterior (data/slices.py)
-TTA = {"none": ((),), "lr": ((), (3,)), "lr+ud": ((), (3,), (2,), (2, 3))}
-DEVICES = ("auto", "cpu", "cuda")
 GPU_BATCH_SIZE = 16
 CPU_FEATURE_MAPS = 128
 """On the CPU a pass holds about this many first-level feature maps by default (slices x the
@@ -56,7 +54,7 @@ def default_batch_size(device: torch.device, networks: Sequence[nn.Module]) -> i
     return max(1, min(8, CPU_FEATURE_MAPS // filters))
 
 
-def crop_keeps_answer(networks: Sequence[nn.Module], meta: dict) -> bool:
+def crop_keeps_answer(networks: Sequence[nn.Module], preprocessing: Preprocessing) -> bool:
     """Whether the crop is the default for these networks: trained on slices zeroed outside
     the crop (``data.zero_outside_crop``) and every padded convolution replicate-padded.
 
@@ -72,13 +70,11 @@ def crop_keeps_answer(networks: Sequence[nn.Module], meta: dict) -> bool:
         if isinstance(m, nn.Conv2d) and any(p > 0 for p in m.padding)
     ]
     replicate = bool(padded) and all(m.padding_mode == "replicate" for m in padded)
-    return replicate and bool(meta["data"].get("zero_outside_crop", False))
+    return replicate and preprocessing.zero_outside_crop
 
 
 def resolve_device(name: str) -> torch.device:
     """``auto``: CUDA when available, else the CPU; ``cuda`` without a GPU is refused."""
-    if name not in DEVICES:
-        raise StrokesegError(f"--device {name!r}: expected one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
         raise StrokesegError("--device cuda: no CUDA GPU is available here (use auto or cpu)")
     if name == "auto":
@@ -92,144 +88,105 @@ def device_run(network: nn.Module, device: torch.device) -> Run:
     return lambda x: network(x.contiguous(memory_format=torch.channels_last))
 
 
-def probabilities(
-    networks: Sequence[nn.Module],
-    volume: Volume,
-    modality: str,
-    window: str = "brain",
-    *,
-    context_slices: int = 0,
-    mirror: bool = False,
-    zero_outside_crop: bool = False,
-    tta: str = "none",
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
-    crop: bool = True,
-    runs: Sequence[Run] | None = None,
-    metas: Sequence[dict] | None = None,
-) -> np.ndarray:
-    """Mean lesion probability over ``networks`` and the ``tta`` flips (float32, RAS shape).
-
-    ``crop`` segments only the boxes around the head (``data/crop.py``; 0 outside them),
-    False every whole slice (the exact path). ``runs`` are the networks on a runtime
-    (``runtime.py``; default: the network itself on ``device``); ``metas`` their checkpoints'
-    descriptions (a grid-bound network's training grid, ``grid.py``).
-    """
-    device = torch.device(device)
-    runs = list(runs) if runs is not None else [device_run(n, device) for n in networks]
-    metas = list(metas) if metas is not None else [{} for _ in networks]
-    autocast = (
-        torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
-    )
-    with torch.inference_mode(), autocast:
-        return scan_probabilities(
-            runs, networks, metas, volume, modality, window,
-            crop=crop, zero_outside_crop=zero_outside_crop, context_slices=context_slices,
-            mirror=mirror,
-            flips=TTA[tta],
-            batch_size=batch_size, device=device,
-        )  # fmt: skip
+def make_runs(
+    networks: Sequence[nn.Module], device: torch.device, options: InferenceOptions
+) -> list[Run]:
+    """The networks on their runtime (``runtime.py``): one per network, made once for a
+    folder of scans."""
+    if device.type == "cpu":
+        return [make_runtime(n, options.runtime, options.threads) for n in networks]
+    if options.runtime not in ("auto", "eager"):
+        raise StrokesegError(f"--runtime {options.runtime}: CPU only; use eager with --device cuda")
+    return [device_run(n, device) for n in networks]
 
 
 class Predictor:
     """Deployed networks (one, or an ensemble sharing one preprocessing) with their inference
-    settings: ``probabilities`` for a scan, ``masks`` for the raw and post-processed masks.
-    The networks come pruned already (``--level``: :meth:`from_checkpoint`,
-    :func:`strokeseg.inference.ensemble.ensemble_predictor`)."""
+    options: ``segment`` a prepared scan, ``masks`` of a volume. The networks come pruned
+    already (``--level``: :func:`strokeseg.inference.ensemble.load_predictor`); ``meta`` is
+    the checkpoint's description, its ``data`` a :class:`TrainingData`."""
 
     def __init__(
         self,
         networks: Sequence[nn.Module],
         meta: dict,
-        *,
-        tta: str = "none",
-        batch_size: int | None = None,
-        device: str = "cpu",
-        postprocess: bool = True,
-        crop: bool | None = None,
-        runtime: str = "auto",
-        threads: int | None = None,
-        register: str = "auto",
+        options: InferenceOptions | None = None,
     ):
-        if tta not in TTA:
-            raise StrokesegError(f"--tta {tta!r}: expected one of {', '.join(TTA)}")
-        if batch_size is not None and batch_size < 1:
-            raise StrokesegError(f"--batch-size {batch_size}: must be >= 1")
-        self.networks, self.meta = list(networks), meta
-        self.tta, self.device = tta, resolve_device(device)
-        self.register = check_register(register)
-        self.batch_size = batch_size or default_batch_size(self.device, self.networks)
-        self.crop = crop_keeps_answer(self.networks, meta) if crop is None else crop
-        if crop is None and not self.crop:
-            print(
-                "strokeseg: note: segmenting whole slices: the crop changes this checkpoint's "
-                "answer (zero-padded, or not trained zeroed outside the crop; "
-                "docs/performance.md); --crop forces it, 2.5-3.6x faster",
-                file=sys.stderr,
-            )
-        if self.device.type == "cpu":  # one runtime per network, made once for a folder
-            self.runs = [make_runtime(n, runtime, threads) for n in self.networks]
-        elif runtime not in ("auto", "eager"):
-            raise StrokesegError(f"--runtime {runtime}: CPU only; use eager with --device cuda")
-        else:
-            self.runs = [device_run(n, self.device) for n in self.networks]
-        saved = meta.get("postprocess") if postprocess else None
+        options = options or InferenceOptions()
+        self.networks, self.meta, self.options = list(networks), meta, options
+        self.data: TrainingData = meta["data"]
+        self.preprocessing = self.data.preprocessing
+        self.device = resolve_device(options.device)
+        batch_size = options.batch_size or default_batch_size(self.device, self.networks)
+        self.batching = Batching(TTA[options.tta], batch_size, self.device)
+        self.crop = options.crop
+        if self.crop is None:
+            self.crop = crop_keeps_answer(self.networks, self.preprocessing)
+            if not self.crop:
+                print(
+                    "strokeseg: note: segmenting whole slices: the crop changes this "
+                    "checkpoint's answer (zero-padded, or not trained zeroed outside the crop; "
+                    "docs/performance.md); --crop forces it, 2.5-3.6x faster",
+                    file=sys.stderr,
+                )
+        self.runs = make_runs(self.networks, self.device, options)
+        record = meta.get("postprocess") or {}
+        saved = record if options.postprocess and record else None
         self.rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
-        data = meta["data"]
-        self.modality = data.get("modality", "mri")
-        self.window = data.get("window", "brain")
-        self.context_slices = int(data.get("context_slices", 0))
-        self.mirror = bool(data.get("mirror", False))
-        self.zero_outside_crop = bool(data.get("zero_outside_crop", False))
+        self.false_positive_ml = record.get("val_false_positive_ml_max")
+        """The most false-positive volume (mL) the model left in one validation scan, if
+        recorded (``quality.py``)."""
 
-    @classmethod
-    def from_checkpoint(cls, path, level: int = 4, **options) -> Predictor:
-        network, meta = load_network(path, level)
-        return cls([network], meta, **options)
+    def prepare(self, volume: Volume) -> PreparedScan:
+        """``volume`` as these networks' training data was prepared."""
+        return prepare(volume, self.preprocessing)
 
-    def probabilities(self, volume: Volume) -> np.ndarray:
-        return probabilities(
-            self.networks,
-            volume,
-            self.modality,
-            self.window,
-            context_slices=self.context_slices,
-            mirror=self.mirror,
-            zero_outside_crop=self.zero_outside_crop,
-            tta=self.tta,
-            batch_size=self.batch_size,
-            device=self.device,
-            crop=self.crop,
-            runs=self.runs,
-            metas=[self.meta] * len(self.networks),
+    def probabilities(self, scan: PreparedScan) -> np.ndarray:
+        """Mean lesion probability over the networks and the TTA flips (float32, RAS)."""
+        autocast = (
+            torch.autocast("cuda", dtype=torch.float16)
+            if self.device.type == "cuda"
+            else nullcontext()
         )
+        with torch.inference_mode(), autocast:
+            return scan_probabilities(
+                self.runs,
+                self.networks,
+                scan,
+                crop=self.crop,
+                slice_grid=self.data.slice_grid,
+                batching=self.batching,
+            )
 
-    def segment(self, volume: Volume) -> Segmentation:
-        """The probability and masks on ``volume``'s grid; a template-space checkpoint segments
+    def segment(self, scan: PreparedScan) -> Segmentation:
+        """The probability and masks on the scan's grid; a template-space checkpoint segments
         a native scan on the template grid (``native.py``, ``--register``)."""
-        template = None
-        if needs_registration(volume, self.meta, self.register):
-            template = register_scan(volume)
-            prob = back_to_scan(self.probabilities(template.volume), template, volume)
+        template, seen = None, scan
+        if needs_registration(scan, self.options.register):
+            template = register_scan(scan.volume)
+            seen = self.prepare(template.volume)
+            prob = back_to_scan(self.probabilities(seen), template, scan.volume)
         else:
-            check_mirror_grid(volume, self.meta)
-            prob = self.probabilities(volume)
-        raw = apply(prob, volume.voxel_mm3, RAW)
-        final = raw if self.rule == RAW else apply(prob, volume.voxel_mm3, self.rule)
-        return Segmentation(prob, raw, final, template)
+            check_mirror_grid(scan)
+            prob = self.probabilities(scan)
+        voxel_mm3 = scan.volume.voxel_mm3
+        raw = apply(prob, voxel_mm3, RAW)
+        final = raw if self.rule == RAW else apply(prob, voxel_mm3, self.rule)
+        return Segmentation(prob, raw, final, seen, template)
 
     def masks(self, volume: Volume) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(probability, raw mask at p >= 0.5, mask under the checkpoint's post-processing)."""
-        result = self.segment(volume)
+        result = self.segment(self.prepare(volume))
         return result.probability, result.raw, result.mask
 
 
 @dataclass(frozen=True)
 class Segmentation:
-    """One scan's result on its own grid (RAS); ``template``: the registered scan the network
-    saw, for a native scan segmented on the template grid."""
+    """One scan's result on its own grid (RAS); ``seen``: the prepared scan the network saw
+    (the scan itself, or the scan registered to the template grid, ``template``)."""
 
     probability: np.ndarray
     raw: np.ndarray
     mask: np.ndarray
+    seen: PreparedScan
     template: TemplateScan | None = None

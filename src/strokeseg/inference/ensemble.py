@@ -2,7 +2,7 @@
 
 As nnU-Net does with its five folds, an ensemble averages the members' lesion probabilities
 (not their masks or logits) and thresholds the mean; the slice engine does the averaging
-(:func:`strokeseg.inference.engine.probabilities` over several networks). A checkpoint
+(:meth:`strokeseg.inference.engine.Predictor.probabilities` over several networks). A checkpoint
 argument may be a file or a folder: a run folder (its ``best.ckpt``) or any folder above run
 folders, such as one row and seed of a cross-validated benchmark (``OUT/<row>/seed0``: the
 ``best.ckpt`` of every fold).
@@ -20,6 +20,7 @@ from torch import nn
 from strokeseg.errors import StrokesegError
 from strokeseg.inference.checkpoint import load_network
 from strokeseg.inference.engine import Predictor
+from strokeseg.inference.options import InferenceOptions
 
 
 def checkpoint_files(items: Sequence[Path]) -> list[Path]:
@@ -39,14 +40,8 @@ def checkpoint_files(items: Sequence[Path]) -> list[Path]:
     return files
 
 
-SHARED = (
-    ("modality", "mri"),
-    ("window", "brain"),
-    ("context_slices", 0),
-    ("mirror", False),
-    ("zero_outside_crop", False),
-)
-"""Data settings every member must share: one preprocessing feeds them all."""
+SHARED = ("modality", "window", "context_slices", "mirror", "zero_outside_crop")
+"""Preprocessing every member must share: one input feeds them all."""
 
 
 def load_ensemble(
@@ -62,14 +57,14 @@ def load_ensemble(
     (:func:`consensus_rule`), and without a rule on every member it has none (p >= 0.5)."""
     files = checkpoint_files(items)
     networks, metas = zip(*(load_network(f, level) for f in files), strict=True)
-    first = metas[0]["data"]
+    first = metas[0]["data"].preprocessing
     for path, meta in zip(files[1:], metas[1:], strict=True):
-        for key, default in SHARED:
-            if meta["data"].get(key, default) != first.get(key, default):
+        for key in SHARED:
+            value = getattr(meta["data"].preprocessing, key)
+            if value != getattr(first, key):
                 raise StrokesegError(
-                    f"{path}: {key} {meta['data'].get(key, default)!r} differs from "
-                    f"{first.get(key, default)!r} of {files[0]}; an ensemble needs one "
-                    "preprocessing"
+                    f"{path}: {key} {value!r} differs from {getattr(first, key)!r} of "
+                    f"{files[0]}; an ensemble needs one preprocessing"
                 )
     meta = dict(metas[0])
     rules = [m.get("postprocess") for m in metas]
@@ -92,12 +87,12 @@ def consensus_rule(rules: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def ensemble_predictor(
-    items: Sequence[Path], level: int = 4, **options
+def load_predictor(
+    items: Sequence[Path], options: InferenceOptions | None = None
 ) -> tuple[Predictor, list[Path]]:
     """(a :class:`strokeseg.inference.engine.Predictor` over the checkpoints named by
-    ``items``, pruned at ``level``, which averages their probabilities; the files). One
-    checkpoint is an ensemble of one. ``options`` as the Predictor takes them (tta,
-    batch_size, device, postprocess)."""
-    networks, meta, files = load_ensemble(items, level)
-    return Predictor(networks, meta, **options), files
+    ``items``, pruned at ``options.level``, which averages their probabilities; the files).
+    One checkpoint is an ensemble of one. The one way to load checkpoints for inference."""
+    options = options or InferenceOptions()
+    networks, meta, files = load_ensemble(items, options.level)
+    return Predictor(networks, meta, options), files

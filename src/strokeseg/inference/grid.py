@@ -13,11 +13,11 @@ These are ``grid_bound`` (a class attribute) and are run on exactly their traini
 each box is grown to it (``data.crop.fit_grid``), and a box larger than the grid is covered by
 windows of the grid (MONAI's ``sliding_window_inference``, 25 % overlap, logits averaged).
 
-The training grid is ``meta["data"]["slice_grid"]`` (H, W), which training records from its
-batches; checkpoints written before that have the patch size of their config, or, for
-whole-slice training, the scan's own training-time slicing (``to_slices``: each in-plane size
-rounded down to a multiple of 16), which is the training grid for scans of the training
-data's shape.
+The training grid is the checkpoint's ``slice_grid`` (H, W) (``TrainingData`` in
+``data/preprocessing.py``), which training records from its batches; checkpoints written
+before that have the patch size of their config, or, for whole-slice training, the scan's own
+training-time slicing (``to_slices``: each in-plane size rounded down to a multiple of 16),
+which is the training grid for scans of the training data's shape.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from strokeseg.data.slices import target_size
 OVERLAP = 0.25
 
 
-def training_grid(meta: dict, shape_ras: tuple[int, int, int]) -> tuple[int, int]:
-    """(H, W) the checkpoint's network was trained on (module docstring)."""
-    recorded = (meta.get("data") or {}).get("slice_grid")
-    if recorded:
-        return int(recorded[0]), int(recorded[1])
-    patch = ((meta.get("config") or {}).get("data") or {}).get("patch_size")
-    if patch:
-        return int(patch), int(patch)
+def training_grid(
+    slice_grid: tuple[int, int] | None, shape_ras: tuple[int, int, int]
+) -> tuple[int, int]:
+    """(H, W) the checkpoint's network was trained on: its recorded ``slice_grid``, else the
+    training-time slicing of a scan of ``shape_ras`` (module docstring)."""
+    if slice_grid:
+        return slice_grid
     return target_size(shape_ras[1]), target_size(shape_ras[0])
 
 

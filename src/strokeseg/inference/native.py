@@ -1,14 +1,13 @@
 """Template-space checkpoints on native scans: registration to the template and back.
 
-A checkpoint records the space of its training scans (``meta["data"]["space"]``: "template"
-when every one lay on the MNI152 grid, else "native"); a checkpoint written before that
-counts as template-space when it uses the left-right mirror (which only trains on that grid),
-else its space is unknown. ``--register auto`` (the default) registers a scan off the MNI152
-grid for a template-space checkpoint, ``always`` every scan, ``never`` none. A registered scan
-is resampled linearly to the template grid (what the network sees), segmented there, and its
-probability resampled linearly back to the scan's grid, where the threshold and the minimum
-lesion volume apply; the mask keeps the scan's own geometry. A scan that cannot be registered
-is refused with one line (no mask is written; a folder's other scans go on).
+A checkpoint records the space of its training scans (``Preprocessing.space``,
+``data/preprocessing.py``: "template" when every one lay on the MNI152 grid, else "native";
+"unknown" for some older checkpoints). ``--register auto`` (the default) registers a scan off the
+MNI152 grid for a template-space checkpoint, ``always`` every scan, ``never`` none. A registered
+scan is resampled linearly to the template grid (what the network sees), segmented there, and its
+probability resampled linearly back to the scan's grid, where the threshold and the minimum lesion
+volume apply; the mask keeps the scan's own geometry. A scan that cannot be registered is refused
+with one line (no mask is written; a folder's other scans go on).
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from strokeseg.data.io import Volume
+from strokeseg.data.preprocessing import PreparedScan
 from strokeseg.data.registration import (
     Registration,
     register_to_template,
@@ -27,10 +27,7 @@ from strokeseg.data.registration import (
     to_scan,
     to_template,
 )
-from strokeseg.data.template import on_mni_grid
 from strokeseg.errors import StrokesegError
-
-REGISTER = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -41,37 +38,22 @@ class TemplateScan:
     registration: Registration
 
 
-def checkpoint_space(meta: dict) -> str:
-    """ "template", "native" or "unknown" (module docstring)."""
-    data = meta.get("data") or {}
-    if "space" in data:
-        return str(data["space"])
-    return "template" if data.get("mirror") else "unknown"
-
-
-def check_register(mode: str) -> str:
-    if mode not in REGISTER:
-        raise StrokesegError(f"--register {mode!r}: expected one of {', '.join(REGISTER)}")
-    return mode
-
-
-def needs_registration(volume: Volume, meta: dict, mode: str) -> bool:
-    """Whether ``mode`` registers ``volume`` for a checkpoint described by ``meta``."""
+def needs_registration(scan: PreparedScan, mode: str) -> bool:
+    """Whether ``mode`` (``--register``) registers ``scan`` for its checkpoint."""
     if mode != "auto":
         return mode == "always"
-    template_space = checkpoint_space(meta) == "template"
-    return template_space and not on_mni_grid(volume.data.shape, volume.affine)
+    return scan.preprocessing.space == "template" and not scan.on_template
 
 
-def check_mirror_grid(volume: Volume, meta: dict) -> None:
+def check_mirror_grid(scan: PreparedScan) -> None:
     """Refuse an unregistered scan off the template grid for a checkpoint that feeds the
     left-right mirror and was trained on that grid: its midline would not be x = 0 mm, and the
     mirror would compare each voxel with the wrong twin."""
-    data = meta.get("data") or {}
-    mirror_on_template = data.get("mirror") and checkpoint_space(meta) == "template"
-    if mirror_on_template and not on_mni_grid(volume.data.shape, volume.affine):
+    preprocessing = scan.preprocessing
+    mirror_on_template = preprocessing.mirror and preprocessing.space == "template"
+    if mirror_on_template and not scan.on_template:
         raise StrokesegError(
-            f"{volume.path}: not on the MNI152 template grid, and this checkpoint compares "
+            f"{scan.volume.path}: not on the MNI152 template grid, and this checkpoint compares "
             "each voxel with its mirror across x = 0 mm there; segment it through the "
             "registration (--register auto or always)"
         )
@@ -97,13 +79,13 @@ def register_scan(volume: Volume) -> TemplateScan:
     return TemplateScan(Volume(volume.path, data, grid.affine, source), registration)
 
 
-def template_map(volume: Volume, template: TemplateScan | None) -> np.ndarray | None:
-    """Template (MNI) mm of ``volume``'s RAS voxel indices, as a 4x4, when known: its own
+def template_map(scan: PreparedScan, template: TemplateScan | None) -> np.ndarray | None:
+    """Template (MNI) mm of ``scan``'s RAS voxel indices, as a 4x4, when known: its own
     affine on the template grid, through its registration when it was registered, else None
     (vascular territories and MNI coordinates need it)."""
     if template is not None:
-        return np.linalg.inv(template.registration.matrix) @ volume.affine
-    return volume.affine if on_mni_grid(volume.data.shape, volume.affine) else None
+        return np.linalg.inv(template.registration.matrix) @ scan.volume.affine
+    return scan.volume.affine if scan.on_template else None
 
 
 def back_to_scan(probability: np.ndarray, scan: TemplateScan, volume: Volume) -> np.ndarray:

@@ -30,10 +30,10 @@ from strokeseg.data.io import (
     strip_nifti,
     write_atomic,
 )
+from strokeseg.data.preprocessing import PreparedScan
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import volume_ml
-from strokeseg.inference.engine import Predictor
-from strokeseg.inference.native import template_map
+from strokeseg.inference.engine import Predictor, Segmentation
 from strokeseg.inference.quality import scan_warnings
 
 
@@ -77,19 +77,16 @@ def scan_inputs(path: Path) -> list[tuple[str, Path]]:
 
 def predict_scan(
     name: str, volume: Volume, predictor: Predictor
-) -> tuple[Lesions, np.ndarray, np.ndarray, np.ndarray | None]:
-    """One scan's lesion row (with its quality warnings, also printed on stderr), probability
-    map, post-processed mask (RAS), and its map to template mm when known
-    (``native.template_map``)."""
-    result = predictor.segment(volume)
-    probability, mask = result.probability, result.mask
-    row = lesion_stats(name, mask, result.raw, volume.voxel_mm3)
-    row.warnings = scan_warnings(
-        volume, mask, probability, predictor.meta, predictor.rule.threshold, result.template
-    )
+) -> tuple[Lesions, PreparedScan, Segmentation]:
+    """One scan's lesion row (with its quality warnings, also printed on stderr), the scan as
+    prepared for the predictor, and its segmentation (RAS)."""
+    scan = predictor.prepare(volume)
+    result = predictor.segment(scan)
+    row = lesion_stats(name, result.mask, result.raw, volume.voxel_mm3)
+    row.warnings = scan_warnings(scan, result, predictor)
     for warning in row.warnings:
         print(f"strokeseg: warning: {name}: {warning}", file=sys.stderr)
-    return row, probability, mask, template_map(volume, result.template)
+    return row, scan, result
 
 
 def write_lesions_csv(rows: list[Lesions], path: Path) -> None:
@@ -225,8 +222,8 @@ def predict(
     whose mask exists is kept and its row recomputed from that mask (masks are written
     atomically, so an existing one is whole). lesions.csv is rewritten after every scan, so a
     killed run leaves it consistent with the masks. A bad scan is reported and skipped
-    (:func:`each_scan`). ``on_scan(name, volume, mask, probability, warnings, to_template)`` is
-    called after each scan's mask is written (the reports); what it returns goes into the
+    (:func:`each_scan`). ``on_scan(name, scan, segmentation, warnings)`` is called after each
+    scan's mask is written (the reports, with the prepared scan); what it returns goes into the
     scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
     each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's
     geometry). ``part`` (I, N) segments every N-th scan from the I-th and writes no
@@ -245,13 +242,11 @@ def predict(
     )
 
     def segment(i: int, name: str, volume: Volume) -> Lesions:
-        row, probability, mask, to_template = predict_scan(name, volume, predictor)
-        save_like(mask, volume, targets[i], overwrite=replace)
+        row, scan, result = predict_scan(name, volume, predictor)
+        save_like(result.mask, volume, targets[i], overwrite=replace)
         if probabilities:
-            save_probabilities_like(probability, volume, maps[i], overwrite=replace)
-        report = (
-            on_scan(name, volume, mask, probability, row.warnings, to_template) if on_scan else None
-        )
+            save_probabilities_like(result.probability, volume, maps[i], overwrite=replace)
+        report = on_scan(name, scan, result, row.warnings) if on_scan else None
         write_summary(summaries[i], row, report, replace)
         return row
 

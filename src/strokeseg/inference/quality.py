@@ -1,7 +1,7 @@
 """Quality warnings: a scan far from the checkpoint's training data, or an odd result.
 
 A warning never stops a run; it tells the reader to look before trusting the numbers. The
-training data's statistics come from the checkpoint (``meta["data"]["fingerprint"]``,
+training data's statistics come from the checkpoint (``TrainingData.fingerprint``,
 :mod:`strokeseg.data.fingerprint`); checkpoints written before it get the checks that need
 no statistics (modality, empty or implausibly large mask, low confidence). Thresholds:
 
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from strokeseg.data.fingerprint import describe_range, head_mask, scan_fingerprint
-from strokeseg.data.io import Volume
+from strokeseg.data.fingerprint import describe_range, scan_fingerprint
+from strokeseg.data.preprocessing import PreparedScan, TrainingData
+from strokeseg.inference.engine import Predictor, Segmentation
 from strokeseg.inference.native import TemplateScan
 
 RANGE_SLACK = 1.25
@@ -53,21 +54,20 @@ def looks_like_ct(data: np.ndarray) -> bool:
     return bool(np.percentile(sample, 1) < CT_AIR_HU)
 
 
-def data_warnings(volume: Volume, meta: dict) -> list[str]:
+def data_warnings(prepared: PreparedScan, data: TrainingData) -> list[str]:
     """Warnings about the scan itself against the checkpoint's training data."""
-    data = meta.get("data", {})
-    modality, window = data.get("modality", "mri"), data.get("window", "brain")
+    modality = data.preprocessing.modality
     warnings = []
-    ct_like = looks_like_ct(volume.data)
+    ct_like = looks_like_ct(prepared.volume.data)
     if ct_like != (modality == "ct"):
         seen = "CT (air below -500 HU)" if ct_like else "not CT in Hounsfield units"
         warnings.append(
             f"modality: the scan looks {seen}, the checkpoint was trained on {modality}"
         )
-    train = data.get("fingerprint")
-    scan = scan_fingerprint(volume, modality, window)
+    train = data.fingerprint
     if not train:
         return warnings
+    scan = scan_fingerprint(prepared)
     if scan["contrast"] and train["contrasts"] and scan["contrast"] not in train["contrasts"]:
         warnings.append(
             f"modality: file name says {scan['contrast']}, training scans were "
@@ -101,20 +101,25 @@ def data_warnings(volume: Volume, meta: dict) -> list[str]:
 
 
 def result_warnings(
-    volume: Volume, mask: np.ndarray, probability: np.ndarray, meta: dict, threshold: float = 0.5
+    scan: PreparedScan,
+    mask: np.ndarray,
+    probability: np.ndarray,
+    threshold: float = 0.5,
+    false_positive_ml: float | None = None,
 ) -> list[str]:
     """Warnings about the segmentation: empty, implausibly large, as small as the model's own
-    false positives, or low confidence."""
+    false positives (``false_positive_ml``: the most it left in one validation scan), or low
+    confidence."""
     mask = np.asarray(mask, dtype=bool)
     lesion = int(np.count_nonzero(mask))
     if lesion == 0:
         return ["mask: empty (no lesion found); check the scan shows a head like the training"]
     warnings = []
-    head = int(np.count_nonzero(head_mask(volume.data, meta.get("data", {}).get("modality"))))
+    head = int(np.count_nonzero(scan.head))
     if lesion > LARGE_MASK_FRACTION * max(head, 1):
         warnings.append(f"mask: {100 * lesion / max(head, 1):.0f} % of the head, implausibly large")
-    doubt = meta.get("postprocess", {}).get("val_false_positive_ml_max")
-    ml = lesion * volume.voxel_mm3 / 1000.0
+    doubt = false_positive_ml
+    ml = lesion * scan.volume.voxel_mm3 / 1000.0
     if doubt is not None and ml <= doubt:
         warnings.append(
             f"volume: {ml:.2f} mL found, no more than the false-positive volume this model left "
@@ -139,19 +144,17 @@ def registration_warnings(template: TemplateScan) -> list[str]:
     ]
 
 
-def scan_warnings(
-    volume: Volume,
-    mask: np.ndarray,
-    probability: np.ndarray,
-    meta: dict,
-    threshold: float = 0.5,
-    template: TemplateScan | None = None,
-) -> list[str]:
-    """Every warning for one scan, data first, then result. For a scan registered to the
-    template (``template``), the data checks look at what the network saw: the scan on the
-    template grid."""
-    if template is None:
-        data = data_warnings(volume, meta)
-    else:
-        data = registration_warnings(template) + data_warnings(template.volume, meta)
-    return data + result_warnings(volume, mask, probability, meta, threshold)
+def scan_warnings(scan: PreparedScan, result: Segmentation, predictor: Predictor) -> list[str]:
+    """Every warning for one scan segmented by ``predictor``, data first, then result. The data
+    checks look at what the network saw (``result.seen``: for a scan registered to the
+    template, the scan on the template grid)."""
+    warnings = data_warnings(result.seen, predictor.data)
+    if result.template is not None:
+        warnings = registration_warnings(result.template) + warnings
+    return warnings + result_warnings(
+        scan,
+        result.mask,
+        result.probability,
+        predictor.rule.threshold,
+        predictor.false_positive_ml,
+    )

@@ -9,33 +9,41 @@ that is 0 outside every box.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from strokeseg.data.crop import SlicePlan, crop_plan, inside
-from strokeseg.data.intensity import normalize
-from strokeseg.data.mirror import with_mirror
+from strokeseg.data.crop import SlicePlan, fit_grid, whole_plan
+from strokeseg.data.preprocessing import PreparedScan
 from strokeseg.inference.grid import is_grid_bound, on_grid, training_grid
 
 Run = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a plan's slices go through the runs: the flips averaged (dims of a (B, C, H, W)
+    batch), slices per pass, and the device the batches are put on."""
+
+    flips: Sequence[tuple[int, ...]] = ((),)
+    batch_size: int = 8
+    device: torch.device | str = "cpu"
 
 
 def run_plan(
     runs: Sequence[Run],
     image: np.ndarray,
     plan: SlicePlan,
-    *,
     context_slices: int = 0,
-    flips: Sequence[tuple[int, ...]] = ((),),
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
+    batching: Batching = Batching(),
 ) -> np.ndarray:
-    """Mean probability over ``runs`` and ``flips`` (dims of a (B, C, H, W) batch), RAS;
-    ``image`` is (X, Y, Z), or (M, X, Y, Z) for M input volumes (``SlicePlan.extract``)."""
+    """Mean probability over ``runs`` and the flips, RAS; ``image`` is (X, Y, Z), or
+    (M, X, Y, Z) for M input volumes (``SlicePlan.extract``)."""
+    flips, device = batching.flips, batching.device
     total = np.zeros(plan.shape, dtype=np.float32)
-    for rows in plan.groups(batch_size):
+    for rows in plan.groups(batching.batch_size):
         x = torch.from_numpy(plan.extract(image, rows, context_slices)).to(device)
         p = torch.zeros((len(rows), *x.shape[-2:]), dtype=torch.float32, device=device)
         for run in runs:
@@ -47,63 +55,40 @@ def run_plan(
 
 
 def on_training_grids(
-    runs: Sequence[Run], networks: Sequence[nn.Module], metas: Sequence[dict], shape_ras
+    runs: Sequence[Run], networks: Sequence[nn.Module], slice_grid, shape_ras
 ) -> tuple[list[Run], tuple[int, int] | None]:
-    """Grid-bound members restricted to their training grid (``grid.py``) for one scan.
+    """Grid-bound members restricted to the training grid (``grid.py``) for one scan.
 
-    Returns the runs and the grid that boxes must be grown to (the largest training grid of
-    the grid-bound members; None if there are none).
+    Returns the runs and the grid that boxes must be grown to (None if no member is
+    grid-bound).
     """
-    out, grids = [], []
-    for run, network, meta in zip(runs, networks, metas, strict=True):
-        if is_grid_bound(network):
-            grids.append(training_grid(meta, shape_ras))
-            run = on_grid(run, grids[-1])
-        out.append(run)
-    grid = (max(g[0] for g in grids), max(g[1] for g in grids)) if grids else None
-    return out, grid
+    grid = training_grid(slice_grid, shape_ras)
+    bound = [is_grid_bound(network) for network in networks]
+    runs = [on_grid(run, grid) if b else run for run, b in zip(runs, bound, strict=True)]
+    return runs, grid if any(bound) else None
 
 
 def scan_probabilities(
     runs: Sequence[Run],
     networks: Sequence[nn.Module],
-    metas: Sequence[dict],
-    volume,
-    modality: str,
-    window: str = "brain",
+    scan: PreparedScan,
     *,
     crop: bool = True,
-    zero_outside_crop: bool = False,
-    context_slices: int = 0,
-    mirror: bool = False,
-    flips: Sequence[tuple[int, ...]] = ((),),
-    batch_size: int = 8,
-    device: torch.device | str = "cpu",
+    slice_grid: tuple[int, int] | None = None,
+    batching: Batching = Batching(),
 ) -> np.ndarray:
-    """Lesion probability of a whole ``volume`` (RAS, 0 outside the crop): normalise, plan the
-    boxes (``crop=False``: the exact whole-volume path), run, paste back.
+    """Lesion probability of a whole prepared ``scan`` (RAS, 0 outside the plan's boxes): the
+    crop's boxes (``crop=False``: the exact whole-volume path), grown to the training grid
+    ``slice_grid`` of grid-bound networks, run, pasted back.
 
-    ``zero_outside_crop`` (a model trained so): the input and the output are 0 outside the
-    crop's boxes on every path, as in training (``data/crop.py``). ``mirror`` (a model trained
-    so): the input's left-right mirror feeds more channels (``data/mirror.py``)."""
-    runs, grid = on_training_grids(runs, networks, metas, volume.data.shape)
-    plan = crop_plan(volume.data, volume.affine, modality, crop=crop, grid=grid)
-    image = normalize(volume.data, modality, window)
-    if zero_outside_crop:
-        kept_plan = (
-            plan if crop and grid is None else crop_plan(volume.data, volume.affine, modality)
-        )
-        kept = inside(kept_plan)
-        image *= kept
-    probability = run_plan(
-        runs,
-        with_mirror(image, volume, mirror),
-        plan,
-        context_slices=context_slices,
-        flips=flips,
-        batch_size=batch_size,
-        device=device,
-    )
-    if zero_outside_crop:
-        probability *= kept
+    A model trained with ``zero_outside_crop`` sees its input, and gives its output, 0 outside
+    the crop's boxes on every path, as in training (``data/crop.py``); with ``mirror``, the
+    input's left-right mirror feeds more channels (``data/mirror.py``)."""
+    runs, grid = on_training_grids(runs, networks, slice_grid, scan.image.shape)
+    plan = scan.plan if crop else whole_plan(scan.image.shape)
+    plan = fit_grid(plan, grid) if grid is not None else plan
+    context = scan.preprocessing.context_slices
+    probability = run_plan(runs, scan.network_input(), plan, context, batching)
+    if scan.preprocessing.zero_outside_crop:
+        probability *= scan.kept
     return probability

@@ -38,6 +38,7 @@ from strokeseg.evaluation.design import DesignComparison
 from strokeseg.evaluation.figures import save_figure
 from strokeseg.evaluation.leaderboards import PRESETS, MetricPreset, metric_preset
 from strokeseg.inference.checkpoint import input_channels, load_network
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.jobs.evaluate import evaluate_checkpoint
 from strokeseg.jobs.train import train
 from strokeseg.models import create_on_meta, has_output_bias
@@ -254,7 +255,7 @@ def evaluation_record(
         connectivity=preset.connectivity,
         metrics=preset.name,
         overwrite=True,
-        device=device,
+        options=InferenceOptions(device=device),
     )
     return {
         "connectivity": preset.connectivity,

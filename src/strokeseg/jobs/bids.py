@@ -60,16 +60,16 @@ def write_scan(
     exists has every file (``skip_existing`` keeps it)."""
     name, checkpoint, threshold = scan.stem(with_space=False), report.checkpoint, report.threshold
     overwrite = report.overwrite
-    row, probability, mask, to_template = predict_scan(name, volume, predictor)
-    save_probabilities_like(probability, volume, paths["probseg"], overwrite=overwrite)
+    row, prepared, seg = predict_scan(name, volume, predictor)
+    save_probabilities_like(seg.probability, volume, paths["probseg"], overwrite=overwrite)
     probseg = probseg_sidecar(scan, bids_dir, checkpoint, threshold)
     write_atomic(paths["probseg_sidecar"], to_json(probseg), overwrite=overwrite)
     targets = (paths["dseg"], paths["report"])
-    result = report.add(name, volume, mask, probability, row.warnings, to_template, targets)
+    result = report.add(name, prepared, seg, row.warnings, targets)
     sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, result))
     write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
     write_atomic(paths["lookup"], dseg_tsv(len(result.lesions)), overwrite=overwrite)
-    save_like(mask, volume, paths["mask"], overwrite=overwrite)
+    save_like(seg.mask, volume, paths["mask"], overwrite=overwrite)
     return row
 
 

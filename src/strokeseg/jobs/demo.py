@@ -13,7 +13,7 @@ from pathlib import Path
 
 from strokeseg.data.io import write_atomic
 from strokeseg.errors import StrokesegError
-from strokeseg.inference.engine import Predictor
+from strokeseg.inference.ensemble import load_predictor
 from strokeseg.inference.predict import predict
 from strokeseg.jobs.evaluate import evaluate_checkpoint
 from strokeseg.jobs.train import train
@@ -70,7 +70,7 @@ def run_demo(out: Path, subjects: int, seed: int, overrides: list[str], overwrit
     )
     test_id = json.loads((run / "split.json").read_text(encoding="utf-8"))["test"][0]
     scan = next((data / test_id).rglob("*_T1w.nii.gz"))
-    predictor = Predictor.from_checkpoint(run / "best.ckpt")
+    predictor, _ = load_predictor([run / "best.ckpt"])
     rows, _ = stage(
         "predict one scan",
         lambda: predict(scan, out / "predict", predictor, overwrite=overwrite),

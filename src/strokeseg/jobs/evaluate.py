@@ -10,6 +10,7 @@ checkpoint's post-processing is applied (unless ``postprocess=False``) and the r
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from strokeseg.data.io import write_atomic
@@ -19,7 +20,8 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.figures import comparison_grid, overlay_figure, save_figure
 from strokeseg.evaluation.report import Scores, check_writable, per_subject_csv, write_report
 from strokeseg.inference.engine import Predictor
-from strokeseg.inference.ensemble import ensemble_predictor
+from strokeseg.inference.ensemble import load_predictor
+from strokeseg.inference.options import InferenceOptions
 
 
 def select_subjects(
@@ -62,11 +64,11 @@ def subjects_to_evaluate(
             "its own subjects); pass --split FILE or --subjects all"
         )
     # the test split lies in the training dataset (its layout); any other cohort is detected
-    meta = predictor.meta
-    layout = meta["data"].get("layout") if subjects == "test" and not split_file else None
+    layout = predictor.data.layout if subjects == "test" and not split_file else None
     dataset = find_dataset(data_dir, layout)
     chosen = select_subjects(dataset, files[0], subjects, split_file)
-    predictor.modality = dataset.modality  # the dataset's own modality decides
+    # the dataset's own modality decides
+    predictor.preprocessing = replace(predictor.preprocessing, modality=dataset.modality)
     return chosen
 
 
@@ -96,7 +98,8 @@ def score_subjects(
         probability, raw, pred = predictor.masks(image)
         probability = probability if with_probability else None
         if on_case is not None:
-            on_case(subject.id, image, gt, pred, predictor.modality, predictor.window)
+            preprocessing = predictor.preprocessing
+            on_case(subject.id, image, gt, pred, preprocessing.modality, preprocessing.window)
         if i < overlays:
             fig = overlay_figure(image.data, gt, pred, title=f"{subject.id} ({title})")
             save_figure(fig, out / "overlays" / f"{subject.id}.png", overwrite=overwrite)
@@ -122,26 +125,21 @@ def evaluate_checkpoint(
     overlays: int = 4,
     compare: Path | None = None,
     overwrite: bool = False,
-    tta: str = "none",
-    batch_size: int | None = None,
-    device: str = "cpu",
-    postprocess: bool = True,
+    options: InferenceOptions | None = None,
     on_case: Callable | None = None,
-    **engine,
 ) -> dict:
     """Evaluate ``checkpoint`` (or an ensemble: several, or folders of runs) and write
     per_subject.csv, per_subject_raw.csv, summary.json, overlays/ (and fig2.png).
 
     Subjects are streamed (:func:`score_subjects`): memory does not grow with their number.
     ``metrics`` names the preset (:mod:`strokeseg.evaluation.leaderboards`).
-    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report);
-    ``engine`` holds the speed options of the slice engine (crop, runtime, threads, level)."""
+    ``on_case(subject, image, gt, pred, modality, window)`` sees each subject (the report)."""
     check_writable(out, overwrite=overwrite)
-    options = dict(tta=tta, batch_size=batch_size, device=device, postprocess=postprocess, **engine)
+    options = options or InferenceOptions()
     items = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
-    predictor, files = ensemble_predictor(items, **options)
+    predictor, files = load_predictor(items, options)
     chosen = subjects_to_evaluate(predictor, files, data_dir, subjects, split_file)
-    other = Predictor.from_checkpoint(compare, **options) if compare else None
+    other = load_predictor([compare], options)[0] if compare else None
     meta = predictor.meta
     scores = (Scores(empty, 2, connectivity, metrics), Scores(empty, 2, connectivity, metrics))
     kwargs = dict(overlays=overlays, other=other, overwrite=overwrite, on_case=on_case)
@@ -152,7 +150,7 @@ def evaluate_checkpoint(
         model=meta["model_name"],
         data=str(data_dir),
         postprocess=predictor.rule.to_dict(),
-        tta=tta,
+        tta=options.tta,
         crop=predictor.crop,  # the path taken: the crop's boxes, or whole slices
         raw=scores[1].summary(),
     )

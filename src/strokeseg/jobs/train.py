@@ -26,6 +26,8 @@ from strokeseg.data.layouts import find_dataset, load_subject
 from strokeseg.data.splits import load_split
 from strokeseg.inference.checkpoint import read_checkpoint
 from strokeseg.inference.engine import Predictor
+from strokeseg.inference.ensemble import load_predictor
+from strokeseg.inference.options import InferenceOptions
 from strokeseg.inference.postprocess import choose, false_positive_ml
 from strokeseg.training import run as training_run
 from strokeseg.training.config import Config
@@ -38,7 +40,7 @@ def subject_cases(predictor: Predictor, dataset, ids) -> list:
     cases = []
     for sid in ids:
         image, gt = load_subject(by_id[sid])
-        cases.append((predictor.probabilities(image), gt, image.voxel_mm3))
+        cases.append((predictor.probabilities(predictor.prepare(image)), gt, image.voxel_mm3))
     return cases
 
 
@@ -52,7 +54,8 @@ def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> di
     from tqdm import tqdm
 
     checkpoint = run / "best.ckpt"
-    predictor = Predictor.from_checkpoint(checkpoint, postprocess=False, device="auto")
+    options = InferenceOptions(postprocess=False, device="auto")
+    predictor, _ = load_predictor([checkpoint], options)
     dataset = find_dataset(data_dir, config.data.layout)
     ids = tqdm(val, desc="post-processing (validation)", unit="subject", disable=None)
     cases = subject_cases(predictor, dataset, ids)

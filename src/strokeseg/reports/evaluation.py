@@ -66,7 +66,7 @@ class OverlayCollector:
         plane, spacing = None, (1.0, 1.0)
         if image is not None:
             plane = normalize(image.data[:, :, k], modality, window)
-            spacing = tuple(np.sqrt((image.affine[:3, :2] ** 2).sum(axis=0)))
+            spacing = image.spacing[:2]
         path = Path(self.folder.name) / f"{len(self.files)}.npz"
         np.savez_compressed(
             path,

@@ -19,9 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from strokeseg.data.components import component_sizes, label_lesions
-from strokeseg.data.fingerprint import head_mask
-from strokeseg.data.io import Volume
-from strokeseg.data.template import on_mni_grid
+from strokeseg.data.preprocessing import PreparedScan
 
 if TYPE_CHECKING:
     from strokeseg.reports.territories import LesionTerritories
@@ -67,15 +65,14 @@ class Lesion:
         return [name, f"{percent:.2f}"]
 
 
-def midline_x(volume: Volume, modality: str) -> float:
+def midline_x(scan: PreparedScan) -> float:
     """World x (mm) of the mid-sagittal plane: 0 on the MNI grid, else the head's centroid."""
-    if on_mni_grid(volume.data.shape, volume.affine):
+    if scan.on_template:
         return 0.0
-    head = head_mask(volume.data, modality)
-    if not head.any():
-        head = np.ones(volume.data.shape, dtype=bool)
+    head = scan.head if scan.head.any() else np.ones(scan.head.shape, dtype=bool)
     centre = np.asarray(ndimage.center_of_mass(head))
-    return float(volume.affine[0, :3] @ centre + volume.affine[0, 3])
+    affine = scan.volume.affine
+    return float(affine[0, :3] @ centre + affine[0, 3])
 
 
 def relabel_by_size(mask: np.ndarray) -> np.ndarray:

@@ -14,10 +14,11 @@ import nibabel as nib
 import numpy as np
 
 from strokeseg import __version__
-from strokeseg.data.fingerprint import describe_range, head_mask
-from strokeseg.data.intensity import normalize
-from strokeseg.data.io import Volume, refuse_existing, save_labels_like, write_atomic
-from strokeseg.data.template import on_mni_grid
+from strokeseg.data.fingerprint import describe_range
+from strokeseg.data.io import refuse_existing, save_labels_like, write_atomic
+from strokeseg.data.preprocessing import PreparedScan, TrainingData
+from strokeseg.inference.engine import Segmentation
+from strokeseg.inference.native import template_map
 from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
     Lesion,
@@ -33,22 +34,18 @@ TERRITORY_CSV = "territories.csv"
 RUN_FILES = (INDEX, LESION_CSV, TERRITORY_CSV)
 
 
-def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
-    return tuple(float(v) for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
-
-
 def _range(entry: dict | None, unit: str) -> str:
     return describe_range(entry["min"], entry["max"], unit) if entry else "not recorded"
 
 
 def training_summary(meta: dict) -> list[tuple[str, object]]:
     """The checkpoint's training data, as label/value pairs for the report."""
-    data = meta.get("data", {})
-    fp = data.get("fingerprint") or {}
+    data: TrainingData = meta["data"]
+    fp = data.fingerprint or {}
     pairs: list[tuple[str, object]] = [
         ("model", meta.get("model_name", "?")),
         ("trained with strokeseg", meta.get("version", "?")),
-        ("training data", f"{data.get('layout', '?')} layout, {data.get('modality', '?')}"),
+        ("training data", f"{data.layout or '?'} layout, {data.preprocessing.modality}"),
     ]
     if fp:
         pairs += [
@@ -140,69 +137,84 @@ class ScanResult:
         )
 
 
-def scan_page(
-    name: str,
-    volume: Volume,
-    mask: np.ndarray,
-    labels: np.ndarray,
-    lesions: list[Lesion],
-    warnings: list[str],
-    meta: dict,
-    checkpoint: str,
-    threshold: float,
-    labels_name: str,
-    on_template: bool = False,
-) -> tuple[str, bytes]:
-    """The per-scan HTML and its thumbnail PNG; ``on_template``: template coordinates known
-    (territories shown)."""
-    data = meta.get("data", {})
-    modality = data.get("modality", "mri")
-    display = normalize(volume.data, modality, data.get("window", "brain"))
-    spacing = _spacing(volume.affine)
-    header = volume.source.header
-    total = sum(les.volume_ml for les in lesions)
-    mni = on_mni_grid(volume.data.shape, volume.affine)
-    head = head_mask(volume.data, modality)
-    if lesions:
-        centre = np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int)
-        through = "through the largest lesion"
-    else:
-        centre = (
-            np.round(np.mean(np.nonzero(head), axis=1)).astype(int)
-            if head.any()
-            else (np.asarray(volume.data.shape) // 2)
+def view_centre(scan: PreparedScan, labels: np.ndarray) -> tuple[np.ndarray, str]:
+    """The voxel the views pass through, and the words for it: the largest lesion's centre,
+    else the head's, else the volume's."""
+    if labels.any():
+        return np.round(np.mean(np.nonzero(labels == 1), axis=1)).astype(int), (
+            "through the largest lesion"
         )
-        through = "through the head's centre"
-    scan_fields = [
+    head = scan.head
+    if head.any():
+        return np.round(np.mean(np.nonzero(head), axis=1)).astype(int), "through the head's centre"
+    return np.asarray(head.shape) // 2, "through the head's centre"
+
+
+def scan_fields(scan: PreparedScan) -> list[tuple[str, object]]:
+    """The scan as stored, and the grid and modality it was segmented with."""
+    volume = scan.volume
+    header = volume.source.header
+    mni = scan.on_template
+    return [
         ("file", volume.path),
         ("shape (as stored)", " x ".join(str(n) for n in volume.source.shape[:3])),
         ("voxel size (as stored)", " x ".join(f"{z:g}" for z in header.get_zooms()[:3]) + " mm"),
         ("orientation (as stored)", "".join(nib.aff2axcodes(volume.source.affine))),
-        ("modality", f"{modality} (the checkpoint's; see the warnings for a mismatch)"),
+        (
+            "modality",
+            f"{scan.preprocessing.modality} (the checkpoint's; see the warnings for a mismatch)",
+        ),
         ("grid", "MNI152 1 mm (ATLAS R2.0)" if mni else "not the MNI152 grid (scanner space)"),
     ]
+
+
+def lesion_section(lesions: list[Lesion], on_template: bool) -> str:
+    """The lesion table (a territory column on template coordinates) and its notes."""
+    table = (
+        html.table(
+            LESION_HEADERS[: 8 if on_template else 7], lesion_rows(lesions), numeric=(0, 1, 6)
+        )
+        if lesions
+        else "<p>No lesion in the mask.</p>"
+    )
+    return (
+        table
+        + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
+        "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
+    )
+
+
+def scan_page(
+    name: str,
+    scan: PreparedScan,
+    mask: np.ndarray,
+    labels: np.ndarray,
+    lesions: list[Lesion],
+    warnings: list[str],
+    report: RunReport,
+    labels_name: str,
+    on_template: bool = False,
+) -> tuple[str, bytes]:
+    """The per-scan HTML of ``report`` and its thumbnail PNG; ``on_template``: template
+    coordinates known (territories shown)."""
+    display, spacing, head = scan.image, scan.spacing, scan.head
+    total = sum(les.volume_ml for les in lesions)
+    centre, through = view_centre(scan, labels)
     result_fields = [
         ("total lesion volume", f"{total:.3f} mL"),
         ("lesions (26-connected)", len(lesions)),
-        ("threshold", f"probability >= {threshold:g}"),
+        ("threshold", f"probability >= {report.threshold:g}"),
         ("label image", f"{labels_name} (ids as in the table)"),
     ]
     views = figures.orthogonal_views(display, mask, spacing, tuple(centre), head, through)
+    checkpoint = [("checkpoint", report.checkpoint), *training_summary(report.meta)]
     body = (
         "<h2>Result</h2>"
         + html.fields(result_fields)
         + "<h2>Quality warnings</h2>"
         + html.warning_list(warnings)
         + "<h2>Lesions (largest first)</h2>"
-        + (
-            html.table(
-                LESION_HEADERS[: 8 if on_template else 7], lesion_rows(lesions), numeric=(0, 1, 6)
-            )
-            if lesions
-            else "<p>No lesion in the mask.</p>"
-        )
-        + '<p class="small">Axial slices are voxel indices k of the scan in RAS order (as in the '
-        "montage); hemisphere: the side holding at least 80 % of the lesion's voxels.</p>"
+        + lesion_section(lesions, on_template)
         + "<h2>Vascular territories</h2>"
         + territories.section(lesions, on_template)
         + "<h2>Axial montage</h2>"
@@ -212,13 +224,12 @@ def scan_page(
         + "<h2>Coronal and sagittal views</h2>"
         + html.image(views, "coronal and sagittal views")
         + "<h2>Scan</h2>"
-        + html.fields(scan_fields)
+        + html.fields(scan_fields(scan))
         + "<h2>Checkpoint</h2>"
-        + html.fields([("checkpoint", checkpoint), *training_summary(meta)])
+        + html.fields(checkpoint)
         + f'<p class="small">strokeseg {html.escape(__version__)}</p>'
     )
-    k = int(centre[2])
-    thumb = figures.thumbnail(display, mask, spacing, k, head)
+    thumb = figures.thumbnail(display, mask, spacing, int(centre[2]), head)
     return html.page(f"strokeseg lesion report: {name}", body), thumb
 
 
@@ -279,26 +290,22 @@ class RunReport:
     def add(
         self,
         name: str,
-        volume: Volume,
-        mask: np.ndarray,
-        probability: np.ndarray,
+        scan: PreparedScan,
+        result: Segmentation,
         warnings: list[str],
-        to_template: np.ndarray | None = None,
         targets: tuple[Path, Path] | None = None,
     ) -> ScanResult:
-        """Write the scan's label image and report; keep its index row. ``to_template``: the
-        scan's RAS voxels to template (MNI) mm, known for a registered scan
-        (``inference/native.py``); by default the scan's own affine on the template grid."""
-        if to_template is None:
-            to_template = territories.template_affine(volume)
+        """Write the scan's label image and report; keep its index row. Template (MNI)
+        coordinates come from the scan's grid or its registration (``inference/native.py``)."""
+        to_template = template_map(scan, result.template)
+        volume, mask, probability = scan.volume, result.mask, result.probability
         labels_path, report_path = targets or self.scan_targets(name)
-        modality = self.meta.get("data", {}).get("modality", "mri")
         labels = relabel_by_size(mask)
         lesions = lesion_table(
             labels,
             probability,
             volume.affine,
-            midline_mm=midline_x(volume, modality),
+            midline_mm=midline_x(scan),
             to_template=to_template,
         )
         if to_template is not None:
@@ -312,14 +319,12 @@ class RunReport:
         write_atomic(slicer, viewers.slicer_colours(lesions, slicer), overwrite=self.overwrite)
         text, thumb = scan_page(
             name,
-            volume,
+            scan,
             mask,
             labels,
             lesions,
             warnings,
-            self.meta,
-            self.checkpoint,
-            self.threshold,
+            self,
             labels_path.name,
             on_template=to_template is not None,
         )
@@ -331,9 +336,11 @@ class RunReport:
         self.results.append(result)
         return result
 
-    def record(self, *scan) -> dict:
-        """:meth:`add`, returning the scan's summary record (``predict``'s ``on_scan``)."""
-        record = self.add(*scan).to_record()
+    def record(
+        self, name: str, scan: PreparedScan, result: Segmentation, warnings: list[str]
+    ) -> dict:
+        """:meth:`add` for ``predict``'s ``on_scan``, returning the scan's summary record."""
+        record = self.add(name, scan, result, warnings).to_record()
         return {**record, "checkpoint": self.checkpoint, "model": self.meta.get("model_name")}
 
     def finish(self) -> list[Path]:

@@ -6,9 +6,9 @@ nearest atlas voxel to the voxel's position in template (MNI) millimetres, so a 
 MNI-registered grid works whatever its storage order; voxels that fall on no territory count
 as "outside atlas". The hemisphere of a voxel is the sign of its template x (x < 0 left).
 
-Scans on the MNI152 template grid have template coordinates as they are
-(:func:`template_affine`); a native scan that ``predict`` registered to the template gets
-them through its registration (``inference/native.py: template_map``).
+Scans on the MNI152 template grid have template coordinates as they are; a native scan that
+``predict`` registered to the template gets them through its registration (both:
+``inference/native.py: template_map``).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from importlib.resources import as_file, files
 import nibabel as nib
 import numpy as np
 
-from strokeseg.data.io import Volume
-from strokeseg.data.template import on_mni_grid
 from strokeseg.reports import html
 
 ATLAS = "ArterialAtlas136"
@@ -97,13 +95,6 @@ def region_name(territory_id: int) -> str:
     return territories()[territory_id].short if territory_id else OUTSIDE
 
 
-def template_affine(volume: Volume) -> np.ndarray | None:
-    """Template (MNI) millimetres of the scan's RAS voxel indices, as a 4x4 affine, for a
-    scan on the template grid, else None (a registered scan's map comes from its
-    registration: ``inference/native.py: template_map``)."""
-    return volume.affine if on_mni_grid(volume.data.shape, volume.affine) else None
-
-
 def atlas_ids(world_mm: np.ndarray) -> np.ndarray:
     """Territory id (0 outside every territory) at each (N, 3) MNI position, nearest voxel."""
     data, affine = atlas_image()
@@ -140,7 +131,7 @@ class LesionTerritories:
 
 def lesion_territories(labels: np.ndarray, to_template: np.ndarray) -> list[LesionTerritories]:
     """Territories of lesions 1..N of ``labels`` (RAS voxel order), ``to_template`` mapping
-    its voxel indices to MNI mm (:func:`template_affine`)."""
+    its voxel indices to MNI mm (``inference/native.py: template_map``)."""
     count = int(labels.max()) if labels.size else 0
     where = np.nonzero(labels)
     which = labels[where].astype(np.int64)

@@ -137,6 +137,33 @@ def _draw(rng: np.random.Generator, template: Template, volumes, lesions: str):
     return draw_lesions(rng, template, volumes)
 
 
+def _place_lesions(
+    rng: np.random.Generator,
+    template: Template,
+    volumes: VolumeDistribution,
+    kind: str,
+    head: tuple[slice, ...],
+    atrophy: bool,
+) -> tuple[Lesions, np.ndarray, np.ndarray]:
+    """(lesions, the subject's deformation of the ``head`` box, the uint8 lesion mask on the
+    template grid): lesion sets outside ATLAS's volume range after thresholding are redrawn."""
+    brain = template.brain.astype(np.float32)
+    while True:
+        lesions = _draw(rng, template, volumes, kind)
+        coords = subject_coords(rng, template, head, lesions, atrophy)
+        region = tuple(  # where the lesion can land: its box grown by the largest shift
+            slice(max(les.start - REACH_MM, h.start), min(les.stop + REACH_MM, h.stop))
+            for les, h in zip(lesions.bbox, head, strict=True)
+        )
+        local = coords[(slice(None),) + _relative(region, head)]
+        mask = np.zeros(template.shape, np.uint8)
+        mask[region] = keep_large(
+            (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5), MIN_COMPONENT
+        )
+        if kind == "none" or (lesions.count and VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]):
+            return lesions, coords, mask
+
+
 def make_subject(
     seed: int,
     index: int,
@@ -163,22 +190,7 @@ def make_subject(
 
     head = _box(image > 0, margin=4)
     brain = template.brain.astype(np.float32)
-    while True:  # redraw lesion sets outside ATLAS's volume range after thresholding
-        lesions = _draw(rng, template, volumes, options.lesions)
-        coords = subject_coords(rng, template, head, lesions, atrophy)
-        region = tuple(  # where the lesion can land: its box grown by the largest shift
-            slice(max(les.start - REACH_MM, h.start), min(les.stop + REACH_MM, h.stop))
-            for les, h in zip(lesions.bbox, head, strict=True)
-        )
-        local = coords[(slice(None),) + _relative(region, head)]
-        mask = np.zeros(template.shape, np.uint8)
-        mask[region] = keep_large(
-            (warp(lesions.prob, local) > 0.5) & (warp(brain, local) > 0.5), MIN_COMPONENT
-        )
-        if options.lesions == "none" or (
-            lesions.count and VOLUME_RANGE[0] <= mask.sum() <= VOLUME_RANGE[1]
-        ):
-            break
+    lesions, coords, mask = _place_lesions(rng, template, volumes, options.lesions, head, atrophy)
 
     severity = np.minimum(lesions.severity[lesions.bbox], 1.0)
     box = image[lesions.bbox]

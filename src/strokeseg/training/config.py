@@ -31,6 +31,7 @@ from pydantic import (
 
 from strokeseg.data.intensity import CT_WINDOWS
 from strokeseg.data.layouts import LAYOUTS
+from strokeseg.data.preprocessing import Preprocessing
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, first_filters
 from strokeseg.models.multitask import laplacian_default
@@ -250,6 +251,29 @@ class Config(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
+
+    def preprocessing(self, modality: str, space: str = "unknown") -> Preprocessing:
+        """The input preprocessing this config trains with, on scans of ``modality`` lying in
+        ``space``."""
+        d = self.data
+        return Preprocessing(
+            modality, d.window, d.context_slices, d.mirror, d.zero_outside_crop, space
+        )
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The model's kwargs; 2.5D context and the mirror set the input channels: 2k+1
+        slices of the scan, and as many of its mirror."""
+        kwargs = dict(self.model.kwargs)
+        k, mirror = self.data.context_slices, self.data.mirror
+        channels = (2 * k + 1) * (2 if mirror else 1)
+        if channels > 1:
+            given = kwargs.setdefault("in_channels", channels)
+            if given != channels:
+                raise StrokesegError(
+                    f"model.kwargs.in_channels {given}: data.context_slices {k}"
+                    f"{' with data.mirror' if mirror else ''} feeds {channels}"
+                )
+        return kwargs
 
 
 _PROBLEMS = {

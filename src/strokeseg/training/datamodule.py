@@ -38,15 +38,8 @@ class SliceDataModule(L.LightningDataModule):
 
     def _build_cache(self) -> SliceCache:
         ids = self.split["train"] + self.split["val"]
-        data = self.config.data
-        return SliceCache.build(
-            self.dataset,
-            ids,
-            self.cache_dir,
-            window=data.window,
-            zero_outside_crop=data.zero_outside_crop,
-            mirror=data.mirror,
-        )
+        preprocessing = self.config.preprocessing(self.dataset.modality)
+        return SliceCache.build(self.dataset, ids, self.cache_dir, preprocessing)
 
     def prepare_data(self) -> None:
         self._build_cache()

@@ -10,44 +10,41 @@ over all slices (sum of overlaps over sum of sizes). ``best.ckpt`` follows the o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
 import torch
 
 from strokeseg import __version__
+from strokeseg.data.preprocessing import TrainingData
 from strokeseg.evaluation.metrics import dice_from_counts
 from strokeseg.models import create_model, init_output_prior
 from strokeseg.models.multitask import build_loss
 from strokeseg.models.weights import load_weights
+from strokeseg.training.config import Config
 
 
 class SegmentationModule(L.LightningModule):
-    def __init__(
-        self,
-        model_name: str,
-        model_kwargs: dict[str, Any],
-        loss: dict[str, Any],
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        schedule: str = "constant",
-        data: dict[str, Any] | None = None,
-        config: dict[str, Any] | None = None,
-        weights: str | None = None,
-        output_prior: float | None = None,
-        l2: float = 0.0,
-    ):
+    """Trains the model ``config`` describes; ``data``: what the checkpoint records of the
+    training data (:class:`strokeseg.data.preprocessing.TrainingData`, without its slice grid,
+    which the training batches give)."""
+
+    def __init__(self, config: Config, data: TrainingData | None = None):
         super().__init__()
-        self.save_hyperparameters()
-        self.model = create_model(model_name, **model_kwargs)
-        if output_prior is not None:
-            init_output_prior(self.model, output_prior)
-        if weights:
-            load_weights(self.model, weights)
+        self.config, self.data = config, data
+        self.save_hyperparameters(  # plain data: checkpoints load with weights_only=True
+            {"config": config.to_dict(), "data": data.to_dict() if data else None}
+        )
+        self.model = create_model(config.model.name, **config.model_kwargs())
+        if config.model.output_prior is not None:
+            init_output_prior(self.model, config.model.output_prior)
+        if config.model.weights:
+            load_weights(self.model, config.model.weights)
         self.model = self.model.to(memory_format=torch.channels_last)  # ~10 % faster steps on CPU
-        loss = dict(loss)
+        loss = vars(config.loss).copy()
         self.delta_warmup = float(loss.pop("delta_warmup", 0.0))
-        self.criterion = build_loss(model_name, **loss)
+        self.criterion = build_loss(config.model.name, **loss)
         self._val_sums = torch.zeros(1, 3)
 
     def forward(self, x: torch.Tensor):
@@ -107,19 +104,19 @@ class SegmentationModule(L.LightningModule):
         """Conv kernels get the Keras-style L2 penalty (``l2 * sum(w^2)`` in the loss, i.e. a
         gradient of ``2 * l2 * w``: Adam's coupled weight decay of ``2 * l2``), as the
         official UNet++ code puts ``kernel_regularizer=l2(1e-4)`` on its Conv2D layers."""
-        l2 = self.hparams.l2
+        l2 = self.config.optim.l2
         kernels = [m.weight for m in self.model.modules() if isinstance(m, torch.nn.Conv2d)]
         ids = {id(p) for p in kernels}
         rest = [p for p in self.model.parameters() if id(p) not in ids]
-        decay = self.hparams.weight_decay
+        decay = self.config.optim.weight_decay
         return [
             {"params": kernels, "weight_decay": decay + 2 * l2},
             {"params": rest, "weight_decay": decay},
         ]
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.parameter_groups(), lr=self.hparams.lr)
-        if self.hparams.schedule == "constant":
+        optimizer = torch.optim.Adam(self.parameter_groups(), lr=self.config.optim.lr)
+        if self.config.optim.schedule == "constant":
             return optimizer
         # cosine: lr decays from its value to 0 over every optimiser step of the run
         steps = max(1, int(self.trainer.estimated_stepping_batches))
@@ -128,10 +125,12 @@ class SegmentationModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Make the checkpoint self-describing for inference without this module."""
+        grid = getattr(self, "_slice_grid", None)
+        data = replace(self.data, slice_grid=tuple(grid) if grid else None) if self.data else None
         checkpoint["strokeseg"] = {
             "version": __version__,
-            "model_name": self.hparams.model_name,
-            "model_kwargs": dict(self.hparams.model_kwargs),
-            "data": {**(self.hparams.data or {}), "slice_grid": getattr(self, "_slice_grid", None)},
-            "config": self.hparams.config,
+            "model_name": self.config.model.name,
+            "model_kwargs": self.config.model_kwargs(),
+            "data": data.to_dict() if data else {},
+            "config": self.config.to_dict(),
         }

@@ -11,7 +11,6 @@ import platform
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -25,6 +24,7 @@ from strokeseg.data.folds import fold_split, make_folds, save_folds, val_share
 from strokeseg.data.io import read_grid
 from strokeseg.data.layouts import Dataset, find_dataset
 from strokeseg.data.mirror import check_scans
+from strokeseg.data.preprocessing import TrainingData
 from strokeseg.data.splits import lesion_voxels, load_split, make_split, save_split
 from strokeseg.data.template import grid_space
 from strokeseg.errors import StrokesegError
@@ -64,49 +64,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def model_kwargs(config: Config) -> dict[str, Any]:
-    """The model's kwargs; 2.5D context and the mirror set the input channels: 2k+1 slices of
-    the scan, and as many of its mirror."""
-    kwargs = dict(config.model.kwargs)
-    k, mirror = config.data.context_slices, config.data.mirror
-    channels = (2 * k + 1) * (2 if mirror else 1)
-    if channels > 1:
-        given = kwargs.setdefault("in_channels", channels)
-        if given != channels:
-            raise StrokesegError(
-                f"model.kwargs.in_channels {given}: data.context_slices {k}"
-                f"{' with data.mirror' if mirror else ''} feeds {channels}"
-            )
-    return kwargs
-
-
 def selection_metric(config: Config) -> str:
     """The logged validation figure that picks ``best.ckpt`` (``trainer.select_by``)."""
     return "val/dice_subject" if config.trainer.select_by == "subject" else "val/dice"
 
 
-def build_module(config: Config, data_info: dict[str, Any] | None = None) -> SegmentationModule:
-    """The LightningModule that ``config`` trains (``data_info``: what the checkpoint records
-    of the data)."""
-    return SegmentationModule(
-        model_name=config.model.name,
-        model_kwargs=model_kwargs(config),
-        loss=vars(config.loss),
-        lr=config.optim.lr,
-        weight_decay=config.optim.weight_decay,
-        schedule=config.optim.schedule,
-        data=data_info,
-        config=config.to_dict(),
-        weights=config.model.weights,
-        output_prior=config.model.output_prior,
-        l2=config.optim.l2,
-    )
-
-
 def check_model(config: Config) -> None:
     """Refuse a model setting that cannot be built or trained, before anything is written."""
     model = config.model
-    kwargs = model_kwargs(config)
+    kwargs = config.model_kwargs()
     try:
         network = create_on_meta(model.name, **kwargs)
     except (TypeError, ValueError) as error:
@@ -182,6 +148,16 @@ def cross_validation_split(
             "--overwrite"
         )
     return split, folds
+
+
+def training_data(config: Config, dataset: Dataset, train_ids: list[str]) -> TrainingData:
+    """What the checkpoint records of the training subjects ``train_ids``: the preprocessing
+    (with their space), the layout and their fingerprint."""
+    train_images = [s.image for s in dataset.subjects if s.id in set(train_ids)]
+    space = grid_space(read_grid(p) for p in train_images)
+    preprocessing = config.preprocessing(dataset.modality, space)
+    fingerprint = dataset_fingerprint(train_images, preprocessing)
+    return TrainingData(preprocessing, dataset.layout, fingerprint)
 
 
 def precision(config: Config) -> str:
@@ -292,20 +268,7 @@ def train(
         clear_run_folder(out)
     L.seed_everything(config.seed, workers=True, verbose=False)
     set_float32(config)
-    data_info: dict[str, Any] = {
-        "layout": dataset.layout,
-        "modality": dataset.modality,
-        "window": config.data.window,
-        "context_slices": config.data.context_slices,
-        "mirror": config.data.mirror,
-        "zero_outside_crop": config.data.zero_outside_crop,
-    }
-    train_images = [s.image for s in dataset.subjects if s.id in set(split["train"])]
-    data_info["fingerprint"] = dataset_fingerprint(
-        train_images, dataset.modality, config.data.window
-    )
-    data_info["space"] = grid_space(read_grid(p) for p in train_images)
-    module = build_module(config, data_info)
+    module = SegmentationModule(config, training_data(config, dataset, split["train"]))
     cache_dir = Path(config.data.cache_dir) if config.data.cache_dir else out / "cache"
     datamodule = SliceDataModule(dataset, split, cache_dir, config)
     if trainer.is_global_zero:
