@@ -180,10 +180,13 @@ def test_cli_writes_bids_reproducibly_and_refuses_to_overwrite(cli, atlas_dir, t
 
 
 @pytest.mark.slow
-def test_atlas_lesion_volumes_span_two_orders_of_magnitude():
+def test_atlas_lesion_volumes_span_orders_of_magnitude():
+    """ATLAS's log-normal has a sd of 0.76 decades: the range of 12 draws is under 1.5
+    decades (x30) in about 4 % of cohorts, and under 2 decades in about a fifth (seed 3:
+    901 to 84,771 mm3, x94), so the test asks for 1.5."""
     volumes = [atlas.make_subject(3, i)[2]["lesion_volume_mm3"] for i in range(12)]
     assert all(10 <= v <= 3e5 for v in volumes)
-    assert max(volumes) / min(volumes) >= 100
+    assert max(volumes) / min(volumes) >= 30
 
 
 @pytest.mark.slow
