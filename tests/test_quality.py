@@ -23,7 +23,7 @@ from strokeseg.errors import StrokesegError
 from strokeseg.evaluation.metrics import lesion_f1
 from strokeseg.inference.engine import Predictor, resolve_device
 from strokeseg.inference.options import InferenceOptions
-from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose, false_positive_ml
+from strokeseg.inference.postprocess import RAW, Postprocess, apply, choose, false_lesion_ml
 from strokeseg.models.multitask import SegmentLoss, build_loss
 from strokeseg.synth.lesions import ATLAS_R2, LOG_UNIFORM
 from strokeseg.training.config import load_config
@@ -211,17 +211,17 @@ def test_min_lesion_volume_removes_the_small_component_only():
     assert apply(prob, 1.0, Postprocess(0.85, 0.0)).sum() == 125  # threshold alone
 
 
-def test_false_positive_volume_counts_components_that_touch_no_lesion():
+def test_false_lesion_volume_counts_components_that_touch_no_lesion():
     gt = np.zeros((12, 12, 12), bool)
     gt[2:5, 2:5, 2:5] = True
     prob = np.zeros(gt.shape, np.float32)
     prob[3:7, 3:5, 3:5] = 0.9  # touches the lesion: 16 voxels, not false
     prob[8:11, 8:11, 8:10] = 0.9  # 18 voxels apart: false
     prob[11, 11, 11] = 0.6  # one voxel, corner-connected to nothing else: false
-    assert false_positive_ml(prob, gt, 2.0, RAW) == pytest.approx(19 * 2.0 / 1000)
-    assert false_positive_ml(prob, gt, 2.0, Postprocess(0.7, 0.0)) == pytest.approx(18 * 2 / 1000)
-    assert false_positive_ml(prob, gt, 2.0, Postprocess(0.5, 40.0)) == 0.0  # 36 mm3 < 40
-    assert false_positive_ml(np.zeros_like(prob), gt, 2.0, RAW) == 0.0
+    assert false_lesion_ml(prob, gt, 2.0, RAW) == pytest.approx(19 * 2.0 / 1000)
+    assert false_lesion_ml(prob, gt, 2.0, Postprocess(0.7, 0.0)) == pytest.approx(18 * 2 / 1000)
+    assert false_lesion_ml(prob, gt, 2.0, Postprocess(0.5, 40.0)) == 0.0  # 36 mm3 < 40
+    assert false_lesion_ml(np.zeros_like(prob), gt, 2.0, RAW) == 0.0
 
 
 def test_choose_picks_the_size_limit_that_removes_the_false_positive():
@@ -364,7 +364,7 @@ def test_train_stores_the_post_processing_and_prediction_reads_it_back(
     assert record["objective"] == config.postprocess.objective == "dice"
     assert record["val_subjects"] == 1  # tiny: 6 subjects split 0.6/0.2/0.2
     assert record["val_dice"] >= record["val_dice_raw"]  # the plain rule is a candidate
-    assert record["val_false_positive_ml_max"] >= 0.0
+    assert record["val_false_lesion_ml_median"] >= 0.0
 
     volume, _ = load_subject(find_dataset(tiny_dataset).subjects[0])
     plain = load_predictor([tiny_run / "best.ckpt"], InferenceOptions(postprocess=False))[0]

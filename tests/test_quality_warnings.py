@@ -128,17 +128,17 @@ def test_empty_and_implausibly_large_masks(tmp_path, meta):
     assert result_warnings(volume, small, np.where(small, 0.99, 0.0)) == []
 
 
-def test_a_finding_as_small_as_the_models_false_positives_is_doubted(tmp_path, meta):
+def test_a_finding_as_small_as_the_models_false_lesions_is_doubted(tmp_path, meta):
     """The doubt uses the scan's own voxel volume: 96 voxels of 3 mm3 are 0.288 mL."""
     volume = scan(tmp_path, head(7), affine((1.0, 1.0, 3.0)))
     mask = np.zeros(SHAPE, np.uint8)
     mask[18:22, 20:26, 12:16] = 1  # 96 voxels
     prob = np.where(mask, 0.99, 0.0)
-    assert result_warnings(volume, mask, prob, false_positive_ml=0.3) == [
-        "volume: 0.29 mL found, no more than the false-positive volume this model left in one "
-        "of its validation scans (0.30 mL): it may not be a stroke; check the finding on the images"
+    assert result_warnings(volume, mask, prob, false_lesion_ml=0.3) == [
+        "volume: 0.29 mL found, no more than the false lesions this model leaves in a typical "
+        "validation scan (0.30 mL): it may not be a stroke; check the finding on the images"
     ]
-    assert result_warnings(volume, mask, prob, false_positive_ml=0.28) == []
+    assert result_warnings(volume, mask, prob, false_lesion_ml=0.28) == []
     assert result_warnings(volume, mask, prob) == []  # no record: no doubt
 
 

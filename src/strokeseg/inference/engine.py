@@ -133,9 +133,9 @@ class Predictor:
         record = meta.get("postprocess") or {}
         saved = record if options.postprocess and record else None
         self.rule = Postprocess(saved["threshold"], saved["min_lesion_mm3"]) if saved else RAW
-        self.false_positive_ml = record.get("val_false_positive_ml_max")
-        """The most false-positive volume (mL) the model left in one validation scan, if
-        recorded (``quality.py``)."""
+        self.false_lesion_ml = record.get("val_false_lesion_ml_median")
+        """The median volume (mL) of the false lesions (touching no true lesion) the model left
+        in its validation scans, if recorded (``quality.py``)."""
 
     def prepare(self, volume: Volume) -> PreparedScan:
         """``volume`` as these networks' training data was prepared."""

@@ -39,9 +39,7 @@ def apply(prob: np.ndarray, voxel_mm3: float, rule: Postprocess = RAW) -> np.nda
     return mask.astype(np.uint8)
 
 
-def false_positive_ml(
-    prob: np.ndarray, gt: np.ndarray, voxel_mm3: float, rule: Postprocess
-) -> float:
+def false_lesion_ml(prob: np.ndarray, gt: np.ndarray, voxel_mm3: float, rule: Postprocess) -> float:
     """The volume (mL) of the components of ``rule``'s mask that touch no voxel of ``gt``
     (26-connected, as the lesion-wise counts)."""
     labels, n = label_lesions(apply(prob, voxel_mm3, rule))

@@ -14,9 +14,10 @@ no statistics (modality, empty or implausibly large mask, low confidence). Thres
 - registration (a native scan on a template-space checkpoint): correlation with the template
   T1 in its brain under 0.65; the other data checks then look at the scan on the template grid;
 - mask: empty, or more than 25 % of the head;
-- volume: no more lesion than the false-positive volume the checkpoint's post-processing left
-  in one of its validation subjects (``val_false_positive_ml_max``, recorded when training
-  fits the post-processing): a brain without a stroke gets such a finding;
+- volume: no more lesion than the false lesions (touching no true lesion) the checkpoint's
+  post-processed masks left in a typical validation subject (the median over them,
+  ``val_false_lesion_ml_median``, recorded when training fits the post-processing): a brain
+  without a stroke gets such a finding;
 - confidence: mean probability inside the mask below halfway between the threshold and 1.
 """
 
@@ -105,10 +106,10 @@ def result_warnings(
     mask: np.ndarray,
     probability: np.ndarray,
     threshold: float = 0.5,
-    false_positive_ml: float | None = None,
+    false_lesion_ml: float | None = None,
 ) -> list[str]:
     """Warnings about the segmentation: empty, implausibly large, as small as the model's own
-    false positives (``false_positive_ml``: the most it left in one validation scan), or low
+    false lesions (``false_lesion_ml``: their median volume in a validation scan), or low
     confidence."""
     mask = np.asarray(mask, dtype=bool)
     lesion = int(np.count_nonzero(mask))
@@ -118,12 +119,11 @@ def result_warnings(
     head = int(np.count_nonzero(scan.head))
     if lesion > LARGE_MASK_FRACTION * max(head, 1):
         warnings.append(f"mask: {100 * lesion / max(head, 1):.0f} % of the head, implausibly large")
-    doubt = false_positive_ml
     ml = lesion * scan.volume.voxel_mm3 / 1000.0
-    if doubt is not None and ml <= doubt:
+    if false_lesion_ml is not None and ml <= false_lesion_ml:
         warnings.append(
-            f"volume: {ml:.2f} mL found, no more than the false-positive volume this model left "
-            f"in one of its validation scans ({doubt:.2f} mL): it may not be a stroke; "
+            f"volume: {ml:.2f} mL found, no more than the false lesions this model leaves in a "
+            f"typical validation scan ({false_lesion_ml:.2f} mL): it may not be a stroke; "
             "check the finding on the images"
         )
     mean = float(np.asarray(probability)[mask].mean())
@@ -156,5 +156,5 @@ def scan_warnings(scan: PreparedScan, result: Segmentation, predictor: Predictor
         result.mask,
         result.probability,
         predictor.rule.threshold,
-        predictor.false_positive_ml,
+        predictor.false_lesion_ml,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
@@ -28,7 +29,7 @@ from strokeseg.inference.checkpoint import read_checkpoint
 from strokeseg.inference.engine import Predictor
 from strokeseg.inference.ensemble import load_predictor
 from strokeseg.inference.options import InferenceOptions
-from strokeseg.inference.postprocess import choose, false_positive_ml
+from strokeseg.inference.postprocess import choose, false_lesion_ml
 from strokeseg.training import run as training_run
 from strokeseg.training.config import Config
 
@@ -71,7 +72,9 @@ def fit_postprocess(config: Config, data_dir: str | Path, run: str | Path) -> di
         "val_f1": chosen["f1"],
         "val_f1_raw": raw["f1"],
         "val_subjects": len(val),
-        "val_false_positive_ml_max": max(false_positive_ml(p, g, mm3, rule) for p, g, mm3 in cases),
+        "val_false_lesion_ml_median": float(
+            np.median([false_lesion_ml(p, g, mm3, rule) for p, g, mm3 in cases])
+        ),
     }
     state = read_checkpoint(checkpoint)
     state["strokeseg"]["postprocess"] = record
