@@ -4,9 +4,9 @@ The post-processing is not in the paper (``docs/training.md``): the run's ``best
 segments each validation subject once; the probability threshold and the minimum lesion volume
 (26-connected components, mm3) best by ``config.postprocess``'s objective (mean per-subject
 Dice, or its mean with lesion-wise F1) over its grid are stored in the checkpoint's
-description, where ``predict`` and ``evaluate`` find them, with the largest false-positive
-volume the rule left in a validation subject (the quality checks doubt a finding no larger than
-that). :class:`FitPostprocess` does it as a Lightning callback, on global rank zero once
+description, where ``predict`` and ``evaluate`` find them, with the median volume of the false
+lesions (touching no true lesion) the rule left in a validation subject (the quality checks
+doubt a finding no larger than that). :class:`FitPostprocess` does it as a Lightning callback, on global rank zero once
 ``fit()`` has written the checkpoints.
 """
 
