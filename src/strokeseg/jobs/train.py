@@ -6,8 +6,8 @@ segments each validation subject once; the probability threshold and the minimum
 Dice, or its mean with lesion-wise F1) over its grid are stored in the checkpoint's
 description, where ``predict`` and ``evaluate`` find them, with the median volume of the false
 lesions (touching no true lesion) the rule left in a validation subject (the quality checks
-doubt a finding no larger than that). :class:`FitPostprocess` does it as a Lightning callback, on global rank zero once
-``fit()`` has written the checkpoints.
+doubt a finding no larger than that). :class:`FitPostprocess` does it as a Lightning callback,
+on global rank zero once ``fit()`` has written the checkpoints.
 """
 
 from __future__ import annotations
