@@ -243,11 +243,12 @@ def predict(
 
     def segment(i: int, name: str, volume: Volume) -> Lesions:
         row, scan, result = predict_scan(name, volume, predictor)
-        save_like(result.mask, volume, targets[i], overwrite=replace)
         if probabilities:
             save_probabilities_like(result.probability, volume, maps[i], overwrite=replace)
         report = on_scan(name, scan, result, row.warnings) if on_scan else None
         write_summary(summaries[i], row, report, replace)
+        # the mask last: a scan whose mask exists is complete (--skip-existing keeps it)
+        save_like(result.mask, volume, targets[i], overwrite=replace)
         return row
 
     keep = skip_existing and not overwrite
