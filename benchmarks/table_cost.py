@@ -24,7 +24,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from strokeseg.jobs.benchmark import modalities, profile_overrides, row_configs
+from strokeseg.jobs.benchmark_rows import modalities, profile_overrides, row_configs
 from strokeseg.models import create_model, deploy
 from strokeseg.models.multitask import build_loss
 from strokeseg.training.config import load_config

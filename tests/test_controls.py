@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from strokeseg.jobs.benchmark import CONTROLS, profile_overrides, row_configs
+from strokeseg.jobs.benchmark_rows import CONTROLS, profile_overrides, row_configs
 from strokeseg.models.multitask import (
     BoundaryWeightedLoss,
     MultiTaskLoss,

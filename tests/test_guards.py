@@ -83,7 +83,7 @@ def test_benchmark_paper_profile_is_refused_without_a_gpu(tmp_path, cli, monkeyp
 
 
 def test_table_1_on_atlas_data_explains_itself():
-    from strokeseg.jobs.benchmark import modalities, row_configs
+    from strokeseg.jobs.benchmark_rows import modalities, row_configs
 
     assert modalities(1) == ["ct"] and modalities(3) == ["mri"] and modalities(2) == ["ct", "mri"]
     with pytest.raises(

@@ -122,7 +122,7 @@ def test_train_refuses_the_mirror_for_ct_in_one_line_and_writes_nothing(tmp_path
 
 
 def test_the_cpu_profile_keeps_the_mirror_for_mri_and_leaves_it_out_for_ct():
-    from strokeseg.jobs.benchmark import profile_overrides
+    from strokeseg.jobs.benchmark_rows import profile_overrides
 
     assert load_config("demo").data.mirror  # the demo's cohort is on the symmetric template
     assert load_config("tiny", profile_overrides("cpu", "unetpp", "mri")).data.mirror

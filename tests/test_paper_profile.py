@@ -11,7 +11,7 @@ import torch
 
 from strokeseg.data.layouts import find_dataset
 from strokeseg.errors import StrokesegError
-from strokeseg.jobs.benchmark import CONTROLS, profile_overrides
+from strokeseg.jobs.benchmark_rows import CONTROLS, profile_overrides
 from strokeseg.reports.tables import markdown
 from strokeseg.training.config import PACKAGED_CONFIGS, load_config
 from strokeseg.training.datamodule import SliceDataModule, per_process_batch

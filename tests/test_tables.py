@@ -6,7 +6,7 @@ import pytest
 
 from strokeseg.errors import StrokesegError
 from strokeseg.evaluation import design
-from strokeseg.jobs.benchmark import profile_overrides, row_configs
+from strokeseg.jobs.benchmark_rows import profile_overrides, row_configs
 from strokeseg.reports.tables import (
     forest_figure,
     markdown,
