@@ -12,7 +12,6 @@ the dotted key, before a run folder exists. Unknown keys are refused with the ne
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +34,7 @@ from strokeseg.data.preprocessing import Preprocessing
 from strokeseg.errors import StrokesegError
 from strokeseg.models import create_on_meta, first_filters
 from strokeseg.models.multitask import laplacian_default
+from strokeseg.training.config_errors import one_line
 
 SCHEDULES = ("constant", "cosine")
 SELECT_BY = ("subject", "pooled")
@@ -276,78 +276,12 @@ class Config(Section):
         return kwargs
 
 
-_PROBLEMS = {
-    "float_parsing": "expected a number",
-    "float_type": "expected a number",
-    "int_parsing": "expected an integer",
-    "int_type": "expected an integer",
-    "int_from_float": "expected an integer",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "list_type": "expected a list",
-    "dict_type": "expected a section of keys",
-    "model_type": "expected a section of keys",
-    "model_attributes_type": "expected a section of keys",
-    "string_type": "expected a text value",
-    "too_short": "expected at least one value",
-}
-
-
-def _problem(error: dict) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    bounds = {
-        "greater_than": "must be > {gt}",
-        "greater_than_equal": "must be >= {ge}",
-        "less_than": "must be < {lt}",
-        "less_than_equal": "must be <= {le}",
-        "multiple_of": "must be a multiple of {multiple_of}",
-        "literal_error": "expected one of {expected}",
-    }
-    if kind in bounds:
-        return bounds[kind].format(**ctx)
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    return _PROBLEMS.get(kind, error["msg"])
-
-
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Config
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        annotation = getattr(field, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def _one_line(error: ValidationError, where: str) -> StrokesegError:
-    """The first validation error as one line naming the dotted key (``data.split[1]``)."""
-    first = error.errors()[0]
-    loc = first["loc"]
-    dotted = ""
-    for part in loc:
-        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
-    if first["type"] == "extra_forbidden":
-        section = _section_at(loc[:-1])
-        valid = list(section.model_fields) if section else []
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f"did you mean {'.'.join([*map(str, loc[:-1]), near[0]])}?" if near else ""
-        return StrokesegError(
-            f"{where}: unknown key {dotted}; " + (hint or f"valid: {', '.join(valid)}")
-        )
-    if not loc:
-        return StrokesegError(f"{where}: {_problem(first)}")
-    shown = f" {first['input']!r}" if not isinstance(first["input"], (dict, list)) else ""
-    return StrokesegError(f"{where}: {dotted}{shown}: {_problem(first)}")
-
-
 def build_config(values: dict[str, Any], where: str = "config") -> Config:
     """Validate a nested dict of config values (``where`` names its source in errors)."""
     try:
         return Config.model_validate(values)
     except ValidationError as error:
-        raise _one_line(error, where) from None
+        raise one_line(error, where, Config) from None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
