@@ -146,3 +146,31 @@ def test_one_spelling_for_the_output_flag(argv):
     parser = build_parser()
     for flag in ("-o", "--out", "--output"):
         assert str(parser.parse_args([*argv, flag, "here"]).out) == "here"
+
+
+def test_a_resumed_report_run_lists_every_scan_in_its_index(checkpoint, scans, tmp_path, cli):
+    """--report with --skip-existing: the index lists the kept scans too, as the run that
+    segmented them wrote their rows, in the scans' order."""
+    from html_checks import check_html
+
+    out = tmp_path / "out"
+    args = ("predict", "-i", scans, "-o", out, "--checkpoint", checkpoint, "--report")
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    whole = (out / "report.html").read_text(encoding="utf-8")
+    for name in ("s03", "s05"):  # as if the run had stopped before these two
+        for suffix in ("_mask.nii.gz", "_summary.json", "_report.html", "_lesions.nii.gz"):
+            (out / f"{name}{suffix}").unlink(missing_ok=True)
+        for viewer in out.glob(f"{name}_lesions*"):
+            viewer.unlink()
+    resumed = cli(*args, "--skip-existing")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    index = (out / "report.html").read_text(encoding="utf-8")
+    page = check_html(index, folder=out)
+    assert page.tags["tr"] == 1 + N_SCANS
+    names = [f"s{i:02d}" for i in range(N_SCANS)]
+    assert [n for n in names if f">{n}</a>" in index] == names
+    assert sorted(index.index(f">{n}</a>") for n in names) == [
+        index.index(f">{n}</a>") for n in names
+    ]
+    assert index == whole  # the same scans, rows and figures as the uninterrupted run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 
 import nibabel as nib
@@ -89,9 +90,11 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     inside = [p for p in files if p.parts[0].startswith("sub-") and len(p.parts) > 1]
     assert {p.parts[0] for p in inside} == {"sub-r001s002"}  # --participant-label honoured
-    assert len(inside) == 8
+    assert len(inside) == 9
+    ignored = (out / ".bidsignore").read_text(encoding="utf-8").split()
     for path in inside:
-        if path.name.endswith((".label.txt", ".ctbl")):  # viewer colour tables, .bidsignored
+        if path.name.endswith((".label.txt", ".ctbl", "_summary.json")):  # viewer colour
+            assert any(fnmatch.fnmatch(path.name, p) for p in ignored)  # tables, index rows
             continue
         entities = check_derivative_path(path)
         assert entities == {
@@ -133,10 +136,12 @@ def test_bids_app_on_a_synthatlas_tree_writes_valid_derivatives(tiny_run, tmp_pa
     assert more.returncode == 0, more.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in anat.iterdir()} == kept
     other = out / "sub-r001s001" / "ses-1" / "anat"
-    assert len([p for p in other.iterdir() if p.name.startswith("sub-r001s001")]) == 8
+    assert len([p for p in other.iterdir() if p.name.startswith("sub-r001s001")]) == 9
     lesions = (out / "lesions.csv").read_text(encoding="utf-8").splitlines()
     scans = [line.split(",")[0] for line in lesions[1:]]
     assert scans == ["sub-r001s001_ses-1", "sub-r001s002_ses-1"]
+    index = check_html((out / "report.html").read_text(encoding="utf-8"), folder=out)
+    assert index.tags["tr"] == 1 + 2  # the kept participant's row too, from its summary
 
 
 def test_evaluate_writes_report_html_in_both_forms(tiny_run, tiny_dataset, tmp_path, cli):

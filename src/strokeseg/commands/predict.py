@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
         threshold = predictor.rule.threshold
         checkpoints = ", ".join(str(c) for c in args.checkpoint)
-        report = RunReport(args.out, predictor.meta, checkpoints, args.overwrite, threshold)
+        replace = args.overwrite or args.skip_existing  # as predict's own outputs
+        report = RunReport(args.out, predictor.meta, checkpoints, replace, threshold)
         names = [name for name, _ in scan_inputs(args.input)][part[0] :: part[1]]
         report.check(names, run_files=part[1] == 1)
     rows, errors = predict(
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         probabilities=args.probabilities,
         part=part,
         on_scan=report.record if report else None,
+        on_kept=report.adopt if report else None,
     )
     if part[1] > 1:
         print(f"part {part[0]} of 0..{part[1] - 1} done; `strokeseg gather` writes lesions.csv")

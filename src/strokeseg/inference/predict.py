@@ -215,6 +215,7 @@ def predict(
     part: tuple[int, int] = (0, 1),
     progress: bool = True,
     on_scan: Callable | None = None,
+    on_kept: Callable[[Path], None] | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
@@ -224,10 +225,12 @@ def predict(
     killed run leaves it consistent with the masks. A bad scan is reported and skipped
     (:func:`each_scan`). ``on_scan(name, scan, segmentation, warnings)`` is called after each
     scan's mask is written (the reports, with the prepared scan); what it returns goes into the
-    scan's ``<scan>_summary.json`` beside its lesions.csv row. ``probabilities`` also writes
-    each scan's probability map (``<scan>_probabilities.nii.gz``, float32, the mask's
-    geometry). ``part`` (I, N) segments every N-th scan from the I-th and writes no
-    lesions.csv for N > 1 (``strokeseg gather`` writes it from the summaries).
+    scan's ``<scan>_summary.json`` beside its lesions.csv row; ``on_kept(summary)`` is called,
+    in the scans' order, with the summary file of each scan kept with ``skip_existing``.
+    ``probabilities`` also writes each scan's probability map
+    (``<scan>_probabilities.nii.gz``, float32, the mask's geometry). ``part`` (I, N) segments
+    every N-th scan from the I-th and writes no lesions.csv for N > 1 (``strokeseg gather``
+    writes it from the summaries).
     """
     check_output_folder(inputs, out_dir)
     scans, whole = scan_inputs(inputs)[part[0] :: part[1]], part[1] == 1
@@ -251,12 +254,18 @@ def predict(
         save_like(result.mask, volume, targets[i], overwrite=replace)
         return row
 
+    def kept_row(i: int) -> Lesions:
+        row = existing_lesions(scans[i][0], targets[i])
+        if on_kept is not None:
+            on_kept(summaries[i])
+        return row
+
     keep = skip_existing and not overwrite
     return each_scan(
         scans,
         segment,
         kept={i for i in range(len(scans)) if keep and targets[i].exists()},
-        kept_row=lambda i: existing_lesions(scans[i][0], targets[i]),
+        kept_row=kept_row,
         after=(lambda rows: write_lesions_csv(rows, out_dir / "lesions.csv")) if whole else None,
         desc="predict",
         progress=progress,

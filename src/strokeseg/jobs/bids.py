@@ -24,6 +24,7 @@ from strokeseg.inference.predict import (
     existing_lesions,
     predict_scan,
     write_lesions_csv,
+    write_summary,
 )
 from strokeseg.reports.bids import (
     IGNORED,
@@ -69,8 +70,15 @@ def write_scan(
     sidecar = to_json(mask_sidecar(scan, bids_dir, checkpoint, threshold, result))
     write_atomic(paths["sidecar"], sidecar, overwrite=overwrite)
     write_atomic(paths["lookup"], dseg_tsv(len(result.lesions)), overwrite=overwrite)
+    write_summary(paths["summary"], row, result.to_record(), overwrite)  # the index row
     save_like(seg.mask, volume, paths["mask"], overwrite=overwrite)
     return row
+
+
+def kept_scan(name: str, paths: dict[str, Path], report: RunReport) -> Lesions:
+    """The lesions.csv row of a scan an earlier run segmented, its index row kept too."""
+    report.adopt(paths["summary"])
+    return existing_lesions(name, paths["mask"])
 
 
 def run_app(
@@ -107,7 +115,7 @@ def run_app(
         names,
         lambda i, _, volume: write_scan(scans[i], plans[i], volume, predictor, report, bids_dir),
         kept={i for i, paths in enumerate(plans) if keep and paths["mask"].exists()},
-        kept_row=lambda i: existing_lesions(names[i][0], plans[i]["mask"]),
+        kept_row=lambda i: kept_scan(names[i][0], plans[i], report),
         desc="bids",
         progress=progress,
     )

@@ -41,6 +41,7 @@ ENTITY_ORDER = ("sub", "ses", "task", "acq", "ce", "rec", "run", "echo", "part",
 DESC = "lesion"
 IGNORED = (
     "*.html",
+    "*_summary.json",
     "lesions.csv",
     "lesions_by_lesion.csv",
     "territories.csv",
@@ -216,4 +217,5 @@ def output_paths(scan: BidsScan) -> dict[str, Path]:
         "itksnap": itksnap,
         "slicer": slicer,
         "report": scan.report,
+        "summary": scan.folder / f"{scan.stem(with_space=False)}_summary.json",
     }
