@@ -59,6 +59,8 @@ def test_every_subject_is_tested_once_on_the_same_folds_in_every_row(bench):
                 (out / model / "seed0" / f"fold{i}" / "run" / "split.json").read_text("utf-8")
             )
             assert split["test"] == folds[i]  # the same folds for every row
+            run = out / model / "seed0" / f"fold{i}" / "run"
+            assert not (run / "cache").exists()  # a finished run's slice cache is deleted
             run_folds = out / model / "seed0" / f"fold{i}" / "run" / "folds.json"
             assert json.loads(run_folds.read_text(encoding="utf-8"))["folds"] == folds
             assert set(split["train"]) | set(split["val"]) == set(IDS) - set(folds[i])

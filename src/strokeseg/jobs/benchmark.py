@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -157,6 +158,8 @@ def run_row(
         "wall_seconds": time.perf_counter() - start,
     }
     write_record(record, folder / "result.json")
+    if config.data.cache_dir is None:  # the run's own slice cache (about 1 GB per ATLAS run)
+        shutil.rmtree(folder / "run" / "cache", ignore_errors=True)  # is not needed again
     return record
 
 
