@@ -70,9 +70,18 @@ def run_variant(data: Path, out: Path, args: argparse.Namespace, warmup: float) 
         *args.overrides,
     ]
     config = load_config("atlas/table3_unetpp_mtl", overrides)
-    if not (out / "last.ckpt").exists():
+    if not finished(out / "metrics.csv", config.optim.epochs * batches):
         train(config, data, out, callbacks=[ForegroundShare()], overwrite=True)
     return out / "metrics.csv"
+
+
+def finished(metrics_csv: Path, steps: int) -> bool:
+    """Whether a run logged its last step (an interrupted one is trained again from the start:
+    its loss curve must begin at step 1)."""
+    if not metrics_csv.exists():
+        return False
+    with metrics_csv.open(newline="") as f:
+        return any(int(row["step"]) >= steps - 1 for row in csv.DictReader(f) if row["step"])
 
 
 def read_log(metrics_csv: Path) -> tuple[dict[str, list[float]], list[dict[str, float]]]:
