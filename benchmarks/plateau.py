@@ -78,10 +78,7 @@ def run_variant(data: Path, out: Path, args: argparse.Namespace, warmup: float) 
 def finished(metrics_csv: Path, steps: int) -> bool:
     """Whether a run logged its last step (an interrupted one is trained again from the start:
     its loss curve must begin at step 1)."""
-    if not metrics_csv.exists():
-        return False
-    with metrics_csv.open(newline="") as f:
-        return any(int(row["step"]) >= steps - 1 for row in csv.DictReader(f) if row["step"])
+    return metrics_csv.exists() and len(read_log(metrics_csv)[0]["train/loss_mask"]) >= steps
 
 
 def read_log(metrics_csv: Path) -> tuple[dict[str, list[float]], list[dict[str, float]]]:

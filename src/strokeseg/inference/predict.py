@@ -143,18 +143,20 @@ def read_summary(path: Path) -> dict:
     return summary
 
 
-def existing_lesions(name: str, target: Path) -> Lesions:
-    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``):
-    from its summary, or recomputed from the mask when an older run wrote none."""
+def existing_lesions(name: str, target: Path) -> tuple[Lesions, dict | None]:
+    """The lesions.csv row of a scan whose mask a previous run wrote (``--skip-existing``) and
+    its report's index record: from its summary, or the row recomputed from the mask (and no
+    record) when an older run wrote none."""
     from strokeseg.data.io import load_mask
 
     summary = summary_path(target.parent, name)
     if summary.exists():
-        return Lesions(**read_summary(summary)["lesions_csv"])
+        saved = read_summary(summary)
+        return Lesions(**saved["lesions_csv"]), saved.get("report")
     mask = load_mask(target)
     row = lesion_stats(name, mask.data, mask.data, mask.voxel_mm3)  # the raw mask is gone
     row.warnings = [KEPT]  # the probability map is gone too: the checks are not re-run
-    return row
+    return row, None
 
 
 def each_scan(
@@ -215,7 +217,7 @@ def predict(
     part: tuple[int, int] = (0, 1),
     progress: bool = True,
     on_scan: Callable | None = None,
-    on_kept: Callable[[Path], None] | None = None,
+    on_kept: Callable[[dict | None], None] | None = None,
 ) -> tuple[list[Lesions], list[str]]:
     """Segment every scan under ``inputs``; returns lesion rows and one error line per failure.
 
@@ -225,8 +227,8 @@ def predict(
     killed run leaves it consistent with the masks. A bad scan is reported and skipped
     (:func:`each_scan`). ``on_scan(name, scan, segmentation, warnings)`` is called after each
     scan's mask is written (the reports, with the prepared scan); what it returns goes into the
-    scan's ``<scan>_summary.json`` beside its lesions.csv row; ``on_kept(summary)`` is called,
-    in the scans' order, with the summary file of each scan kept with ``skip_existing``.
+    scan's ``<scan>_summary.json`` beside its lesions.csv row; ``on_kept(record)`` is called,
+    in the scans' order, with the report record of each scan kept with ``skip_existing``.
     ``probabilities`` also writes each scan's probability map
     (``<scan>_probabilities.nii.gz``, float32, the mask's geometry). ``part`` (I, N) segments
     every N-th scan from the I-th and writes no lesions.csv for N > 1 (``strokeseg gather``
@@ -255,9 +257,9 @@ def predict(
         return row
 
     def kept_row(i: int) -> Lesions:
-        row = existing_lesions(scans[i][0], targets[i])
+        row, record = existing_lesions(scans[i][0], targets[i])
         if on_kept is not None:
-            on_kept(summaries[i])
+            on_kept(record)
         return row
 
     keep = skip_existing and not overwrite

@@ -77,8 +77,9 @@ def write_scan(
 
 def kept_scan(name: str, paths: dict[str, Path], report: RunReport) -> Lesions:
     """The lesions.csv row of a scan an earlier run segmented, its index row kept too."""
-    report.adopt(paths["summary"])
-    return existing_lesions(name, paths["mask"])
+    row, record = existing_lesions(name, paths["mask"])
+    report.adopt(record)
+    return row
 
 
 def run_app(

@@ -19,7 +19,6 @@ from strokeseg.data.io import refuse_existing, save_labels_like, write_atomic
 from strokeseg.data.preprocessing import PreparedScan, TrainingData
 from strokeseg.inference.engine import Segmentation
 from strokeseg.inference.native import template_map
-from strokeseg.inference.predict import read_summary
 from strokeseg.reports import figures, html, territories, viewers
 from strokeseg.reports.lesions import (
     Lesion,
@@ -344,11 +343,10 @@ class RunReport:
         record = self.add(name, scan, result, warnings).to_record()
         return {**record, "checkpoint": self.checkpoint, "model": self.meta.get("model_name")}
 
-    def adopt(self, summary: Path) -> None:
-        """Keep the index row of a scan as an earlier run recorded it in its ``summary`` file
-        (a scan ``--skip-existing`` kept). A scan without a report there (segmented without
+    def adopt(self, record: dict | None) -> None:
+        """Keep the index row of a scan as an earlier run recorded it in its summary (a scan
+        ``--skip-existing`` kept). A scan without a ``record`` (segmented without
         ``--report``, or killed before its summary was written) gets no row."""
-        record = read_summary(summary).get("report") if summary.exists() else None
         if record:
             self.results.append(ScanResult.from_record(record, self.out_dir))
 
